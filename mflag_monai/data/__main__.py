@@ -1,0 +1,45 @@
+"""Command line: ``python -m mflag_monai.data {prepare,demo} ...``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..utils.io import atomic_write_json
+from . import PREPARERS, get_preparer
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run the sub-command."""
+    parser = argparse.ArgumentParser(prog="python -m mflag_monai.data", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    prep = sub.add_parser("prepare", help="turn a dataset's official layout into a MONAI datalist JSON")
+    prep.add_argument("dataset", choices=sorted(PREPARERS))
+    prep.add_argument("--root", required=True, help="the dataset's folder, as downloaded")
+    prep.add_argument("--out", required=True, help="datalist JSON to write")
+    prep.add_argument("--reports-root", "--reports_root", default=None, help="MIMIC-CXR: folder holding files/p../s*.txt")
+
+    demo = sub.add_parser("demo", help="write the built-in synthetic demo data")
+    demo.add_argument("--out", default=None, help="folder (default: the demo cache folder)")
+    demo.add_argument("--num-studies", "--num_studies", type=int, default=None)
+    demo.add_argument("--seed", type=int, default=None)
+    demo.add_argument("--overwrite", action="store_true")
+
+    args = parser.parse_args(argv)
+    if args.command == "prepare":
+        options = {"reports_root": args.reports_root} if args.reports_root else {}
+        prepared = get_preparer(args.dataset)(args.root, **options)
+        atomic_write_json(prepared.to_json(), args.out)
+        print(f"Wrote {args.out}\n{prepared.format_summary()}")
+        return 0
+    from .demo import generate_demo_data
+
+    kwargs = {k: v for k, v in {"num_studies": args.num_studies, "seed": args.seed}.items() if v is not None}
+    root = generate_demo_data(args.out, overwrite=args.overwrite, **kwargs)
+    print(f"Demo data at {root}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Finding or making the datalist a bundle trains on."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from ..utils.io import atomic_write_json
+from .prepare import get_preparer
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["load_datalist", "resolve_datalist"]
+
+DEMO = "demo"
+
+
+def load_datalist(path: str | os.PathLike) -> dict[str, list[dict]]:
+    """Read a datalist JSON (``{"training": [...], ...}``); the ``summary`` entry, if any, is dropped."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Datalist not found: {path}")
+    content = json.loads(path.read_text())
+    return {k: v for k, v in content.items() if isinstance(v, list)}
+
+
+def resolve_datalist(
+    dataset_dir: str | os.PathLike = DEMO,
+    datalist_file: str | os.PathLike | None = None,
+    dataset: str = "mimic-cxr",
+    demo_subdir: str | None = None,
+    **prepare_options: object,
+) -> dict[str, list[dict]]:
+    """The splits a bundle uses, preparing them when needed.
+
+    Args:
+        dataset_dir: ``"demo"`` (the built-in demo data, generated on first use), a dataset folder in its official
+            layout (prepared with the ``dataset`` preparer), or a datalist ``.json`` used as it is.
+        datalist_file: where the prepared datalist is written and reused while it is current.
+        dataset: the preparer's name (``prepare NAME`` on the command line).
+        demo_subdir: the demo dataset's folder (default: the ``dataset`` name).
+        prepare_options: passed to the preparer.
+    """
+    source = str(dataset_dir)
+    if source.endswith(".json"):
+        return load_datalist(source)
+    if source == DEMO:
+        from .demo import ensure_demo_data
+
+        root = Path(ensure_demo_data()) / (demo_subdir or dataset)
+    else:
+        root = Path(source).expanduser().resolve()
+        if not root.is_dir():
+            raise FileNotFoundError(f"dataset_dir {source!r} is neither 'demo', a datalist .json, nor a folder.")
+    stamp = {"dataset": dataset, "root": str(root), "options": {k: str(v) for k, v in sorted(prepare_options.items())}}
+    stamp["newest_input"] = max((p.stat().st_mtime for p in root.glob("*.csv")), default=0.0)
+    if datalist_file is not None and Path(datalist_file).is_file():
+        content = json.loads(Path(datalist_file).read_text())
+        if content.get("source") == stamp:
+            return {k: v for k, v in content.items() if isinstance(v, list)}
+    prepared = get_preparer(dataset)(root, **prepare_options)
+    logger.info("Prepared %s datalist from %s:\n%s", dataset, root, prepared.format_summary())
+    print(f"Prepared {dataset} datalist from {root}:\n{prepared.format_summary()}", flush=True)
+    if datalist_file is not None:
+        atomic_write_json({**prepared.to_json(), "source": stamp}, datalist_file)
+    return prepared.datalist

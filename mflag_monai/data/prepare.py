@@ -1,0 +1,45 @@
+"""A small registry of dataset preparers: each turns a dataset's official layout into a MONAI datalist."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+__all__ = ["PreparedDatalist", "PREPARERS", "register_preparer", "get_preparer"]
+
+
+@dataclass
+class PreparedDatalist:
+    """A MONAI datalist (``{"training": [...], "validation": [...], "test": [...]}``) and a summary of what was kept."""
+
+    datalist: dict[str, list[dict]]
+    summary: dict[str, int | str] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        """The datalist file's content: the splits plus the summary under ``"summary"``."""
+        return {**self.datalist, "summary": self.summary}
+
+    def format_summary(self) -> str:
+        """One line per summary entry, for the command line."""
+        width = max((len(k) for k in self.summary), default=0)
+        return "\n".join(f"  {k:<{width}}  {v}" for k, v in self.summary.items())
+
+
+PREPARERS: dict[str, Callable[..., PreparedDatalist]] = {}
+
+
+def register_preparer(name: str) -> Callable[[Callable[..., PreparedDatalist]], Callable[..., PreparedDatalist]]:
+    """Decorator registering ``fn(root, **options) -> PreparedDatalist`` under ``name`` for ``prepare NAME``."""
+
+    def wrap(fn: Callable[..., PreparedDatalist]) -> Callable[..., PreparedDatalist]:
+        PREPARERS[name] = fn
+        return fn
+
+    return wrap
+
+
+def get_preparer(name: str) -> Callable[..., PreparedDatalist]:
+    """The preparer registered under ``name``."""
+    if name not in PREPARERS:
+        raise KeyError(f"Unknown dataset {name!r}; known: {', '.join(sorted(PREPARERS))}")
+    return PREPARERS[name]

@@ -1,0 +1,6 @@
+"""Training engines and handlers."""
+
+from .handlers import EncoderExporter, HistoryWriter, ProgressBarHandler
+from .pretrain import MFLAGTrainer, loss_terms, paper_restart_period
+
+__all__ = ["MFLAGTrainer", "paper_restart_period", "loss_terms", "ProgressBarHandler", "HistoryWriter", "EncoderExporter"]

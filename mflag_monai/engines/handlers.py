@@ -1,0 +1,98 @@
+"""Ignite handlers that MONAI lacks: a tqdm progress bar with the losses, a per-epoch history file, and the
+export of the trained encoder for the downstream bundles."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import torch
+from ignite.engine import Engine, Events
+from torch import nn
+
+from ..utils.io import atomic_torch_save, atomic_write_json
+from .pretrain import loss_terms
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ProgressBarHandler", "HistoryWriter", "EncoderExporter"]
+
+
+class ProgressBarHandler:
+    """Attach ignite's tqdm ``ProgressBar`` the MONAI way (``handler.attach(engine)``), showing the loss terms."""
+
+    def __init__(self, output_transform: Callable = loss_terms, desc: str = "Epoch", persist: bool = True) -> None:
+        self.output_transform = output_transform
+        self.desc = desc
+        self.persist = persist
+
+    def attach(self, engine: Engine) -> None:
+        """Show a bar per epoch with the running loss terms."""
+        from ignite.handlers import ProgressBar
+
+        ProgressBar(persist=self.persist, desc=self.desc).attach(engine, output_transform=self.output_transform)
+
+
+class HistoryWriter:
+    """Append the epoch-level metrics (``engine.state.metrics``) to a JSON list after every epoch.
+
+    The file is rewritten atomically, so it is always complete; it is what users (and tests) read to see that the
+    loss went down.
+    """
+
+    def __init__(self, filepath: str | os.PathLike) -> None:
+        self.filepath = Path(filepath)
+
+    def attach(self, engine: Engine) -> None:
+        """Write after each epoch."""
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        """Append this epoch's metrics."""
+        history = json.loads(self.filepath.read_text()) if self.filepath.is_file() else []
+        history = [h for h in history if h.get("epoch", 0) < engine.state.epoch]  # a resumed run rewrites later epochs
+        entry = {"epoch": engine.state.epoch, "iteration": engine.state.iteration}
+        entry.update({k: float(v) for k, v in engine.state.metrics.items() if isinstance(v, (int, float, torch.Tensor))})
+        history.append(entry)
+        atomic_write_json(history, self.filepath)
+
+
+class EncoderExporter:
+    """Save the image encoder's state dict (torchvision layout, no prefix) when training completes.
+
+    This is the file the downstream bundles load. A JSON sidecar records how it was made.
+
+    Args:
+        encoder: the image encoder module (``@network.image_encoder``).
+        filepath: where to write the ``.pt`` file.
+        info: extra facts for the sidecar (depth, image size, language model, ...).
+        save_every_epoch: also refresh the file after every epoch (so an interrupted run leaves a usable encoder).
+    """
+
+    def __init__(
+        self, encoder: nn.Module, filepath: str | os.PathLike, info: Mapping | None = None, save_every_epoch: bool = True
+    ) -> None:
+        self.encoder = encoder
+        self.filepath = Path(filepath)
+        self.info = dict(info or {})
+        self.save_every_epoch = save_every_epoch
+
+    def attach(self, engine: Engine) -> None:
+        """Export on completion (and after every epoch if asked)."""
+        engine.add_event_handler(Events.COMPLETED, self)
+        if self.save_every_epoch:
+            engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        """Write the encoder weights and the sidecar."""
+        state = {k: v.detach().cpu() for k, v in self.encoder.state_dict().items()}
+        atomic_torch_save(state, self.filepath)
+        info = {**self.info, "epoch": engine.state.epoch, "iteration": engine.state.iteration}
+        info["feature_dim"] = int(getattr(self.encoder, "feature_dim", 0))
+        info["depth"] = int(getattr(self.encoder, "depth", 0))
+        atomic_write_json(info, self.filepath.with_suffix(".json"))
+        if engine.state.epoch == engine.state.max_epochs or not self.save_every_epoch:
+            logger.info("Encoder weights written to %s", self.filepath)

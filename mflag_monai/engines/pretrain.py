@@ -1,0 +1,91 @@
+"""The M-FLAG pre-training engine: MONAI's ``SupervisedTrainer`` with an image–report iteration.
+
+``SupervisedTrainer`` assumes ``(inputs, targets) → one loss``; M-FLAG's step takes images *and* report texts (or
+cached text features) and yields two loss terms that we want to log separately, so only the iteration is replaced.
+Everything else (events, handlers, metrics, AMP flag, ``torch.compile`` option) is MONAI's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from monai.engines import SupervisedTrainer
+from monai.engines.utils import IterationEvents
+from monai.utils import CommonKeys as Keys
+
+__all__ = ["MFLAGTrainer", "paper_restart_period", "loss_terms"]
+
+LOSS_KEYS = ("loss", "loss_align", "loss_orth")
+
+
+def paper_restart_period(epochs: int, num_samples: int, batch_size: int, fraction: float = 0.4) -> int:
+    """``T_0`` of the paper's ``CosineAnnealingWarmRestarts``: ``int(epochs·N // 4 // batch · 0.4)``, at least 1."""
+    return max(1, int(epochs * num_samples // 4 // batch_size * fraction))
+
+
+def loss_terms(output: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    """The loss terms of one iteration's output as floats (for stats and TensorBoard handlers)."""
+    return {k: float(output[k]) for k in LOSS_KEYS if k in output}
+
+
+class MFLAGTrainer(SupervisedTrainer):
+    """Pre-trains an :class:`~mflag_monai.networks.MFLAG` model on batches of images and reports.
+
+    Each batch is a dict with ``image_key`` (``[B, C, H, W]``) and either ``report_key`` (``B`` strings, encoded by
+    the frozen language model) or ``feature_key`` (``[B, H]`` cached language-model features). The loss function
+    is an :class:`~mflag_monai.losses.MFLAGLoss`. The iteration output holds ``loss``, ``loss_align``, ``loss_orth``.
+
+    Args:
+        image_key, report_key, feature_key: batch keys.
+        amp_dtype: autocast dtype when ``amp`` is on (``torch.float16`` uses the grad scaler; ``torch.bfloat16``
+            needs none).
+        other arguments: as :class:`monai.engines.SupervisedTrainer`.
+    """
+
+    def __init__(
+        self,
+        *args,
+        image_key: str = "image",
+        report_key: str = "report",
+        feature_key: str = "text_feature",
+        amp_dtype: torch.dtype = torch.float16,
+        **kwargs,
+    ) -> None:
+        kwargs.setdefault("decollate", False)  # the output is a few scalar losses: nothing to decollate
+        super().__init__(*args, **kwargs)
+        self.image_key, self.report_key, self.feature_key = image_key, report_key, feature_key
+        self.amp_dtype = amp_dtype
+        self._use_scaler = self.amp and amp_dtype == torch.float16 and torch.device(self.state.device).type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self._use_scaler)
+
+    def _iteration(self, engine: MFLAGTrainer, batchdata: dict) -> dict:  # type: ignore[override]
+        if batchdata is None:
+            raise ValueError("Must provide batch data for current iteration.")
+        device = engine.state.device
+        images = batchdata[self.image_key].to(device, non_blocking=engine.non_blocking)
+        features = batchdata.get(self.feature_key)
+        texts = None if features is not None else list(batchdata[self.report_key])
+        if features is not None:
+            features = torch.as_tensor(features).to(device, non_blocking=engine.non_blocking).float()
+
+        engine.network.train()
+        engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
+        device_type = torch.device(device).type
+        with torch.autocast(device_type=device_type, dtype=self.amp_dtype, enabled=bool(engine.amp)):
+            output = engine.network(images, texts=texts, text_features=features)
+            engine.fire_event(IterationEvents.FORWARD_COMPLETED)
+            losses = engine.loss_function(output)
+        engine.fire_event(IterationEvents.LOSS_COMPLETED)
+        if self._use_scaler:
+            self.scaler.scale(losses["loss"]).backward()
+            engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+            self.scaler.step(engine.optimizer)
+            self.scaler.update()
+        else:
+            losses["loss"].backward()
+            engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+            engine.optimizer.step()
+        engine.fire_event(IterationEvents.MODEL_COMPLETED)
+        engine.state.output = {Keys.LOSS: losses["loss"].detach(), **{k: losses[k] for k in LOSS_KEYS[1:]}}
+        return engine.state.output

@@ -1,0 +1,112 @@
+"""M-FLAG losses, exactly as SPEC §1.
+
+* alignment: ``mean over batch of (2 - 2 x̂·ŷ) + (2 - 2 ŷ·x̂) = mean(4 - 4 cos(x, y))`` on L2-normalised projections;
+  no temperature and no negatives.
+* orthogonality: on the raw encoder feature ``Z`` (``B × D``, not normalised, not centred), ``C = ZᵀZ / B`` and
+  ``L = ½ [Σᵢ (Cᵢᵢ − 1)² + λ Σ_{i≠j} Cᵢⱼ²]`` with ``λ = 0.0051``.
+* total: ``w_orth · L_orth + w_align · L_align`` with both weights 1.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.modules.loss import _Loss
+
+__all__ = ["AlignmentLoss", "OrthogonalityLoss", "MFLAGLoss"]
+
+
+class AlignmentLoss(_Loss):
+    """Symmetric cosine alignment between paired image and text projections.
+
+    ``loss(image_proj, text_proj)`` returns ``mean_b (2 − 2 x̂_b·ŷ_b) + (2 − 2 ŷ_b·x̂_b)``. Both terms are kept as
+    the paper writes them (they are equal); ``symmetric=False`` keeps one of them.
+    """
+
+    def __init__(self, symmetric: bool = True) -> None:
+        super().__init__()
+        self.symmetric = symmetric
+
+    def forward(self, image_proj: torch.Tensor, text_proj: torch.Tensor) -> torch.Tensor:
+        """Return the scalar loss for ``[B, D]`` projections."""
+        if image_proj.shape != text_proj.shape:
+            raise ValueError(f"Projection shapes differ: {tuple(image_proj.shape)} vs {tuple(text_proj.shape)}")
+        x = F.normalize(image_proj.float(), dim=-1)
+        y = F.normalize(text_proj.float(), dim=-1)
+        per_pair = 2.0 - 2.0 * (x * y).sum(-1)
+        if self.symmetric:
+            per_pair = per_pair + (2.0 - 2.0 * (y * x).sum(-1))
+        return per_pair.mean()
+
+
+class OrthogonalityLoss(_Loss):
+    """Drive the (uncentred) second-moment matrix of the encoder feature towards the identity.
+
+    Args:
+        lambd: weight of the off-diagonal term (0.0051).
+        scale: the factor in front of the bracket (½ in the paper).
+    """
+
+    def __init__(self, lambd: float = 0.0051, scale: float = 0.5) -> None:
+        super().__init__()
+        self.lambd = lambd
+        self.scale = scale
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Return the scalar loss for a ``[B, D]`` feature matrix."""
+        if z.ndim != 2:
+            raise ValueError(f"Expected a [B, D] feature matrix, got shape {tuple(z.shape)}")
+        z = z.float() if z.dtype in (torch.float16, torch.bfloat16) else z  # the Gram matrix overflows fp16
+        c = z.T @ z / z.shape[0]
+        diag = torch.diagonal(c)
+        on_diag = (diag - 1.0).pow(2).sum()
+        off_diag = c.pow(2).sum() - diag.pow(2).sum()
+        return self.scale * (on_diag + self.lambd * off_diag)
+
+
+class MFLAGLoss(nn.Module):
+    """The M-FLAG objective ``w_orth · L_orth + w_align · L_align``.
+
+    Call as ``loss(output)`` with an :class:`~mflag_monai.networks.MFLAGOutput` (or
+    ``loss(image_feature, image_proj, text_proj)``). Returns a dict with ``loss`` (the total, to back-propagate),
+    ``loss_align`` and ``loss_orth`` (detached, for logging).
+
+    Args:
+        lambd: off-diagonal weight of the orthogonality loss (0.0051).
+        orth_scale: the ½ factor.
+        orth_weight: weight of the orthogonality loss (1).
+        align_weight: weight of the alignment loss (1).
+        orth_feature: ``"image_feature"`` (the raw encoder feature, the paper) or ``"image_proj"``.
+    """
+
+    FEATURES = ("image_feature", "image_proj")
+
+    def __init__(
+        self,
+        lambd: float = 0.0051,
+        orth_scale: float = 0.5,
+        orth_weight: float = 1.0,
+        align_weight: float = 1.0,
+        orth_feature: str = "image_feature",
+    ) -> None:
+        super().__init__()
+        if orth_feature not in self.FEATURES:
+            raise ValueError(f"orth_feature must be one of {self.FEATURES}, got {orth_feature!r}")
+        self.alignment = AlignmentLoss()
+        self.orthogonality = OrthogonalityLoss(lambd=lambd, scale=orth_scale)
+        self.orth_weight = orth_weight
+        self.align_weight = align_weight
+        self.orth_feature = orth_feature
+
+    def forward(
+        self, image_feature, image_proj: torch.Tensor | None = None, text_proj: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Compute the total loss and its two parts."""
+        if image_proj is None:  # called with the model's output tuple
+            image_feature, image_proj, text_proj = image_feature
+        align = self.alignment(image_proj, text_proj)
+        orth_input = image_feature if self.orth_feature == "image_feature" else image_proj
+        orth = self.orthogonality(orth_input)
+        total = self.orth_weight * orth + self.align_weight * align
+        return {"loss": total, "loss_align": align.detach(), "loss_orth": orth.detach()}

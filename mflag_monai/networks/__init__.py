@@ -1,0 +1,23 @@
+"""Networks: the image encoder, the frozen text encoder, projection heads and the M-FLAG model."""
+
+from .factory import build_mflag
+from .image_encoder import RESNET_LAYOUTS, ResNetEncoder, build_image_encoder, load_encoder_state_dict, load_weights_file
+from .mflag import MFLAG, MFLAGOutput
+from .projection import ProjectionHead
+from .text_encoder import TEXT_MODEL_ALIASES, FrozenTextEncoder, load_text_model, resolve_text_model
+
+__all__ = [
+    "RESNET_LAYOUTS",
+    "ResNetEncoder",
+    "build_image_encoder",
+    "load_encoder_state_dict",
+    "load_weights_file",
+    "FrozenTextEncoder",
+    "load_text_model",
+    "resolve_text_model",
+    "TEXT_MODEL_ALIASES",
+    "ProjectionHead",
+    "MFLAG",
+    "MFLAGOutput",
+    "build_mflag",
+]

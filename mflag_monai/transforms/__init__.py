@@ -1,0 +1,20 @@
+"""MONAI transforms for chest radiographs and their reports."""
+
+from .augment import RandPerspectived, cxr_eval_transforms, cxr_preprocessing, cxr_pretrain_augmentation, cxr_pretrain_transforms
+from .io import CXRImageError, LoadCXRImage, LoadCXRImaged, read_cxr
+from .text import AssembleReportd, assemble_report, parse_report_sections
+
+__all__ = [
+    "CXRImageError",
+    "LoadCXRImage",
+    "LoadCXRImaged",
+    "read_cxr",
+    "RandPerspectived",
+    "cxr_preprocessing",
+    "cxr_pretrain_augmentation",
+    "cxr_pretrain_transforms",
+    "cxr_eval_transforms",
+    "AssembleReportd",
+    "assemble_report",
+    "parse_report_sections",
+]

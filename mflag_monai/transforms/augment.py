@@ -1,0 +1,146 @@
+"""The paper's pre-training augmentations as a MONAI transform chain (SPEC §1).
+
+In order: resize to ~256 px, random crop 224, random rotation in [0°, 90°], random perspective (distortion 0.5,
+p 0.5), random autocontrast (p 0.5), normalise with mean 0.5 / std 0.5, grey repeated to 3 channels for the
+ImageNet-layout encoder. MONAI provides all of them but the perspective warp, which is added here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Mapping, Sequence
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.transforms import (
+    CenterSpatialCropd,
+    Compose,
+    EnsureTyped,
+    Identityd,
+    MapTransform,
+    NormalizeIntensityd,
+    OneOf,
+    RandomizableTransform,
+    RandRotated,
+    RandSpatialCropd,
+    RepeatChanneld,
+    Resized,
+    ScaleIntensityd,
+)
+
+from .io import LoadCXRImaged
+
+__all__ = ["RandPerspectived", "cxr_preprocessing", "cxr_pretrain_augmentation", "cxr_pretrain_transforms", "cxr_eval_transforms"]
+
+
+class RandPerspectived(RandomizableTransform, MapTransform):
+    """Random perspective warp of 2D ``[C, H, W]`` images, the corners moved inwards by up to ``distortion``.
+
+    MONAI has no perspective transform; this samples the four corner displacements as torchvision's
+    ``RandomPerspective`` does (each corner moves by up to ``distortion × half the side``) and warps with
+    torchvision's functional ``perspective``.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        distortion: float = 0.5,
+        prob: float = 0.5,
+        fill: float = 0.0,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        RandomizableTransform.__init__(self, prob)
+        self.distortion = distortion
+        self.fill = fill
+        self._endpoints: list[list[int]] | None = None
+
+    def randomize(self, height: int, width: int) -> None:
+        """Draw whether to warp and the displaced corners for an image of ``height × width``."""
+        super().randomize(None)
+        if not self._do_transform:
+            return
+        dx = int(self.distortion * (width // 2))
+        dy = int(self.distortion * (height // 2))
+        r = self.R.randint
+        self._endpoints = [
+            [r(0, dx + 1), r(0, dy + 1)],  # top-left
+            [width - 1 - r(0, dx + 1), r(0, dy + 1)],  # top-right
+            [width - 1 - r(0, dx + 1), height - 1 - r(0, dy + 1)],  # bottom-right
+            [r(0, dx + 1), height - 1 - r(0, dy + 1)],  # bottom-left
+        ]
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        """Warp every key with the same sampled corners."""
+        from torchvision.transforms.v2.functional import perspective
+
+        d = dict(data)
+        first = next(iter(self.key_iterator(d)), None)
+        if first is None:
+            return d
+        height, width = d[first].shape[-2:]
+        self.randomize(height, width)
+        if not self._do_transform:
+            return d
+        start = [[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]]
+        for key in self.key_iterator(d):
+            img = d[key]
+            warped = perspective(torch.as_tensor(img).float(), start, self._endpoints, fill=[self.fill])
+            d[key] = warped.to(img.dtype) if isinstance(img, torch.Tensor) else warped
+        return d
+
+
+def cxr_preprocessing(keys: KeysCollection = "image", resize: int = 256, cache_dtype: torch.dtype = torch.float32) -> Compose:
+    """Deterministic part: load (DICOM/PNG/JPG, as displayed) and resize to ``resize × resize``.
+
+    This is the part a preprocessing cache may store; the random augmentation runs after it.
+    """
+    return Compose(
+        [
+            LoadCXRImaged(keys),
+            Resized(keys, spatial_size=(resize, resize), mode="area"),
+            EnsureTyped(keys, dtype=cache_dtype, track_meta=True),
+        ]
+    )
+
+
+def cxr_pretrain_augmentation(
+    keys: KeysCollection = "image",
+    crop: int = 224,
+    max_rotation_deg: float = 90.0,
+    perspective_distortion: float = 0.5,
+    perspective_prob: float = 0.5,
+    autocontrast_prob: float = 0.5,
+    channels: int = 3,
+) -> Compose:
+    """Random part, in the paper's order, ending with normalisation to [-1, 1] and ``channels`` channels."""
+    return Compose(
+        [
+            EnsureTyped(keys, dtype=torch.float32),
+            RandSpatialCropd(keys, roi_size=(crop, crop), random_size=False),
+            RandRotated(keys, range_x=(0.0, math.radians(max_rotation_deg)), prob=1.0, keep_size=True, padding_mode="zeros"),
+            RandPerspectived(keys, distortion=perspective_distortion, prob=perspective_prob),
+            # autocontrast = stretch each image's min..max to 0..1, applied with probability p
+            OneOf([ScaleIntensityd(keys, minv=0.0, maxv=1.0), Identityd(keys)], weights=[autocontrast_prob, 1.0 - autocontrast_prob]),
+            NormalizeIntensityd(keys, subtrahend=0.5, divisor=0.5),
+            RepeatChanneld(keys, repeats=channels),
+        ]
+    )
+
+
+def cxr_pretrain_transforms(keys: KeysCollection = "image", resize: int = 256, crop: int = 224, **augment_kwargs) -> Compose:
+    """Full pre-training chain: :func:`cxr_preprocessing` then :func:`cxr_pretrain_augmentation`."""
+    return Compose([cxr_preprocessing(keys, resize), cxr_pretrain_augmentation(keys, crop, **augment_kwargs)])
+
+
+def cxr_eval_transforms(keys: KeysCollection = "image", resize: int = 256, crop: int = 224, channels: int = 3) -> Compose:
+    """Deterministic evaluation chain: load, resize to ``resize``, centre crop ``crop``, normalise, repeat channels."""
+    return Compose(
+        [
+            cxr_preprocessing(keys, resize),
+            CenterSpatialCropd(keys, roi_size=(crop, crop)),
+            NormalizeIntensityd(keys, subtrahend=0.5, divisor=0.5),
+            RepeatChanneld(keys, repeats=channels),
+        ]
+    )

@@ -1,0 +1,44 @@
+"""Shared fixtures: a tiny BERT built from a config (no download) and small synthetic images."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+WORDS = (
+    "no pneumothorax pleural effusion heart size is normal cardiomegaly moderate mild severe large small left right "
+    "lower upper lobe consolidation focal opacity lungs are clear the and of with in seen there stable unchanged "
+    "acute cardiopulmonary process findings impression , . : -"
+).split()
+
+
+def make_tiny_bert(directory: Path, hidden: int = 32, layers: int = 2) -> Path:
+    """Write a randomly initialised tiny BERT with a word-level vocabulary to ``directory``."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(set(WORDS))]
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(directory / "vocab.txt"), do_lower_case=True)
+    tokenizer.save_pretrained(directory)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny BERT model folder (hidden size 32), made once per session."""
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
