@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--out", default=None, help="folder (default: the demo cache folder)")
     demo.add_argument("--num-studies", "--num_studies", type=int, default=None)
     demo.add_argument("--seed", type=int, default=None)
+    demo.add_argument("--image-size", "--image_size", type=int, default=None)
     demo.add_argument("--overwrite", action="store_true")
 
     args = parser.parse_args(argv)
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from .demo import generate_demo_data
 
-    kwargs = {k: v for k, v in {"num_studies": args.num_studies, "seed": args.seed}.items() if v is not None}
+    kwargs = {k: v for k, v in {"num_studies": args.num_studies, "seed": args.seed, "image_size": args.image_size}.items() if v is not None}
     root = generate_demo_data(args.out, overwrite=args.overwrite, **kwargs)
     print(f"Demo data at {root}")
     return 0

@@ -31,6 +31,7 @@ def resolve_datalist(
     datalist_file: str | os.PathLike | None = None,
     dataset: str = "mimic-cxr",
     demo_subdir: str | None = None,
+    demo_studies: int | None = None,
     **prepare_options: object,
 ) -> dict[str, list[dict]]:
     """The splits a bundle uses, preparing them when needed.
@@ -41,6 +42,7 @@ def resolve_datalist(
         datalist_file: where the prepared datalist is written and reused while it is current.
         dataset: the preparer's name (``prepare NAME`` on the command line).
         demo_subdir: the demo dataset's folder (default: the ``dataset`` name).
+        demo_studies: size of the generated demo collection (default: the generator's).
         prepare_options: passed to the preparer.
     """
     source = str(dataset_dir)
@@ -49,7 +51,8 @@ def resolve_datalist(
     if source == DEMO:
         from .demo import ensure_demo_data
 
-        root = Path(ensure_demo_data()) / (demo_subdir or dataset)
+        demo_kwargs = {"num_studies": demo_studies} if demo_studies else {}
+        root = Path(ensure_demo_data(**demo_kwargs)) / (demo_subdir or dataset)
     else:
         root = Path(source).expanduser().resolve()
         if not root.is_dir():

@@ -18,7 +18,7 @@ from .pretrain import loss_terms
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ProgressBarHandler", "HistoryWriter", "EncoderExporter"]
+__all__ = ["ProgressBarHandler", "HistoryWriter", "EncoderExporter", "TrainingCheckpointer"]
 
 
 class ProgressBarHandler:
@@ -79,6 +79,7 @@ class EncoderExporter:
         self.filepath = Path(filepath)
         self.info = dict(info or {})
         self.save_every_epoch = save_every_epoch
+        self._saved_at = -1
 
     def attach(self, engine: Engine) -> None:
         """Export on completion (and after every epoch if asked)."""
@@ -87,12 +88,76 @@ class EncoderExporter:
             engine.add_event_handler(Events.EPOCH_COMPLETED, self)
 
     def __call__(self, engine: Engine) -> None:
-        """Write the encoder weights and the sidecar."""
+        """Write the encoder weights and the sidecar (once per iteration count)."""
+        if engine.state.iteration == self._saved_at:
+            return
+        self._saved_at = engine.state.iteration
         state = {k: v.detach().cpu() for k, v in self.encoder.state_dict().items()}
         atomic_torch_save(state, self.filepath)
         info = {**self.info, "epoch": engine.state.epoch, "iteration": engine.state.iteration}
         info["feature_dim"] = int(getattr(self.encoder, "feature_dim", 0))
         info["depth"] = int(getattr(self.encoder, "depth", 0))
         atomic_write_json(info, self.filepath.with_suffix(".json"))
-        if engine.state.epoch == engine.state.max_epochs or not self.save_every_epoch:
+        if engine.state.epoch == engine.state.max_epochs:
             logger.info("Encoder weights written to %s", self.filepath)
+
+
+class TrainingCheckpointer:
+    """Crash-safe training checkpoints, including the trainer that owns this handler.
+
+    MONAI's ``CheckpointSaver`` writes in place (``atomic=False``) and, declared in a config, cannot reference the
+    trainer it is attached to (a circular reference). This handler adds the engine at ``attach`` time, writes every
+    file atomically (temporary file, fsync, rename), keeps the newest ``n_saved`` epoch checkpoints and, at the end,
+    writes ``final_filename`` with the network weights only.
+
+    Args:
+        save_dir: folder for ``checkpoint_epoch=N.pt`` files.
+        save_dict: objects with ``state_dict`` (``network``, ``optimizer``, ``lr_scheduler``, ...).
+        save_interval: epochs between checkpoints.
+        n_saved: how many epoch checkpoints to keep.
+        final_filename: file (in ``save_dir``'s parent) for the final network weights; ``None`` to skip.
+    """
+
+    def __init__(
+        self,
+        save_dir: str | os.PathLike,
+        save_dict: Mapping[str, object],
+        save_interval: int = 1,
+        n_saved: int = 2,
+        final_filename: str | None = "model.pt",
+    ) -> None:
+        self.save_dir = Path(save_dir)
+        self.save_dict = dict(save_dict)
+        self.save_interval = save_interval
+        self.n_saved = n_saved
+        self.final_filename = final_filename
+
+    def attach(self, engine: Engine) -> None:
+        """Save every ``save_interval`` epochs and once at the end."""
+        self.save_dict.setdefault("trainer", engine)
+        engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.save_interval), self.save_epoch)
+        if self.final_filename:
+            engine.add_event_handler(Events.COMPLETED, self.save_final)
+
+    def _state(self) -> dict:
+        return {name: obj.state_dict() for name, obj in self.save_dict.items() if obj is not None}
+
+    def save_epoch(self, engine: Engine) -> Path:
+        """Write ``checkpoint_epoch=N.pt`` and drop the oldest beyond ``n_saved``."""
+        path = atomic_torch_save(self._state(), self.save_dir / f"checkpoint_epoch={engine.state.epoch}.pt")
+        for old in self.checkpoints(self.save_dir)[: -self.n_saved]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def save_final(self, engine: Engine) -> Path:
+        """Write the network weights alone."""
+        network = self.save_dict["network"]
+        path = atomic_torch_save(network.state_dict(), self.save_dir.parent / self.final_filename)
+        logger.info("Final weights written to %s", path)
+        return path
+
+    @staticmethod
+    def checkpoints(save_dir: str | os.PathLike) -> list[Path]:
+        """Epoch checkpoints in ``save_dir``, oldest first."""
+        found = Path(save_dir).glob("checkpoint_epoch=*.pt")
+        return sorted(found, key=lambda p: int(p.stem.split("=")[-1]))

@@ -1,0 +1,544 @@
+"""A seeded, deterministic renderer of synthetic chest radiographs ("phantoms").
+
+The demo data sets (:mod:`mflag_monai.data.demo`) are drawn with this module, so that
+every label, box and mask in them is true of the pixels: a cardiomegaly study has a wide
+heart, a consolidation box holds a bright opacity, a pneumothorax mask covers a dark
+region without lung markings edged by a pleural line.
+
+Conventions:
+    * The image is ``float32`` in ``[0, 1]``, bright = dense (MONOCHROME2 "as viewed").
+    * Frontal images are drawn as seen on a PA film: the patient's **right** lung is on
+      the **image left**. Sides in arguments and findings are the patient's sides.
+    * Geometry is defined in normalised coordinates (``u = x / width``, ``v = y / height``),
+      so any image size works; boxes and masks are returned in pixels.
+
+Only numpy is used; all randomness comes from the given ``np.random.Generator``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = [
+    "ZONES",
+    "SIDES",
+    "SIZES",
+    "DEVICES",
+    "Consolidation",
+    "PhantomFindings",
+    "ChestPhantom",
+    "render_chest_xray",
+    "render_lateral_xray",
+]
+
+SIDES = ("right", "left")
+ZONES = ("upper", "middle", "lower")
+SIZES = ("small", "moderate", "large")
+#: Support devices that can be drawn: endotracheal tube, enteric (nasogastric) tube,
+#: right internal jugular central venous catheter.
+DEVICES = ("ett", "enteric", "cvc")
+
+_F = np.float32
+
+
+@dataclass
+class Consolidation:
+    """One focal opacity: where it is and its bounding box ``(x, y, width, height)`` in pixels."""
+
+    side: str
+    zone: str
+    box: tuple[int, int, int, int]
+
+
+@dataclass
+class PhantomFindings:
+    """What a rendered image shows (patient sides, see module docstring)."""
+
+    cardiomegaly: bool = False
+    effusion: tuple[str, ...] = ()
+    effusion_size: str = "moderate"
+    consolidations: list[Consolidation] = field(default_factory=list)
+    pneumothorax: tuple[str, ...] = ()
+    pneumothorax_size: str = "moderate"
+    support_devices: tuple[str, ...] = ()
+
+    @property
+    def is_normal(self) -> bool:
+        """True when no finding is drawn (support devices count as a finding)."""
+        return not (
+            self.cardiomegaly
+            or self.effusion
+            or self.consolidations
+            or self.pneumothorax
+            or self.support_devices
+        )
+
+
+@dataclass
+class ChestPhantom:
+    """A rendered frontal radiograph and its ground truth.
+
+    Attributes:
+        image: ``(H, W)`` float32 in ``[0, 1]``, bright = dense.
+        boxes: consolidation bounding boxes ``(x, y, width, height)`` in pixels.
+        pneumothorax_mask: ``(H, W)`` uint8 0/1, the union of ``pneumothorax_regions``.
+        pneumothorax_regions: one ``(H, W)`` uint8 mask per pneumothorax (one per side).
+        lung_mask: ``(H, W)`` uint8; 1 = right lung (image left), 2 = left lung, 0 elsewhere.
+            It covers the whole pleural space, pneumothorax and effusion included.
+        heart_mask: ``(H, W)`` uint8 0/1.
+        ctr: cardiothoracic ratio drawn (maximal heart width / maximal inner thoracic width).
+        findings: what the image shows.
+    """
+
+    image: np.ndarray
+    boxes: list[tuple[int, int, int, int]]
+    pneumothorax_mask: np.ndarray
+    pneumothorax_regions: list[np.ndarray]
+    lung_mask: np.ndarray
+    heart_mask: np.ndarray
+    ctr: float
+    findings: PhantomFindings
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    """Cubic 0->1 ramp over [0, 1], used for soft organ edges."""
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def _soft_inside(dist: np.ndarray, edge: float) -> np.ndarray:
+    """Membership of a normalised distance field (<1 inside) with an edge of width ``edge``."""
+    return _smoothstep((1.0 - dist) / edge + 0.5).astype(_F)
+
+
+def _value_noise(rng: np.random.Generator, h: int, w: int, cells: int) -> np.ndarray:
+    """Smooth noise in [0, 1]: a random coarse grid, smoothly interpolated to ``(h, w)``."""
+    grid = rng.random((cells + 1, cells + 1), dtype=_F)
+    ys = np.linspace(0, cells, h, endpoint=False, dtype=_F)
+    xs = np.linspace(0, cells, w, endpoint=False, dtype=_F)
+    iy, ix = ys.astype(np.int64), xs.astype(np.int64)
+    fy, fx = _smoothstep(ys - iy)[:, None], _smoothstep(xs - ix)[None, :]
+    iy, ix = iy[:, None], ix[None, :]
+    top = grid[iy, ix] * (1 - fx) + grid[iy, ix + 1] * fx
+    bottom = grid[iy + 1, ix] * (1 - fx) + grid[iy + 1, ix + 1] * fx
+    return (top * (1 - fy) + bottom * fy).astype(_F)
+
+
+def _blur(img: np.ndarray, passes: int = 1) -> np.ndarray:
+    """Separable [1, 2, 1] / 4 blur (edge-replicated), ``passes`` times: the detector's softness."""
+    for _ in range(passes):
+        p = np.pad(img, 1, mode="edge")
+        img = (p[:-2] + 2 * p[1:-1] + p[2:]) * _F(0.25)
+        img = (img[:, :-2] + 2 * img[:, 1:-1] + img[:, 2:]) * _F(0.25)
+    return img
+
+
+def _erode(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Binary erosion by a (2r+1)-pixel square, via box sums of cumulative sums (O(pixels))."""
+    if radius <= 0:
+        return mask
+    out = mask.astype(np.int32)
+    k = 2 * radius + 1
+    for axis in (0, 1):
+        padded = np.pad(out, [(radius + 1, radius) if a == axis else (0, 0) for a in (0, 1)])
+        c = np.cumsum(padded, axis=axis)
+        window = np.take(c, range(k, c.shape[axis]), axis=axis) - np.take(c, range(0, c.shape[axis] - k), axis=axis)
+        out = (window == k).astype(np.int32)
+    return out.astype(bool)
+
+
+def _curve_line(
+    u: np.ndarray, v: np.ndarray, xs: np.ndarray, v0: float, v1: float, half_width: float
+) -> np.ndarray:
+    """Membership of a thin line ``x = xs[row]`` between rows ``v0`` and ``v1`` (normalised)."""
+    rows = ((v >= v0) & (v <= v1)).astype(_F)
+    return np.exp(-(((u - xs) / half_width) ** 2)).astype(_F) * rows
+
+
+def _sides(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    """Normalise a side argument: None, "left", "right", "both" or a sequence of those."""
+    if value is None or value is False:
+        return ()
+    if isinstance(value, str):
+        value = SIDES if value == "both" else (value,)
+    out = tuple(dict.fromkeys(value))  # drop duplicates, keep order
+    for s in out:
+        if s not in SIDES:
+            raise ValueError(f"side must be one of {SIDES} or 'both', got {s!r}")
+    return out
+
+
+def _check(value: str, allowed: tuple[str, ...], name: str) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+    return value
+
+
+# ----------------------------------------------------------------------------- anatomy
+
+
+@dataclass
+class _Lung:
+    """Geometry of one lung in normalised coordinates."""
+
+    side: str
+    cx: float  # centre of the bounding ellipse
+    cy: float
+    a: float  # horizontal semi-axis (at the widest level)
+    b: float  # vertical semi-axis
+    lateral: float  # -1 if the lateral wall is towards u=0 (right lung), +1 otherwise
+
+    def dist(self, u: np.ndarray, v: np.ndarray, scale: float = 1.0, dx: float = 0.0,
+             dy: float = 0.0, scale_x: float | None = None) -> np.ndarray:
+        """Normalised distance (<1 inside) of an apex-narrow, base-wide lung outline.
+
+        ``scale``/``scale_x`` shrink the outline and ``dx``/``dy`` move it: this draws the
+        collapsed lung of a pneumothorax with the same shape.
+        """
+        cx, cy = self.cx + dx, self.cy + dy
+        a, b = self.a * (scale if scale_x is None else scale_x), self.b * scale
+        t = np.clip((v - (cy - b)) / (2 * b), 0.0, 1.0)  # 0 at apex, 1 at base
+        a_eff = a * (0.62 + 0.45 * np.sqrt(t))  # rounded narrow apex, wide base
+        return (((u - cx) / a_eff) ** 2 + ((v - cy) / b) ** 2).astype(_F)
+
+
+def render_chest_xray(
+    height: int,
+    width: int | None = None,
+    *,
+    rng: np.random.Generator | int | None = None,
+    cardiomegaly: bool = False,
+    effusion: str | Sequence[str] | None = None,
+    effusion_size: str = "moderate",
+    consolidation: int | Sequence[str | tuple[str, str]] = 0,
+    pneumothorax: str | Sequence[str] | None = None,
+    pneumothorax_size: str = "moderate",
+    support_devices: bool | Sequence[str] = False,
+    projection: str = "PA",
+) -> ChestPhantom:
+    """Render one frontal chest radiograph with the requested findings.
+
+    Args:
+        height: image rows.
+        width: image columns (default ``height``).
+        rng: a ``np.random.Generator`` or a seed; every random choice (anatomy, positions,
+            noise) is drawn from it, so the same generator state gives the same image.
+        cardiomegaly: draw an enlarged heart (cardiothoracic ratio 0.55-0.65 instead of ~0.4).
+        effusion: pleural effusion side(s): ``"right"``, ``"left"``, ``"both"`` or a sequence.
+        effusion_size: ``"small"`` (costophrenic angle blunted), ``"moderate"`` or ``"large"``.
+        consolidation: number of focal opacities (sides drawn at random, at most one per lung
+            unless more are asked), or a sequence of sides or ``(side, zone)`` pairs with
+            zone in ``ZONES``.
+        pneumothorax: side(s) of an apical/lateral pneumothorax; one region per side.
+        pneumothorax_size: ``"small"``, ``"moderate"`` or ``"large"`` (how far the lung collapsed).
+        support_devices: ``True`` for one or two random devices, or names from ``DEVICES``.
+        projection: ``"PA"`` or ``"AP"``; AP draws a slightly larger heart and higher diaphragm,
+            as a supine portable film does.
+
+    Returns:
+        A :class:`ChestPhantom` with the image and its ground truth.
+    """
+    width = height if width is None else width
+    if not isinstance(rng, np.random.Generator):
+        rng = np.random.default_rng(rng)
+    _check(effusion_size, SIZES, "effusion_size")
+    _check(pneumothorax_size, SIZES, "pneumothorax_size")
+    _check(projection, ("PA", "AP"), "projection")
+    eff_sides, ptx_sides = _sides(effusion), _sides(pneumothorax)
+    h, w = height, width
+
+    v = ((np.arange(h, dtype=_F) + 0.5) / h)[:, None]
+    u = ((np.arange(w, dtype=_F) + 0.5) / w)[None, :]
+    px = 1.0 / min(h, w)  # one pixel in normalised units: soft edges of ~1-2 px
+
+    # --- per-patient anatomy
+    s = float(rng.uniform(0.9, 1.04))
+    mid = 0.5 + float(rng.uniform(-0.03, 0.03))
+    top = float(rng.uniform(-0.03, 0.03))
+    lungs = []
+    for side, lateral in (("right", -1.0), ("left", 1.0)):
+        lungs.append(
+            _Lung(
+                side=side,
+                cx=mid + lateral * 0.185 * s * float(rng.uniform(0.97, 1.03)),
+                cy=0.5 + top + float(rng.uniform(-0.01, 0.01)),
+                a=0.16 * s * float(rng.uniform(0.93, 1.05)),
+                b=0.37 * s * float(rng.uniform(0.95, 1.04)),
+                lateral=lateral,
+            )
+        )
+    right, left = lungs
+    if projection == "AP":
+        for lung in lungs:  # shallower inspiration on a portable film
+            lung.b *= 0.94
+    # Thoracic width: between the lateral walls at the widest level of the outlines.
+    thoracic = (left.cx + left.a * 1.05) - (right.cx - right.a * 1.05)
+    ctr = float(rng.uniform(0.55, 0.64) if cardiomegaly else rng.uniform(0.37, 0.45))
+    if projection == "AP" and not cardiomegaly:
+        ctr = min(ctr + 0.03, 0.48)  # AP magnifies the heart, still within normal
+    heart_hw = ctr * thoracic / 2
+    heart_cx = mid + heart_hw * 0.3  # one third right of midline, two thirds left
+    heart_cy = right.cy + 0.12 * s
+    heart_hh = 0.105 * s + 0.3 * (heart_hw - 0.075 * s)
+
+    # Hemidiaphragm domes (the right one a little higher: the liver); the lung outlines are
+    # still wide where the domes cut them, which draws sharp costophrenic angles.
+    dia = np.empty((1, w), dtype=_F)
+    for lung, lift in ((right, 0.02), (left, 0.0)):
+        base = lung.cy + lung.b * 0.76 - lift
+        reach = np.clip(((u - lung.cx) / (1.1 * lung.a)) ** 2, 0, 1)
+        dome = base - 0.1 * s * (1 - reach)
+        dia = np.where((u < mid) if lung is right else (u >= mid), dome, dia)
+    below = _smoothstep((v - dia) / (3 * px) + 0.5)  # 1 under the diaphragm
+
+    # --- body, mediastinum, heart, lungs (memberships)
+    body = _soft_inside(((u - mid) / (0.47 * s)) ** 4 + ((v - 0.62 - top) / 0.66) ** 4, 0.04)
+    lat = np.abs(u - mid) / (0.47 * s)
+    soft_tissue = 0.40 + 0.12 * _smoothstep((lat - 0.7) / 0.3) + 0.04 * _value_noise(rng, h, w, 4)
+    heart = _soft_inside(((u - heart_cx) / heart_hw) ** 2 + ((v - heart_cy) / heart_hh) ** 2, 2 * px / heart_hw)
+    med_hw = 0.05 * s + 0.02 * s * _smoothstep((v - 0.18 - top) / 0.2)  # widens towards the heart
+    mediastinum = _smoothstep((med_hw - np.abs(u - mid)) / (2 * px) + 0.5) * (1 - below)
+    knob = ((u - mid - 0.055 * s) / (0.035 * s)) ** 2 + ((v - 0.3 - top) / (0.035 * s)) ** 2
+    mediastinum = np.maximum(mediastinum, _soft_inside(knob, 0.2))  # aortic knob
+    lung_d = [lung.dist(u, v) for lung in lungs]
+    lung_in = [_soft_inside(d, 0.06) * (1 - below) for d in lung_d]
+    pleural = np.maximum(lung_in[0], lung_in[1])  # the whole pleural space of both lungs
+    # Lungs visible where neither the mediastinum nor the heart lies in front.
+    visible = pleural * (1 - mediastinum) * (1 - heart)
+
+    # --- lung density: dark air with vessel markings fanning out from the hila
+    lung_level = float(rng.uniform(0.15, 0.22))
+    n = _value_noise(rng, h, w, 12) * 0.65 + _value_noise(rng, h, w, 26) * 0.35
+    ridges = (1 - np.abs(2 * n - 1)) ** 8  # thin bright lines where the noise crosses 0.5
+    markings = np.zeros((h, w), dtype=_F)
+    for lung in lungs:
+        hx, hy = lung.cx - lung.lateral * 0.45 * lung.a, lung.cy + 0.05
+        r = np.sqrt(((u - hx) / lung.a) ** 2 + ((v - hy) / lung.b) ** 2)
+        markings += np.exp(-r * 1.6) * (0.7 + 0.6 * ridges) * 0.16 + np.exp(-((r / 0.25) ** 2)) * 0.12
+    lung_map = lung_level + markings
+
+    # --- pneumothorax: the lung collapses towards the hilum, leaving air at apex and wall
+    size_k = {"small": 0.84, "moderate": 0.72, "large": 0.58}[pneumothorax_size]
+    ptx_regions: list[np.ndarray] = []
+    ptx_soft = np.zeros((h, w), dtype=_F)
+    pleural_line = np.zeros((h, w), dtype=_F)
+    for lung, inside in zip(lungs, lung_in):
+        if lung.side not in ptx_sides:
+            continue
+        k = size_k * float(rng.uniform(0.97, 1.03))
+        kx = 0.5 + 0.5 * k  # collapse more from the apex than from the side
+        # Anchor the collapsed outline at the base and the medial border.
+        dx = -lung.lateral * lung.a * (1 - kx)
+        dy = lung.b * (1 - k)
+        collapsed = lung.dist(u, v, scale=k, scale_x=kx, dx=dx, dy=dy)
+        gap = _smoothstep((collapsed - 1) / 0.08 + 0.5) * inside * visible.astype(bool)
+        region = (gap > 0.5) & (inside > 0.5) & (visible > 0.5)
+        ptx_regions.append(region.astype(np.uint8))
+        ptx_soft = np.maximum(ptx_soft, gap)
+        # Visceral pleural line: a thin bright edge along the collapsed lung, in the lung.
+        ring = np.exp(-(((collapsed - 1) / 0.06) ** 2)) * inside * (v < dia - 0.03)
+        pleural_line = np.maximum(pleural_line, ring.astype(_F))
+    if ptx_regions:
+        # Air without markings, darker than the aerated lung; the collapsed lung denser.
+        lung_map = lung_map * (1 - ptx_soft) + (lung_level - 0.09) * ptx_soft
+        lung_map = lung_map + 0.03 * (1 - ptx_soft) * pleural.astype(bool)
+        lung_map = np.maximum(lung_map, lung_map + 0.16 * pleural_line * (1 - ptx_soft * 0.3))
+
+    # --- consolidation: a lobulated focal opacity inside a lung
+    cons_specs = _consolidation_specs(rng, consolidation)
+    opacity = np.zeros((h, w), dtype=_F)
+    consolidations: list[Consolidation] = []
+    # Opacities grow in aerated lung: safely inside the outline, not in a pneumothorax.
+    aerated = (visible > 0.5) & (ptx_soft == 0)
+    lung_lab = [aerated & (d < 0.72) for d in lung_d]
+    for side, zone in cons_specs:
+        i = SIDES.index(side)
+        lung = lungs[i]
+        sig = float(rng.uniform(0.035, 0.055)) * s
+        # Centre at least ~one lobule radius inside the aerated lung, so the box stays in it.
+        inner = _erode(lung_lab[i], int(sig * 0.8 * min(h, w)))
+        apex, zone_h = lung.cy - lung.b, 1.76 * lung.b / 3  # thirds of the apex-to-dome height
+        z0 = apex + zone_h * ZONES.index(zone)
+        rows = (v >= z0 + 0.1 * zone_h) & (v <= z0 + 0.9 * zone_h)
+        idx = np.flatnonzero(inner & rows)
+        if idx.size == 0:  # zone hidden (huge heart, collapsed lung): nearer the edge, or anywhere
+            idx = np.flatnonzero(lung_lab[i] & rows)
+        if idx.size == 0:
+            idx = np.flatnonzero(lung_lab[i])
+        if idx.size == 0:
+            idx = np.flatnonzero(aerated if aerated.any() else visible > 0)
+        cy_px, cx_px = divmod(int(rng.choice(idx)), w)
+        # The zone reported is where the opacity really is.
+        zone = ZONES[int(np.clip(((cy_px + 0.5) / h - apex) // zone_h, 0, 2))]
+        bx, by = (cx_px + 0.5) / w, (cy_px + 0.5) / h
+        blob = np.zeros((h, w), dtype=_F)
+        for _ in range(int(rng.integers(3, 6))):  # a few lobules around the centre
+            ox, oy = rng.normal(0, sig * 0.6, size=2)
+            sx, sy = sig * rng.uniform(0.6, 1.1, size=2)
+            blob += np.exp(-(((u - bx - ox) / sx) ** 2 + ((v - by - oy) / sy) ** 2) / 2)
+        blob = np.clip(blob / max(float(blob.max()), 1e-6), 0, 1)
+        blob *= lung_in[i] * (1 - mediastinum) * (1 - heart) * (1 - ptx_soft)
+        mottle = 0.75 + 0.25 * _value_noise(rng, h, w, 40)  # air bronchograms / patchiness
+        opacity = np.maximum(opacity, blob * mottle)
+        ys, xs = np.nonzero(blob > 0.3 * max(float(blob.max()), 1e-6))
+        box = (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
+        consolidations.append(Consolidation(side=side, zone=zone, box=box))
+    lung_map = lung_map + float(rng.uniform(0.33, 0.42)) * opacity
+
+    # --- composite: air, soft tissue, abdomen, lungs, mediastinum + spine, heart
+    img = 0.03 + (soft_tissue - 0.03) * body
+    img = img + 0.16 * below * body
+    img = img * (1 - visible) + lung_map * visible
+    spine = 0.62 + 0.035 * np.cos(2 * np.pi * (v - top) / (0.045 * s))  # vertebral bodies
+    trachea = _smoothstep((0.014 * s - np.abs(u - mid)) / (2 * px) + 0.5) * (v < 0.33 + top) * (v > 0.02)
+    img = img * (1 - mediastinum) + (spine - 0.25 * trachea) * mediastinum
+    img = img * (1 - heart) + (0.66 + 0.04 * (spine - 0.62)) * heart
+
+    # --- pleural effusion: dependent fluid filling the costophrenic angle upwards, its
+    # meniscus rising towards the chest wall; as dense as the diaphragm (silhouette sign)
+    eff_h = {"small": 0.1, "moderate": 0.2, "large": 0.36}[effusion_size]
+    for lung, inside in zip(lungs, lung_in):
+        if lung.side not in eff_sides:
+            continue
+        level = lung.cy + lung.b * (0.76 - 2 * eff_h) + float(rng.uniform(-0.01, 0.01))
+        towards_wall = np.clip((u - lung.cx) * lung.lateral / lung.a + 0.3, 0, 1.3)
+        meniscus = level - 0.07 * s * towards_wall**2
+        fluid = _smoothstep((v - meniscus) / 0.04) * inside * (1 - heart)
+        img = img * (1 - fluid) + 0.6 * fluid
+
+    # --- ribs (posterior arcs curving down laterally) and clavicles, over everything
+    period = 0.068 * s * float(rng.uniform(0.95, 1.05))
+    phase = (v - top - 0.9 * (u - mid) ** 2) / period + float(rng.uniform(0, 1))
+    rib = np.clip((np.cos(2 * np.pi * phase) - 0.35) / 0.65, 0, 1)
+    chest = _soft_inside(((u - mid) / (0.45 * s)) ** 2 + ((v - 0.45 - top) / 0.4) ** 2, 0.1)
+    img = img + 0.05 * rib * chest * (1 - below)
+    for sign in (-1.0, 1.0):
+        off = (u - mid) * sign
+        clav_y = 0.13 + top + 0.1 * (off - 0.05)
+        clav = np.exp(-(((v - clav_y) / (0.014 * s)) ** 2)) * ((off > 0.04) & (off < 0.33 * s))
+        img = img + 0.12 * clav
+
+    # --- support devices: thin radio-opaque tubes
+    devices = _device_names(rng, support_devices)
+    tube = np.zeros((h, w), dtype=_F)
+    if "ett" in devices:  # down the trachea, tip above the carina
+        tip = 0.27 + top + float(rng.uniform(-0.03, 0.02))
+        tube = np.maximum(tube, _curve_line(u, v, np.full_like(v, mid + 0.003), 0.0, tip, 0.005))
+    if "enteric" in devices:  # down the oesophagus, curving left into the stomach
+        xs = mid + 0.012 + 0.12 * _smoothstep((v - 0.68 - top) / 0.15)
+        tube = np.maximum(tube, _curve_line(u, v, xs, 0.0, 0.84 + top, 0.004))
+    if "cvc" in devices:  # right internal jugular, down to the SVC
+        xs = mid - 0.03 - 0.09 * (1 - _smoothstep((v - 0.05) / 0.22))
+        tube = np.maximum(tube, _curve_line(u, v, xs, 0.02, 0.32 + top, 0.004))
+    img = img + 0.3 * tube
+
+    # --- detector: blur, quantum noise, per-patient contrast
+    img = _blur(img.astype(_F), passes=2 if min(h, w) >= 256 else 1)
+    img = img + rng.normal(0, 0.012, size=(h, w)).astype(_F)
+    gamma = float(rng.uniform(0.85, 1.15))
+    lo, hi = float(rng.uniform(0.0, 0.04)), float(rng.uniform(0.93, 1.0))
+    img = lo + (hi - lo) * np.clip(img, 0, 1) ** gamma
+    image = np.clip(img, 0, 1).astype(_F)
+
+    lung_mask = np.zeros((h, w), dtype=np.uint8)
+    for label, inside in ((1, lung_in[0]), (2, lung_in[1])):
+        lung_mask[(inside > 0.5) & (visible > 0.5)] = label
+    ptx_mask = np.zeros((h, w), dtype=np.uint8)
+    for region in ptx_regions:
+        ptx_mask |= region
+    findings = PhantomFindings(
+        cardiomegaly=bool(cardiomegaly),
+        effusion=eff_sides,
+        effusion_size=effusion_size,
+        consolidations=consolidations,
+        pneumothorax=ptx_sides,
+        pneumothorax_size=pneumothorax_size,
+        support_devices=devices,
+    )
+    return ChestPhantom(
+        image=image,
+        boxes=[c.box for c in consolidations],
+        pneumothorax_mask=ptx_mask,
+        pneumothorax_regions=ptx_regions,
+        lung_mask=lung_mask,
+        heart_mask=(heart > 0.5).astype(np.uint8),
+        ctr=ctr,
+        findings=findings,
+    )
+
+
+def _consolidation_specs(
+    rng: np.random.Generator, consolidation: int | Sequence[str | tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """Turn the ``consolidation`` argument into a list of (side, zone)."""
+    if isinstance(consolidation, (bool, int, np.integer)):
+        count = int(consolidation)
+        # Different lungs first (as a bilateral pneumonia), then anywhere.
+        order = list(rng.permutation(SIDES)) if count <= 2 else list(rng.choice(SIDES, size=count))
+        items: list = [str(sd) for sd in order[:count]]
+    else:
+        items = list(consolidation)
+    specs = []
+    for item in items:
+        side, zone = (item, None) if isinstance(item, str) else item
+        _check(side, SIDES, "consolidation side")
+        if zone is None:
+            zone = str(rng.choice(ZONES, p=[0.25, 0.3, 0.45]))  # pneumonia favours the bases
+        specs.append((side, _check(zone, ZONES, "consolidation zone")))
+    return specs
+
+
+def _device_names(rng: np.random.Generator, support_devices: bool | Sequence[str]) -> tuple[str, ...]:
+    """Turn the ``support_devices`` argument into device names."""
+    if support_devices is True:
+        k = int(rng.integers(1, 3))
+        return tuple(sorted(str(d) for d in rng.choice(DEVICES, size=k, replace=False)))
+    if not support_devices:
+        return ()
+    return tuple(_check(d, DEVICES, "support device") for d in support_devices)
+
+
+def render_lateral_xray(
+    height: int, width: int | None = None, *, rng: np.random.Generator | int | None = None
+) -> np.ndarray:
+    """Render a simple lateral chest radiograph (patient facing image left).
+
+    Only a plausible silhouette: a body outline, one large lung field, the heart in front,
+    the spine behind and the diaphragm. Used for the lateral images that data preparation
+    drops.
+
+    Args:
+        height: image rows.
+        width: image columns (default ``height``).
+        rng: a ``np.random.Generator`` or a seed.
+
+    Returns:
+        ``(H, W)`` float32 in ``[0, 1]``, bright = dense.
+    """
+    width = height if width is None else width
+    if not isinstance(rng, np.random.Generator):
+        rng = np.random.default_rng(rng)
+    h, w = height, width
+    v = ((np.arange(h, dtype=_F) + 0.5) / h)[:, None]
+    u = ((np.arange(w, dtype=_F) + 0.5) / w)[None, :]
+    s = float(rng.uniform(0.9, 1.04))
+    cx, cy = 0.5 + float(rng.uniform(-0.03, 0.03)), 0.55 + float(rng.uniform(-0.03, 0.03))
+    body = _soft_inside(((u - cx) / (0.36 * s)) ** 4 + ((v - cy) / 0.7) ** 4, 0.05)
+    lung = _soft_inside(((u - cx - 0.02) / (0.25 * s)) ** 2 + ((v - cy + 0.08) / (0.33 * s)) ** 2, 0.1)
+    dia = cy + 0.2 * s - 0.06 * (1 - ((u - cx) / 0.3) ** 2)
+    lung = lung * (v < dia)
+    heart = _soft_inside(((u - cx + 0.12 * s) / (0.16 * s)) ** 2 + ((v - cy - 0.06) / (0.13 * s)) ** 2, 0.15)
+    heart = heart * lung
+    spine = _smoothstep((0.045 * s - np.abs(u - cx - 0.25 * s)) / 0.01 + 0.5)
+    vertebrae = 0.04 * np.cos(2 * np.pi * v / (0.05 * s))
+    img = 0.03 + 0.45 * body + 0.12 * body * (v > dia)
+    img = img * (1 - lung * 0.6) + 0.3 * heart
+    img = img + (0.12 + vertebrae) * spine * body
+    img = _blur(img.astype(_F)) + rng.normal(0, 0.012, size=(h, w)).astype(_F)
+    return np.clip(img, 0, 1).astype(_F)

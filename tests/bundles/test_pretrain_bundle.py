@@ -1,0 +1,77 @@
+"""The pre-training bundle, run the way a user types it, on tiny settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mflag_monai.networks import build_image_encoder, load_weights_file
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = REPO / "bundles" / "pretrain" / "configs" / "train.yaml"
+
+
+def run_bundle(bundle_root: Path, demo_dir: Path, text_model: Path, *extra: str, run_id: str = "training") -> subprocess.CompletedProcess:
+    """``python -m monai.bundle run`` with tiny overrides; the demo data goes to ``demo_dir``."""
+    cmd = [
+        sys.executable, "-m", "monai.bundle", "run", run_id,
+        "--config_file", str(CONFIG),
+        "--bundle_root", str(bundle_root),
+        "--dataset_dir", "demo", "--demo_studies", "24",
+        "--image_depth", "18", "--resize", "72", "--image_size", "64",
+        "--batch_size", "4", "--epochs", "2", "--num_workers", "0",
+        "--learning_rate", "0.001",
+        "--text_model", str(text_model),
+        *extra,
+    ]
+    env = {**os.environ, "MFLAG_MONAI_DEMO_DIR": str(demo_dir), "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path) -> tuple[Path, subprocess.CompletedProcess]:
+    root = tmp_path_factory.mktemp("pretrain_bundle")
+    result = run_bundle(root / "bundle", root / "demo", tiny_bert_dir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    return root / "bundle", result
+
+
+def test_run_generates_demo_and_trains(trained) -> None:
+    bundle_root, result = trained
+    output = result.stdout + result.stderr
+    assert "Prepared mimic-cxr datalist" in output
+    assert "Pre-training" in output and "loss_orth" in output  # the progress bar shows the loss terms
+    history = json.loads((bundle_root / "eval" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert {"train_loss_align", "train_loss_orth"} <= set(history[0])
+    assert list((bundle_root / "eval").glob("events.out.tfevents.*")), "no TensorBoard log"
+
+
+def test_outputs_load(trained) -> None:
+    bundle_root, _ = trained
+    models = bundle_root / "models"
+    encoder = build_image_encoder(18, pretrained_weights=models / "encoder.pt")
+    assert encoder.feature_dim == 512
+    info = json.loads((models / "encoder.json").read_text())
+    assert info["image_depth"] == 18 and info["epoch"] == 2
+    checkpoints = sorted((models / "checkpoints").glob("checkpoint_epoch=*.pt"))
+    assert len(checkpoints) == 2
+    for ckpt in checkpoints:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        assert {"network", "optimizer", "lr_scheduler", "trainer"} <= set(state)
+        assert not any(k.startswith("text_encoder") for k in state["network"])
+    final = load_weights_file(models / "model.pt")
+    assert torch.equal(final["image_encoder.conv1.weight"], encoder.conv1.weight)
+
+
+def test_run_id_run_is_the_same_entry(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    result = run_bundle(tmp_path / "b", tmp_path / "demo", tiny_bert_dir, "--epochs", "1", run_id="run")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert (tmp_path / "b" / "models" / "encoder.pt").is_file()

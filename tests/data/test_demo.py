@@ -1,0 +1,394 @@
+"""Tests of the synthetic phantom and of the demo data sets written in the official formats."""
+
+import csv
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+
+from mflag_monai.data import demo
+from mflag_monai.data.phantom import render_chest_xray, render_lateral_xray
+from mflag_monai.data.rle import rle_decode_union
+
+N, SIZE, SEED = 24, 128, 7
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _hashes(root: Path) -> dict[str, str]:
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _header(path: Path) -> str:
+    return path.read_text().split("\n", 1)[0]
+
+
+def _as_viewed(ds: pydicom.Dataset) -> np.ndarray:
+    """Modality values, negated for MONOCHROME1 so that bright = dense for every file."""
+    values = ds.pixel_array.astype(np.float64) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    return -values if ds.PhotometricInterpretation == "MONOCHROME1" else values
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "root"
+    return demo.generate_demo_data(out, num_studies=N, seed=SEED, image_size=SIZE, progress=False)
+
+
+# ----------------------------------------------------------------------------- phantom
+
+
+def test_phantom_is_deterministic_fast_and_in_range():
+    a = render_chest_xray(320, rng=np.random.default_rng(3), consolidation=1, pneumothorax="left")
+    b = render_chest_xray(320, rng=np.random.default_rng(3), consolidation=1, pneumothorax="left")
+    np.testing.assert_array_equal(a.image, b.image)
+    assert a.image.dtype == np.float32 and a.image.shape == (320, 320)
+    assert 0.0 <= a.image.min() and a.image.max() <= 1.0
+    assert not np.array_equal(a.image, render_chest_xray(320, rng=4).image)
+    assert render_chest_xray(96, 80, rng=1).image.shape == (96, 80)
+    assert render_lateral_xray(96, 80, rng=1).shape == (96, 80)
+    times = []
+    for i in range(7):
+        t = time.perf_counter()
+        render_chest_xray(320, rng=i, cardiomegaly=True, effusion="both", consolidation=2, support_devices=True)
+        times.append(time.perf_counter() - t)
+    assert np.median(times) < 0.05
+
+
+def test_phantom_normal_has_no_findings():
+    p = render_chest_xray(128, rng=0)
+    assert p.findings.is_normal and p.boxes == [] and not p.pneumothorax_mask.any()
+    assert 0.35 <= p.ctr <= 0.48
+    # Lungs (as viewed) are darker than the heart and the body around them.
+    assert p.image[p.lung_mask > 0].mean() + 0.2 < p.image[p.heart_mask > 0].mean()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_phantom_cardiomegaly_widens_the_heart(seed):
+    normal = render_chest_xray(128, rng=seed)
+    big = render_chest_xray(128, rng=seed, cardiomegaly=True)
+    assert normal.ctr < 0.5 < big.ctr
+    width = lambda m: np.ptp(np.flatnonzero(m.any(axis=0))) + 1  # noqa: E731
+    assert width(big.heart_mask) > 1.2 * width(normal.heart_mask)
+    # Measured on the mask against the lungs' outer extent, as a radiologist would.
+    thorax = width(big.lung_mask > 0)
+    assert width(big.heart_mask) / thorax > 0.5 > width(normal.heart_mask) / width(normal.lung_mask > 0)
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_phantom_effusion_fills_the_base(side):
+    label = 1 if side == "right" else 2
+    for seed in range(3):
+        clear = render_chest_xray(128, rng=seed)
+        wet = render_chest_xray(128, rng=seed, effusion=side, effusion_size="moderate")
+        rows = np.flatnonzero((clear.lung_mask == label).any(axis=1))
+        base = np.zeros_like(clear.lung_mask, dtype=bool)
+        base[rows[-len(rows) // 5 :]] = True
+        base &= clear.lung_mask == label
+        assert wet.image[base].mean() > clear.image[base].mean() + 0.08
+        assert wet.findings.effusion == (side,)
+        large = render_chest_xray(128, rng=seed, effusion=side, effusion_size="large")
+        assert large.image[base].mean() > clear.image[base].mean() + 0.2
+
+
+def test_phantom_consolidation_box_is_bright():
+    for seed in range(6):
+        p = render_chest_xray(128, rng=seed, consolidation=2)
+        assert len(p.boxes) == 2 and {c.side for c in p.findings.consolidations} == {"right", "left"}
+        lungs = p.lung_mask > 0
+        for x, y, w, h in p.boxes:
+            box = np.zeros_like(lungs)
+            box[y : y + h, x : x + w] = True
+            assert (box & lungs).sum() > 0.5 * box.sum()  # mostly inside a lung
+            assert p.image[box].mean() > p.image[lungs & ~box].mean() + 0.05
+
+
+def test_phantom_pneumothorax_is_dark_and_without_markings():
+    for seed in range(6):
+        p = render_chest_xray(128, rng=seed, pneumothorax="both", pneumothorax_size="small")
+        assert len(p.pneumothorax_regions) == 2
+        np.testing.assert_array_equal(p.pneumothorax_mask, p.pneumothorax_regions[0] | p.pneumothorax_regions[1])
+        ptx = p.pneumothorax_mask.astype(bool)
+        assert ptx.any() and not (ptx & (p.lung_mask == 0)).any()
+        rest = (p.lung_mask > 0) & ~ptx
+        assert p.image[ptx].mean() + 0.05 < p.image[rest].mean()
+        # Upper pole of each region: mostly apical.
+        for region, label in zip(p.pneumothorax_regions, (1, 2)):
+            lung_rows = np.flatnonzero((p.lung_mask == label).any(axis=1))
+            assert np.flatnonzero(region.any(axis=1))[0] <= lung_rows[0] + 2
+
+
+# ----------------------------------------------------------------------------- generation
+
+
+def test_generation_is_deterministic_and_cached(root, tmp_path):
+    again = demo.generate_demo_data(tmp_path / "again", num_studies=N, seed=SEED, image_size=SIZE, progress=False)
+    first = _hashes(root)
+    assert first == _hashes(again)
+    assert len(first) > 100
+
+    other = demo.generate_demo_data(tmp_path / "other", num_studies=N, seed=SEED + 1, image_size=SIZE, progress=False)
+    other_hashes = _hashes(other)
+    assert sum(first.get(k) == v for k, v in other_hashes.items()) < 0.05 * len(other_hashes)
+
+    # Same parameters: nothing is rewritten.
+    stamp = json.loads((root / "demo.json").read_text())
+    assert stamp["demo_version"] == demo.DEMO_VERSION
+    assert stamp["parameters"] == {"num_studies": N, "seed": SEED, "image_size": SIZE}
+    mtimes = {p: p.stat().st_mtime_ns for p in (root / "demo.json", next(root.rglob("*.dcm")))}
+    assert demo.ensure_demo_data(root, num_studies=N, seed=SEED, image_size=SIZE, progress=False) == root
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
+
+    # Different parameters: regenerated in place.
+    demo.generate_demo_data(again, num_studies=N, seed=SEED + 1, image_size=SIZE, progress=False)
+    assert _hashes(again) == other_hashes
+    assert not list(tmp_path.glob(".*"))  # no temporary folders left behind
+
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "precious.txt").write_text("keep me")
+    with pytest.raises(FileExistsError):
+        demo.generate_demo_data(foreign, num_studies=N, seed=SEED, image_size=SIZE, progress=False)
+
+
+def test_default_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("MFLAG_MONAI_DEMO_DIR", str(tmp_path / "x"))
+    assert demo.default_demo_dir() == tmp_path / "x"
+    monkeypatch.delenv("MFLAG_MONAI_DEMO_DIR")
+    assert demo.default_demo_dir() == Path.home() / ".cache" / "mflag_monai" / "demo"
+
+
+def test_official_headers(root):
+    mimic = root / "mimic-cxr"
+    assert _header(mimic / "mimic-cxr-2.0.0-split.csv") == "dicom_id,study_id,subject_id,split"
+    assert _header(mimic / "mimic-cxr-2.0.0-chexpert.csv") == "subject_id,study_id," + ",".join(demo.MIMIC_LABELS)
+    assert _header(mimic / "mimic-cxr-2.0.0-metadata.csv").startswith("dicom_id,subject_id,study_id,")
+    chexpert_header = (
+        "Path,Sex,Age,Frontal/Lateral,AP/PA,No Finding,Enlarged Cardiomediastinum,Cardiomegaly,Lung Opacity,"
+        "Lung Lesion,Edema,Consolidation,Pneumonia,Atelectasis,Pneumothorax,Pleural Effusion,Pleural Other,"
+        "Fracture,Support Devices"
+    )
+    assert _header(root / "chexpert" / "train.csv") == chexpert_header
+    assert _header(root / "chexpert" / "valid.csv") == chexpert_header
+    assert _header(root / "rsna-pneumonia" / "stage_2_train_labels.csv") == "patientId,x,y,width,height,Target"
+    assert _header(root / "rsna-pneumonia" / "stage_2_detailed_class_info.csv") == "patientId,class"
+    assert _header(root / "siim-pneumothorax" / "train-rle.csv") == "ImageId, EncodedPixels"
+
+
+# ----------------------------------------------------------------------------- MIMIC-CXR
+
+
+def test_mimic_layout_and_reports(root):
+    mimic = root / "mimic-cxr"
+    meta = _rows(mimic / "mimic-cxr-2.0.0-metadata.csv")
+    split = {r["dicom_id"]: r for r in _rows(mimic / "mimic-cxr-2.0.0-split.csv")}
+    labels = {r["study_id"]: r for r in _rows(mimic / "mimic-cxr-2.0.0-chexpert.csv")}
+    assert len(labels) == N and set(split) == {r["dicom_id"] for r in meta}
+    assert {r["split"] for r in split.values()} == {"train", "validate", "test"}
+    per_subject = {}
+    for r in split.values():
+        per_subject.setdefault(r["subject_id"], set()).add(r["split"])
+    assert all(len(s) == 1 for s in per_subject.values())  # split by subject
+    views, sizes, kinds = set(), set(), {"none": 0, "findings": 0, "impression": 0, "both": 0}
+    for r in meta:
+        subj, study = r["subject_id"], r["study_id"]
+        assert len(subj) == 8 and subj[0] == "1" and len(study) == 8 and study[0] == "5"
+        assert [len(g) for g in r["dicom_id"].split("-")] == [8] * 5
+        study_dir = mimic / "files" / f"p{subj[:2]}" / f"p{subj}"
+        assert (study_dir / f"s{study}" / f"{r['dicom_id']}.dcm").is_file()
+        assert (study_dir / f"s{study}.txt").is_file()
+        views.add(r["ViewPosition"])
+        sizes.add((r["Rows"], r["Columns"]))
+    assert {"PA", "AP"} <= views and views & {"LL", "LATERAL"}
+    assert len(sizes) > 1
+    for txt in (mimic / "files").rglob("s*.txt"):
+        text = txt.read_text()
+        assert text.startswith(" " * 33 + "FINAL REPORT\n EXAMINATION:")
+        has_f, has_i = "FINDINGS:" in text, "IMPRESSION:" in text
+        kinds["both" if has_f and has_i else "findings" if has_f else "impression" if has_i else "none"] += 1
+        if not (has_f or has_i):
+            # Report-less studies carry no labels at all.
+            assert all(v == "" for k, v in labels[txt.stem[1:]].items() if k in demo.MIMIC_LABELS)
+    assert all(v >= 1 for v in kinds.values()), kinds
+    assert sum(kinds.values()) == N
+    values = {v for r in labels.values() for k, v in r.items() if k in demo.MIMIC_LABELS}
+    assert values <= {"1.0", "0.0", "-1.0", ""} and {"1.0", "0.0", ""} <= values
+
+
+def test_mimic_dicoms(root):
+    mimic = root / "mimic-cxr"
+    meta = {r["dicom_id"]: r for r in _rows(mimic / "mimic-cxr-2.0.0-metadata.csv")}
+    photometrics, modalities, windows = set(), set(), 0
+    for path in (mimic / "files").rglob("*.dcm"):
+        ds = pydicom.dcmread(path)
+        row = meta[path.stem]
+        assert ds.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
+        assert ds.SOPClassUID == ds.file_meta.MediaStorageSOPClassUID
+        assert (ds.Modality, ds.SOPClassUID) in {
+            ("CR", "1.2.840.10008.5.1.4.1.1.1"),
+            ("DX", "1.2.840.10008.5.1.4.1.1.1.1"),
+        }
+        bits = (ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation, ds.SamplesPerPixel)
+        assert bits == (16, 12, 11, 0, 1)
+        assert ds.ViewPosition == row["ViewPosition"] and ds.PatientID == row["subject_id"]
+        assert (str(ds.Rows), str(ds.Columns)) == (row["Rows"], row["Columns"])
+        assert ds.BodyPartExamined == "CHEST" and ds.PatientSex in ("M", "F") and ds.PatientAge.endswith("Y")
+        for uid in (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID):
+            assert uid.startswith("2.25.") and len(uid) <= 64
+        assert float(ds.RescaleSlope) in (1.0, 2.0) and float(ds.RescaleIntercept) in (0.0, -1024.0)
+        assert len(ds.PixelSpacing) == 2 and len(ds.ImagerPixelSpacing) == 2
+        pixels = ds.pixel_array
+        assert pixels.dtype == np.uint16 and pixels.shape == (ds.Rows, ds.Columns) and pixels.max() <= 4095
+        modality = pixels * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+        if "WindowCenter" in ds:
+            windows += 1
+            lo = float(ds.WindowCenter) - float(ds.WindowWidth) / 2
+            hi = float(ds.WindowCenter) + float(ds.WindowWidth) / 2
+            inside = ((modality >= lo) & (modality <= hi)).mean()
+            assert inside > 0.97 and float(ds.WindowWidth) > 0.5 * (modality.max() - modality.min())
+        photometrics.add(ds.PhotometricInterpretation)
+        modalities.add(ds.Modality)
+    assert photometrics == {"MONOCHROME1", "MONOCHROME2"} and modalities == {"CR", "DX"}
+    assert windows > 0
+
+
+def test_mimic_pixels_match_phantom_and_labels(root):
+    """Re-render each frontal phantom: the file (MONOCHROME1 inverted) is that image, and the labels hold."""
+    mimic = root / "mimic-cxr"
+    labels = {int(r["study_id"]): r for r in _rows(mimic / "mimic-cxr-2.0.0-chexpert.csv")}
+    checked = {"MONOCHROME1": 0, "MONOCHROME2": 0}
+    for study in demo._plan_mimic(SEED, N, SIZE):
+        img = study.images[0]
+        phantom = demo._render_frontal(img.seed, img.rows, img.cols, study.case)
+        subject_dir = mimic / "files" / f"p{str(study.subject_id)[:2]}" / f"p{study.subject_id}"
+        path = subject_dir / f"s{study.study_id}" / f"{img.dicom_id}.dcm"
+        ds = pydicom.dcmread(path)
+        viewed = _as_viewed(ds)
+        assert np.corrcoef(viewed.ravel(), phantom.image.ravel())[0, 1] > 0.999
+        # Inverting MONOCHROME1 restores the anatomy's contrast: dark lungs, bright heart.
+        lungs, heart = phantom.lung_mask > 0, phantom.heart_mask > 0
+        assert viewed[lungs].mean() < viewed[heart].mean()
+        raw = ds.pixel_array.astype(float)
+        if ds.PhotometricInterpretation == "MONOCHROME1":
+            assert raw[lungs].mean() > raw[heart].mean()
+        checked[ds.PhotometricInterpretation] += 1
+
+        row = labels[study.study_id]
+        f = phantom.findings
+        if row["Cardiomegaly"] == "1.0":
+            assert f.cardiomegaly and phantom.ctr > 0.5
+        if row["Cardiomegaly"] == "0.0":
+            assert not f.cardiomegaly and phantom.ctr < 0.5
+        for name, present in (("Pleural Effusion", f.effusion), ("Pneumothorax", f.pneumothorax),
+                              ("Support Devices", f.support_devices)):  # fmt: skip
+            if row[name] in ("1.0", "-1.0"):
+                assert present, (name, study.study_id)
+            if row[name] == "0.0":
+                assert not present, (name, study.study_id)
+        if row["Consolidation"] in ("1.0", "-1.0") or row["Lung Opacity"] in ("1.0", "-1.0"):
+            assert f.consolidations
+        if row["No Finding"] == "1.0":
+            assert not (f.cardiomegaly or f.effusion or f.pneumothorax or f.consolidations)
+    assert min(checked.values()) > 0
+
+
+# ----------------------------------------------------------------------------- CheXpert
+
+
+def test_chexpert(root):
+    chex = root / "chexpert"
+    train, valid = _rows(chex / "train.csv"), _rows(chex / "valid.csv")
+    assert len(train) == N // 2 and len(valid) >= 8
+    for r in train + valid:
+        assert r["Path"].startswith("CheXpert-v1.0-small/train/" if r in train else "CheXpert-v1.0-small/valid/")
+        with Image.open(chex / r["Path"]) as im:
+            assert im.format == "JPEG" and im.mode == "L"
+        assert r["Frontal/Lateral"] in ("Frontal", "Lateral")
+        assert r["AP/PA"] in (("AP", "PA") if r["Frontal/Lateral"] == "Frontal" else ("",))
+        assert r["Sex"] in ("Female", "Male") and 18 <= int(r["Age"]) <= 90
+    values = lambda rows: {r[k] for r in rows for k in demo.CHEXPERT_LABELS}  # noqa: E731
+    assert values(valid) <= {"0.0", "1.0"}
+    assert values(train) <= {"0.0", "1.0", "-1.0", ""} and "" in values(train)
+
+
+# ----------------------------------------------------------------------------- RSNA
+
+
+def test_rsna_boxes_are_bright_opacities(root):
+    rsna = root / "rsna-pneumonia"
+    label_rows, class_rows = _rows(rsna / "stage_2_train_labels.csv"), _rows(rsna / "stage_2_detailed_class_info.csv")
+    assert [r["patientId"] for r in label_rows] == [r["patientId"] for r in class_rows]
+    boxes: dict[str, list] = {}
+    for lab, cls in zip(label_rows, class_rows):
+        boxes.setdefault(lab["patientId"], [])
+        if lab["Target"] == "1":
+            assert cls["class"] == "Lung Opacity"
+            boxes[lab["patientId"]].append(tuple(int(float(lab[k])) for k in ("x", "y", "width", "height")))
+        else:
+            assert lab["Target"] == "0" and lab["x"] == lab["width"] == "" and cls["class"] != "Lung Opacity"
+    assert {r["class"] for r in class_rows} == {"Lung Opacity", "Normal", "No Lung Opacity / Not Normal"}
+    assert any(len(b) == 2 for b in boxes.values())
+    assert 0.25 <= np.mean([bool(b) for b in boxes.values()]) <= 0.45
+
+    plan = {item.image_id: item for item in demo._plan_rsna(SEED, N, SIZE)}
+    assert set(plan) == set(boxes)
+    for pid, pid_boxes in boxes.items():
+        ds = pydicom.dcmread(rsna / "stage_2_train_images" / f"{pid}.dcm")
+        header = (ds.PatientID, ds.Rows, ds.Columns, ds.BitsStored, ds.PhotometricInterpretation)
+        assert header == (pid, SIZE, SIZE, 8, "MONOCHROME2")
+        assert "RescaleSlope" not in ds
+        phantom = demo._render_frontal(plan[pid].seed, SIZE, SIZE, plan[pid].case)
+        assert sorted(phantom.boxes) == sorted(pid_boxes)
+        image, lungs = ds.pixel_array.astype(float), phantom.lung_mask > 0
+        for x, y, w, h in pid_boxes:
+            inside = np.zeros_like(lungs)
+            inside[y : y + h, x : x + w] = True
+            assert image[inside].mean() > image[lungs & ~inside].mean() + 8  # in 8-bit grey levels
+
+
+# ----------------------------------------------------------------------------- SIIM
+
+
+def test_siim_rle_matches_dark_pneumothorax(root):
+    siim = root / "siim-pneumothorax"
+    lines = (siim / "train-rle.csv").read_text().splitlines()
+    rles: dict[str, list[str]] = {}
+    for line in lines[1:]:
+        image_id, rle = line.split(", ", 1)
+        assert rle == "-1" or rle[0].isdigit()
+        rles.setdefault(image_id, []).append(rle)
+    assert any(len(v) == 2 for v in rles.values())
+    assert 0.25 <= np.mean([v != ["-1"] for v in rles.values()]) <= 0.45
+    paths = {p.stem: p for p in (siim / "dicom-images-train").rglob("*.dcm")}
+    assert set(paths) == set(rles)
+    plan = {item.image_id: item for item in demo._plan_siim(SEED, N, SIZE)}
+    for image_id, rows in rles.items():
+        path = paths[image_id]
+        ds = pydicom.dcmread(path)
+        assert path.parent.name == ds.SeriesInstanceUID and path.parent.parent.name == ds.StudyInstanceUID
+        assert ds.SOPInstanceUID == image_id and ds.BitsStored == 8 and (ds.Rows, ds.Columns) == (SIZE, SIZE)
+        mask = rle_decode_union(rows, SIZE, SIZE)
+        phantom = demo._render_frontal(plan[image_id].seed, SIZE, SIZE, plan[image_id].case)
+        np.testing.assert_array_equal(mask, phantom.pneumothorax_mask)
+        if mask.any():
+            image, ptx = ds.pixel_array.astype(float), mask.astype(bool)
+            rest = (phantom.lung_mask > 0) & ~ptx
+            assert image[ptx].mean() + 8 < image[rest].mean()
+
+
+def test_script(tmp_path, capsys):
+    assert demo.main(["--out", str(tmp_path / "cli"), "--num-studies", "12", "--seed", "1", "--image-size", "64"]) == 0
+    out = capsys.readouterr().out
+    assert str(tmp_path / "cli") in out and "siim-pneumothorax:" in out and "mimic-cxr:" in out
