@@ -1,4 +1,4 @@
-"""Datasets: the built-in demo data, official-layout preparers and datalists.
+"""Datasets: the built-in demo data, official-layout preparers, datalists, caches.
 
 ``python -m mflag_monai.data prepare NAME --root DIR --out DATALIST.json`` prepares a dataset;
 ``python -m mflag_monai.data demo`` writes the demo data.
@@ -6,6 +6,21 @@
 
 from . import mimic  # noqa: F401  (registers the preparer)
 from .datalist import load_datalist, resolve_datalist
+from .dataset import CACHE_MODES, build_dataset
 from .prepare import PREPARERS, PreparedDatalist, get_preparer, register_preparer
+from .text_features import TextFeatureCache, build_text_feature_cache, text_key, text_model_identity
 
-__all__ = ["PREPARERS", "PreparedDatalist", "get_preparer", "register_preparer", "load_datalist", "resolve_datalist"]
+__all__ = [
+    "PREPARERS",
+    "PreparedDatalist",
+    "get_preparer",
+    "register_preparer",
+    "load_datalist",
+    "resolve_datalist",
+    "CACHE_MODES",
+    "build_dataset",
+    "TextFeatureCache",
+    "build_text_feature_cache",
+    "text_key",
+    "text_model_identity",
+]

@@ -7,6 +7,7 @@ import logging
 import os
 from pathlib import Path
 
+from ..utils.dist import rank_zero_first
 from ..utils.io import atomic_write_json
 from .prepare import get_preparer
 
@@ -45,7 +46,11 @@ def resolve_datalist(
         demo_studies: size of the generated demo collection (default: the generator's).
         prepare_options: passed to the preparer.
     """
-    source = str(dataset_dir)
+    with rank_zero_first():  # under torchrun, rank 0 generates/prepares; the others then read the same files
+        return _resolve(str(dataset_dir), datalist_file, dataset, demo_subdir, demo_studies, prepare_options)
+
+
+def _resolve(source, datalist_file, dataset, demo_subdir, demo_studies, prepare_options) -> dict[str, list[dict]]:
     if source.endswith(".json"):
         return load_datalist(source)
     if source == DEMO:

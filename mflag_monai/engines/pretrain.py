@@ -14,9 +14,20 @@ from monai.engines import SupervisedTrainer
 from monai.engines.utils import IterationEvents
 from monai.utils import CommonKeys as Keys
 
-__all__ = ["MFLAGTrainer", "paper_restart_period", "loss_terms"]
+__all__ = ["MFLAGTrainer", "paper_restart_period", "loss_terms", "resolve_amp_dtype"]
 
 LOSS_KEYS = ("loss", "loss_align", "loss_orth")
+
+
+def resolve_amp_dtype(amp_dtype: torch.dtype | str, device: torch.device | str) -> torch.dtype:
+    """``"auto"``: bf16 on GPUs that support it, else fp16 on GPU; bf16 on CPU (CPU autocast has no fp16 scaler)."""
+    if isinstance(amp_dtype, torch.dtype):
+        return amp_dtype
+    if amp_dtype == "auto":
+        if torch.device(device).type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16
+    return {"float16": torch.float16, "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}[amp_dtype]
 
 
 def paper_restart_period(epochs: int, num_samples: int, batch_size: int, fraction: float = 0.4) -> int:
@@ -38,8 +49,11 @@ class MFLAGTrainer(SupervisedTrainer):
 
     Args:
         image_key, report_key, feature_key: batch keys.
-        amp_dtype: autocast dtype when ``amp`` is on (``torch.float16`` uses the grad scaler; ``torch.bfloat16``
-            needs none).
+        text_cache: a :class:`~mflag_monai.data.TextFeatureCache`; reports found in it skip the language model,
+            the others are encoded on the fly (never replaced by zeros).
+        amp_dtype: autocast dtype when ``amp`` is on: ``"auto"`` (bf16 where the GPU supports it, else fp16),
+            ``torch.float16`` (with the grad scaler on GPU) or ``torch.bfloat16``.
+        channels_last: feed images in channels-last memory format (faster convolutions on recent GPUs/CPUs).
         other arguments: as :class:`monai.engines.SupervisedTrainer`.
     """
 
@@ -49,25 +63,46 @@ class MFLAGTrainer(SupervisedTrainer):
         image_key: str = "image",
         report_key: str = "report",
         feature_key: str = "text_feature",
-        amp_dtype: torch.dtype = torch.float16,
+        text_cache=None,
+        amp_dtype: torch.dtype | str = "auto",
+        channels_last: bool = False,
         **kwargs,
     ) -> None:
         kwargs.setdefault("decollate", False)  # the output is a few scalar losses: nothing to decollate
         super().__init__(*args, **kwargs)
         self.image_key, self.report_key, self.feature_key = image_key, report_key, feature_key
-        self.amp_dtype = amp_dtype
-        self._use_scaler = self.amp and amp_dtype == torch.float16 and torch.device(self.state.device).type == "cuda"
+        self.text_cache = text_cache
+        self.amp_dtype = resolve_amp_dtype(amp_dtype, self.state.device)
+        self.channels_last = channels_last
+        if channels_last:
+            self.network.to(memory_format=torch.channels_last)
+        self._use_scaler = self.amp and self.amp_dtype == torch.float16 and torch.device(self.state.device).type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self._use_scaler)
+
+    def _text_inputs(self, batchdata: dict) -> tuple[list[str] | None, torch.Tensor | None]:
+        """Report texts for the language model, or their features (from the batch or the cache)."""
+        if batchdata.get(self.feature_key) is not None:
+            return None, torch.as_tensor(batchdata[self.feature_key])
+        texts = list(batchdata[self.report_key])
+        if self.text_cache is None:
+            return texts, None
+        features, missing = self.text_cache.lookup(texts)
+        if missing.any():  # new reports: run the frozen model on those only
+            network = getattr(self.network, "module", self.network)  # unwrap DDP
+            fresh = network.encode_text([t for t, m in zip(texts, missing.tolist()) if m])
+            features[missing] = fresh.to("cpu", features.dtype)
+        return None, features
 
     def _iteration(self, engine: MFLAGTrainer, batchdata: dict) -> dict:  # type: ignore[override]
         if batchdata is None:
             raise ValueError("Must provide batch data for current iteration.")
         device = engine.state.device
         images = batchdata[self.image_key].to(device, non_blocking=engine.non_blocking)
-        features = batchdata.get(self.feature_key)
-        texts = None if features is not None else list(batchdata[self.report_key])
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        texts, features = self._text_inputs(batchdata)
         if features is not None:
-            features = torch.as_tensor(features).to(device, non_blocking=engine.non_blocking).float()
+            features = features.to(device, non_blocking=engine.non_blocking).float()
 
         engine.network.train()
         engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)

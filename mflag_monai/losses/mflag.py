@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
+import torch.distributed.nn as dist_nn
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.loss import _Loss
@@ -46,18 +48,23 @@ class OrthogonalityLoss(_Loss):
     Args:
         lambd: weight of the off-diagonal term (0.0051).
         scale: the factor in front of the bracket (½ in the paper).
+        gather_distributed: under ``torch.distributed``, compute ``C`` over the features of all processes
+            (gathered with gradients) instead of each GPU's own batch (the paper's per-GPU loss).
     """
 
-    def __init__(self, lambd: float = 0.0051, scale: float = 0.5) -> None:
+    def __init__(self, lambd: float = 0.0051, scale: float = 0.5, gather_distributed: bool = False) -> None:
         super().__init__()
         self.lambd = lambd
         self.scale = scale
+        self.gather_distributed = gather_distributed
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Return the scalar loss for a ``[B, D]`` feature matrix."""
         if z.ndim != 2:
             raise ValueError(f"Expected a [B, D] feature matrix, got shape {tuple(z.shape)}")
         z = z.float() if z.dtype in (torch.float16, torch.bfloat16) else z  # the Gram matrix overflows fp16
+        if self.gather_distributed and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            z = torch.cat(dist_nn.all_gather(z))  # autograd-aware: every rank gets gradients for its own rows
         c = z.T @ z / z.shape[0]
         diag = torch.diagonal(c)
         on_diag = (diag - 1.0).pow(2).sum()
@@ -78,6 +85,7 @@ class MFLAGLoss(nn.Module):
         orth_weight: weight of the orthogonality loss (1).
         align_weight: weight of the alignment loss (1).
         orth_feature: ``"image_feature"`` (the raw encoder feature, the paper) or ``"image_proj"``.
+        orth_gather: compute the orthogonality loss on features gathered from all GPUs (default: per GPU, the paper).
     """
 
     FEATURES = ("image_feature", "image_proj")
@@ -89,12 +97,13 @@ class MFLAGLoss(nn.Module):
         orth_weight: float = 1.0,
         align_weight: float = 1.0,
         orth_feature: str = "image_feature",
+        orth_gather: bool = False,
     ) -> None:
         super().__init__()
         if orth_feature not in self.FEATURES:
             raise ValueError(f"orth_feature must be one of {self.FEATURES}, got {orth_feature!r}")
         self.alignment = AlignmentLoss()
-        self.orthogonality = OrthogonalityLoss(lambd=lambd, scale=orth_scale)
+        self.orthogonality = OrthogonalityLoss(lambd=lambd, scale=orth_scale, gather_distributed=orth_gather)
         self.orth_weight = orth_weight
         self.align_weight = align_weight
         self.orth_feature = orth_feature

@@ -18,6 +18,7 @@ from monai.transforms import (
     Compose,
     EnsureTyped,
     Identityd,
+    Lambdad,
     MapTransform,
     NormalizeIntensityd,
     OneOf,
@@ -27,11 +28,14 @@ from monai.transforms import (
     RepeatChanneld,
     Resized,
     ScaleIntensityd,
+    ScaleIntensityRanged,
 )
 
 from .io import LoadCXRImaged
 
-__all__ = ["RandPerspectived", "cxr_preprocessing", "cxr_pretrain_augmentation", "cxr_pretrain_transforms", "cxr_eval_transforms"]
+__all__ = [
+    "quantize_uint8",
+    "RandPerspectived", "cxr_preprocessing", "cxr_pretrain_augmentation", "cxr_pretrain_transforms", "cxr_eval_transforms"]
 
 
 class RandPerspectived(RandomizableTransform, MapTransform):
@@ -91,18 +95,33 @@ class RandPerspectived(RandomizableTransform, MapTransform):
         return d
 
 
-def cxr_preprocessing(keys: KeysCollection = "image", resize: int = 256, cache_dtype: torch.dtype = torch.float32) -> Compose:
-    """Deterministic part: load (DICOM/PNG/JPG, as displayed) and resize to ``resize × resize``.
+def quantize_uint8(image: torch.Tensor) -> torch.Tensor:
+    """[0, 1] float → uint8 (rounded): the compact dtype a preprocessing cache stores (SPEC §7)."""
+    return (image * 255.0).round().clamp(0, 255).to(torch.uint8)
 
-    This is the part a preprocessing cache may store; the random augmentation runs after it.
+
+def cxr_preprocessing(
+    keys: KeysCollection = "image", resize: int = 256, cache_dtype: torch.dtype = torch.uint8, keep_meta: bool = True
+) -> Compose:
+    """Deterministic part: load (DICOM/PNG/JPG, as displayed), resize to ``resize × resize``, store as ``cache_dtype``.
+
+    This is what a preprocessing cache stores (uint8 by default: 4× smaller than float32, and within 1/510 of it);
+    the random augmentation runs after it, every epoch. ``keep_meta=False`` returns plain tensors: MONAI's
+    ``PersistentDataset`` stores no metadata (and cannot reload ``MetaTensor`` with ``weights_only``), so freshly
+    computed and cached items must both come without it to collate together.
     """
-    return Compose(
-        [
-            LoadCXRImaged(keys),
-            Resized(keys, spatial_size=(resize, resize), mode="area"),
-            EnsureTyped(keys, dtype=cache_dtype, track_meta=True),
-        ]
-    )
+    steps = [LoadCXRImaged(keys), Resized(keys, spatial_size=(resize, resize), mode="area")]
+    steps.append(Lambdad(keys, func=quantize_uint8) if cache_dtype == torch.uint8 else EnsureTyped(keys, dtype=cache_dtype))
+    if not keep_meta:
+        steps.append(EnsureTyped(keys, track_meta=False, dtype=None))
+    return Compose(steps)
+
+
+def _to_unit_float(keys: KeysCollection, cache_dtype: torch.dtype) -> list:
+    """Back from the cached dtype to float32 in [0, 1]."""
+    if cache_dtype == torch.uint8:
+        return [ScaleIntensityRanged(keys, a_min=0.0, a_max=255.0, b_min=0.0, b_max=1.0, dtype=torch.float32)]
+    return [EnsureTyped(keys, dtype=torch.float32)]
 
 
 def cxr_pretrain_augmentation(
@@ -113,12 +132,14 @@ def cxr_pretrain_augmentation(
     perspective_prob: float = 0.5,
     autocontrast_prob: float = 0.5,
     channels: int = 3,
+    cache_dtype: torch.dtype = torch.uint8,
 ) -> Compose:
     """Random part, in the paper's order, ending with normalisation to [-1, 1] and ``channels`` channels."""
     return Compose(
         [
-            EnsureTyped(keys, dtype=torch.float32),
+            # the crop comes first so that a cached dataset stops here and stores the compact dtype
             RandSpatialCropd(keys, roi_size=(crop, crop), random_size=False),
+            *_to_unit_float(keys, cache_dtype),
             RandRotated(keys, range_x=(0.0, math.radians(max_rotation_deg)), prob=1.0, keep_size=True, padding_mode="zeros"),
             RandPerspectived(keys, distortion=perspective_distortion, prob=perspective_prob),
             # autocontrast = stretch each image's min..max to 0..1, applied with probability p
@@ -129,16 +150,24 @@ def cxr_pretrain_augmentation(
     )
 
 
-def cxr_pretrain_transforms(keys: KeysCollection = "image", resize: int = 256, crop: int = 224, **augment_kwargs) -> Compose:
-    """Full pre-training chain: :func:`cxr_preprocessing` then :func:`cxr_pretrain_augmentation`."""
-    return Compose([cxr_preprocessing(keys, resize), cxr_pretrain_augmentation(keys, crop, **augment_kwargs)])
+def cxr_pretrain_transforms(
+    keys: KeysCollection = "image", resize: int = 256, crop: int = 224, cache_dtype: torch.dtype = torch.uint8, **augment_kwargs
+) -> Compose:
+    """Full pre-training chain: :func:`cxr_preprocessing` then :func:`cxr_pretrain_augmentation`, flattened.
+
+    Flat, so that MONAI's cached datasets store everything before the first random transform.
+    """
+    pre = cxr_preprocessing(keys, resize, cache_dtype, keep_meta=False)
+    aug = cxr_pretrain_augmentation(keys, crop, cache_dtype=cache_dtype, **augment_kwargs)
+    return Compose([*pre.transforms, *aug.transforms])
 
 
 def cxr_eval_transforms(keys: KeysCollection = "image", resize: int = 256, crop: int = 224, channels: int = 3) -> Compose:
     """Deterministic evaluation chain: load, resize to ``resize``, centre crop ``crop``, normalise, repeat channels."""
     return Compose(
         [
-            cxr_preprocessing(keys, resize),
+            *cxr_preprocessing(keys, resize).transforms,
+            *_to_unit_float(keys, torch.uint8),
             CenterSpatialCropd(keys, roi_size=(crop, crop)),
             NormalizeIntensityd(keys, subtrahend=0.5, divisor=0.5),
             RepeatChanneld(keys, repeats=channels),

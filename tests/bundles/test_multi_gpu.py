@@ -1,0 +1,62 @@
+"""multi_gpu_train.yaml under torchrun with 2 CPU processes (gloo)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from mflag_monai.data.demo import generate_demo_data
+from mflag_monai.networks import build_image_encoder
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = REPO / "bundles" / "pretrain" / "configs"
+
+
+def test_torchrun_two_processes(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    demo = generate_demo_data(tmp_path / "demo", num_studies=24, image_size=96, progress=False)
+    record = tmp_path / "record.yaml"
+    record.write_text(
+        "sample_recorder:\n"
+        "  _target_: sample_recorder.SampleRecorder\n"
+        f"  out_dir: {tmp_path}\n"
+        "train#trainer#train_handlers: \"$(@train#handlers[:1] if dist.get_rank() > 0 else @train#handlers) + [@sample_recorder]\"\n"
+    )
+    configs = [str(CONFIGS / "train.yaml"), str(CONFIGS / "multi_gpu_train.yaml"), str(record)]
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+        "-m", "monai.bundle", "run", "training",
+        "--config_file", json.dumps(configs),
+        "--bundle_root", str(tmp_path / "bundle"),
+        "--dataset_dir", str(demo / "mimic-cxr"),
+        "--image_depth", "18", "--resize", "40", "--image_size", "32",
+        "--batch_size", "4", "--epochs", "2", "--num_workers", "0",
+        "--text_model", str(tiny_bert_dir), "--orth_gather", "true",
+    ]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+    }
+    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+
+    ranks = [json.loads((tmp_path / f"samples_rank{r}.json").read_text()) for r in (0, 1)]
+    for epoch in ("1", "2"):
+        a, b = set(ranks[0][epoch]), set(ranks[1][epoch])
+        assert a and b and not (a & b), f"ranks overlap in epoch {epoch}"
+    assert ranks[0]["1"] != ranks[0]["2"]  # the sampler's epoch is set: a new order every epoch
+
+    models = tmp_path / "bundle" / "models"
+    build_image_encoder(18, pretrained_weights=models / "encoder.pt")  # loads strictly: no DDP prefix
+    checkpoints = list((models / "checkpoints").glob("*.pt"))
+    assert len(checkpoints) == 2
+    state = torch.load(checkpoints[0], weights_only=True)
+    assert not any(k.startswith("module.") for k in state["network"])
+    history = json.loads((tmp_path / "bundle" / "eval" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
