@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..utils.io import atomic_write_json
 from . import PREPARERS, get_preparer
@@ -19,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     prep.add_argument("--root", required=True, help="the dataset's folder, as downloaded")
     prep.add_argument("--out", required=True, help="datalist JSON to write")
     prep.add_argument("--reports-root", "--reports_root", default=None, help="MIMIC-CXR: folder holding files/p../s*.txt")
+    prep.add_argument("--fraction", type=float, default=1.0, help="share of the training split kept (stratified): 0.01, 0.1, 1.0")
+    prep.add_argument("--seed", type=int, default=42, help="seed of the splits and the fraction draw")
+    prep.add_argument("--task", default=None, help="for datasets serving several tasks: classification, segmentation, detection")
 
     demo = sub.add_parser("demo", help="write the built-in synthetic demo data")
     demo.add_argument("--out", default=None, help="folder (default: the demo cache folder)")
@@ -30,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "prepare":
         options = {"reports_root": args.reports_root} if args.reports_root else {}
-        prepared = get_preparer(args.dataset)(args.root, **options)
+        if args.task:
+            options["task"] = args.task
+        prepared = get_preparer(args.dataset)(args.root, out=Path(args.out), fraction=args.fraction, seed=args.seed, **options)
         atomic_write_json(prepared.to_json(), args.out)
         print(f"Wrote {args.out}\n{prepared.format_summary()}")
         return 0

@@ -29,7 +29,12 @@ PREPARERS: dict[str, Callable[..., PreparedDatalist]] = {}
 
 
 def register_preparer(name: str) -> Callable[[Callable[..., PreparedDatalist]], Callable[..., PreparedDatalist]]:
-    """Decorator registering ``fn(root, **options) -> PreparedDatalist`` under ``name`` for ``prepare NAME``."""
+    """Decorator registering a preparer under ``name`` for ``prepare NAME``.
+
+    A preparer is called as ``fn(root, *, out=None, fraction=1.0, seed=42, **options) -> PreparedDatalist``:
+    ``out`` is the datalist path being written (preparers that write files, such as masks, put them beside it),
+    ``fraction`` the stratified share of the training split to keep, ``seed`` the seed of every random split.
+    """
 
     def wrap(fn: Callable[..., PreparedDatalist]) -> Callable[..., PreparedDatalist]:
         PREPARERS[name] = fn
