@@ -4,8 +4,11 @@
 ``python -m mflag_monai.data demo`` writes the demo data.
 """
 
+from . import demo  # noqa: F401
 from . import mimic  # noqa: F401  (registers the preparer)
-from .datalist import load_datalist, resolve_datalist
+from . import rsna  # noqa: F401
+from . import siim  # noqa: F401
+from .datalist import list_images, load_datalist, resolve_datalist
 from .dataset import CACHE_MODES, build_dataset
 from .prepare import PREPARERS, PreparedDatalist, get_preparer, register_preparer
 from .text_features import TextFeatureCache, build_text_feature_cache, text_key, text_model_identity
@@ -17,6 +20,7 @@ __all__ = [
     "register_preparer",
     "load_datalist",
     "resolve_datalist",
+    "list_images",
     "CACHE_MODES",
     "build_dataset",
     "TextFeatureCache",

@@ -13,7 +13,9 @@ from .prepare import get_preparer
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["load_datalist", "resolve_datalist"]
+__all__ = ["load_datalist", "resolve_datalist", "list_images", "IMAGE_SUFFIXES"]
+
+IMAGE_SUFFIXES = (".dcm", ".dicom", ".png", ".jpg", ".jpeg")
 
 DEMO = "demo"
 
@@ -68,9 +70,23 @@ def _resolve(source, datalist_file, dataset, demo_subdir, demo_studies, prepare_
         content = json.loads(Path(datalist_file).read_text())
         if content.get("source") == stamp:
             return {k: v for k, v in content.items() if isinstance(v, list)}
-    prepared = get_preparer(dataset)(root, **prepare_options)
+    out = Path(datalist_file) if datalist_file is not None else None
+    prepared = get_preparer(dataset)(root, out=out, **prepare_options)
     logger.info("Prepared %s datalist from %s:\n%s", dataset, root, prepared.format_summary())
     print(f"Prepared {dataset} datalist from {root}:\n{prepared.format_summary()}", flush=True)
     if datalist_file is not None:
         atomic_write_json({**prepared.to_json(), "source": stamp}, datalist_file)
     return prepared.datalist
+
+
+def list_images(path: str | os.PathLike, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> list[dict[str, str]]:
+    """``[{"image": file}]`` for one image file, or for every DICOM/PNG/JPG under a folder (sorted)."""
+    path = Path(path).expanduser()
+    if path.is_file():
+        return [{"image": str(path)}]
+    if not path.is_dir():
+        raise FileNotFoundError(f"No image file or folder at {path}")
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+    if not files:
+        raise FileNotFoundError(f"No {', '.join(suffixes)} files under {path}")
+    return [{"image": str(p)} for p in files]

@@ -18,7 +18,14 @@ from .pretrain import loss_terms
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ProgressBarHandler", "HistoryWriter", "EncoderExporter", "TrainingCheckpointer"]
+__all__ = [
+    "ProgressBarHandler",
+    "HistoryWriter",
+    "EncoderExporter",
+    "TrainingCheckpointer",
+    "MetricsJSONWriter",
+    "SegmentationOverlayWriter",
+]
 
 
 class ProgressBarHandler:
@@ -161,3 +168,63 @@ class TrainingCheckpointer:
         """Epoch checkpoints in ``save_dir``, oldest first."""
         found = Path(save_dir).glob("checkpoint_epoch=*.pt")
         return sorted(found, key=lambda p: int(p.stem.split("=")[-1]))
+
+
+class MetricsJSONWriter:
+    """Write an evaluator's final metrics (``engine.state.metrics``) and extra facts to a JSON file when it completes.
+
+    MONAI's ``MetricsSaver`` writes CSV tables; the bundles' results are read by scripts, so JSON.
+    """
+
+    def __init__(self, filepath: str | os.PathLike, info: Mapping | None = None) -> None:
+        self.filepath = Path(filepath)
+        self.info = dict(info or {})
+
+    def attach(self, engine: Engine) -> None:
+        """Write on completion."""
+        engine.add_event_handler(Events.COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        """Write the metrics."""
+        metrics = {k: float(v) if isinstance(v, (int, float, torch.Tensor)) and torch.as_tensor(v).numel() == 1 else v
+                   for k, v in engine.state.metrics.items()}
+        atomic_write_json({"metrics": metrics, **self.info}, self.filepath)
+        logger.info("Metrics written to %s: %s", self.filepath, metrics)
+
+
+class SegmentationOverlayWriter:
+    """Collect the first ``max_items`` (image, label, prediction) of an evaluation and save one overlay sheet PNG."""
+
+    def __init__(self, filepath: str | os.PathLike, max_items: int = 8, threshold: float = 0.5) -> None:
+        self.filepath = Path(filepath)
+        self.max_items = max_items
+        self.threshold = threshold
+        self.items: list[tuple] = []
+
+    def attach(self, engine: Engine) -> None:
+        """Collect after each iteration, write on completion."""
+        engine.add_event_handler(Events.STARTED, lambda e: self.items.clear())
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self.collect)
+        engine.add_event_handler(Events.COMPLETED, self.write)
+
+    def collect(self, engine: Engine) -> None:
+        """Keep (image, label, prediction) triples until ``max_items``."""
+        output = engine.state.output
+        rows = output if isinstance(output, list) else [output]
+        for row in rows:
+            if len(self.items) >= self.max_items:
+                return
+            image = torch.as_tensor(row["image"]).detach().cpu()[0] * 0.5 + 0.5  # undo the [-1, 1] normalisation
+            label = torch.as_tensor(row["label"]).detach().cpu()[0] > 0.5
+            pred = torch.as_tensor(row["pred"]).detach().cpu()[0] > self.threshold
+            self.items.append((image.numpy(), label.numpy(), pred.numpy()))
+
+    def write(self, engine: Engine) -> None:
+        """Save the sheet."""
+        if not self.items:
+            return
+        from ..utils.overlay import save_overlay_sheet
+
+        images, truths, preds = zip(*self.items)
+        save_overlay_sheet(list(images), list(truths), list(preds), self.filepath)
+        logger.info("Overlay sheet written to %s", self.filepath)

@@ -1,5 +1,6 @@
 """Losses of M-FLAG (SPEC §1)."""
 
 from .mflag import AlignmentLoss, MFLAGLoss, OrthogonalityLoss
+from .segmentation import FocalLogDiceLoss
 
-__all__ = ["AlignmentLoss", "OrthogonalityLoss", "MFLAGLoss"]
+__all__ = ["AlignmentLoss", "OrthogonalityLoss", "MFLAGLoss", "FocalLogDiceLoss"]

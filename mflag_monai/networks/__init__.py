@@ -4,6 +4,7 @@ from .factory import build_mflag
 from .image_encoder import RESNET_LAYOUTS, ResNetEncoder, build_image_encoder, load_encoder_state_dict, load_weights_file
 from .mflag import MFLAG, MFLAGOutput
 from .projection import ProjectionHead
+from .segmentation import FrozenEncoderUNet, build_segmentation_unet, check_pretrained_encoder, freeze_module
 from .text_encoder import TEXT_MODEL_ALIASES, FrozenTextEncoder, load_text_model, resolve_text_model
 
 __all__ = [
@@ -20,4 +21,8 @@ __all__ = [
     "MFLAG",
     "MFLAGOutput",
     "build_mflag",
+    "FrozenEncoderUNet",
+    "build_segmentation_unet",
+    "check_pretrained_encoder",
+    "freeze_module",
 ]

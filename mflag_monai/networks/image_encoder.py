@@ -121,7 +121,7 @@ def load_encoder_state_dict(
         if missing or unexpected:
             raise KeyError(
                 "Encoder weights do not match a torchvision-layout ResNet-"
-                f"{encoder.depth}: {len(missing)} missing (e.g. {missing[:3]}), "
+                f"{getattr(encoder, 'depth', '?')}: {len(missing)} missing (e.g. {missing[:3]}), "
                 f"{len(unexpected)} unexpected (e.g. {unexpected[:3]}). Check the depth and the checkpoint."
             )
     encoder.load_state_dict(cleaned, strict=strict)

@@ -2,6 +2,8 @@
 
 from .augment import RandPerspectived, cxr_eval_transforms, cxr_preprocessing, cxr_pretrain_augmentation, cxr_pretrain_transforms
 from .io import CXRImageError, LoadCXRImage, LoadCXRImaged, read_cxr
+from .segmentation import cxr_image_transforms, cxr_segmentation_transforms
+from .writers import RestoreSized, SaveMaskd
 from .text import AssembleReportd, assemble_report, parse_report_sections
 
 __all__ = [
@@ -14,6 +16,10 @@ __all__ = [
     "cxr_pretrain_augmentation",
     "cxr_pretrain_transforms",
     "cxr_eval_transforms",
+    "cxr_image_transforms",
+    "cxr_segmentation_transforms",
+    "RestoreSized",
+    "SaveMaskd",
     "AssembleReportd",
     "assemble_report",
     "parse_report_sections",

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["atomic_write_bytes", "atomic_torch_save", "atomic_write_json"]
+__all__ = ["atomic_write_bytes", "atomic_torch_save", "atomic_write_json", "require_file"]
 
 
 def _atomic_replace(path: Path, write) -> Path:
@@ -47,3 +47,10 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
 def atomic_write_json(obj: Any, path: str | os.PathLike) -> Path:
     """Atomically write ``obj`` as indented JSON."""
     return atomic_write_bytes(path, (json.dumps(obj, indent=2, default=str) + "\n").encode())
+
+
+def require_file(path: str | os.PathLike, hint: str) -> str:
+    """Return ``path`` if it is a file; otherwise raise ``FileNotFoundError`` naming it and saying what to do."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path} not found: {hint}")
+    return str(path)

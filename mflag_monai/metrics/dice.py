@@ -1,0 +1,109 @@
+"""Per-image Dice of the MGCA segmentation protocol (SPEC §2).
+
+Each image scores ``2|P ∩ T| / (|P| + |T|)`` with ``P`` the prediction binarised at ``> threshold`` and ``T`` the
+ground truth; an image whose ground truth is empty scores 1 if the prediction is empty too, else 0. The reported
+number is the mean over images (not a Dice of the pooled pixels, and empty images are not skipped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from monai.data import MetaTensor
+from monai.metrics import CumulativeIterationMetric
+
+__all__ = ["per_image_dice", "mean_dice", "PerImageDiceMetric"]
+
+
+def _plain(x: Any) -> torch.Tensor:
+    """A plain tensor (MetaTensor metadata would only slow the arithmetic down and leak into the result)."""
+    return x.as_tensor() if isinstance(x, MetaTensor) else torch.as_tensor(x)
+
+
+def _as_batch(x: torch.Tensor | Sequence[torch.Tensor], name: str) -> torch.Tensor:
+    """``[B, H, W]`` from ``[B, 1, H, W]``, ``[B, H, W]`` or a list of ``[1, H, W]`` / ``[H, W]`` tensors."""
+    if isinstance(x, (list, tuple)):
+        items = [_plain(i) for i in x]
+        items = [i[0] if i.ndim == 3 and i.shape[0] == 1 else i for i in items]
+        if any(i.ndim != 2 for i in items):
+            shapes = [tuple(i.shape) for i in items]
+            raise ValueError(f"{name}: expected a list of [1, H, W] or [H, W] tensors, got {shapes}")
+        x = torch.stack(items)
+    x = _plain(x)
+    if x.ndim == 4:
+        if x.shape[1] != 1:
+            raise ValueError(f"{name}: expected one channel ([B, 1, H, W]), got shape {tuple(x.shape)}")
+        x = x[:, 0]
+    if x.ndim != 3:
+        raise ValueError(f"{name}: expected [B, 1, H, W] or [B, H, W], got shape {tuple(x.shape)}")
+    return x
+
+
+def per_image_dice(
+    pred: torch.Tensor | Sequence[torch.Tensor],
+    target: torch.Tensor | Sequence[torch.Tensor],
+    threshold: float = 0.5,
+) -> torch.Tensor:
+    """Dice of each image.
+
+    Args:
+        pred: probabilities, ``[B, 1, H, W]`` or ``[B, H, W]`` (or a list of ``[1, H, W]``); a pixel is foreground
+            when strictly greater than ``threshold`` (so a probability of exactly 0.5 is background).
+        target: the ground truth, same shape; values ``> 0.5`` are foreground (0/1 and 0/255 masks both work).
+        threshold: binarisation threshold of ``pred``.
+
+    Returns:
+        Float tensor ``[B]`` on ``pred``'s device; an empty ground truth scores 1 for an empty prediction, else 0.
+    """
+    p = _as_batch(pred, "pred")
+    t = _as_batch(target, "target").to(p.device)
+    if p.shape != t.shape:
+        raise ValueError(f"pred {tuple(p.shape)} and target {tuple(t.shape)} differ in shape")
+    p = (p > threshold).flatten(1)
+    t = (t > 0.5).flatten(1)
+    intersection = (p & t).sum(1).float()
+    total = p.sum(1).float() + t.sum(1).float()
+    # total == 0 means both are empty: a correct "no finding" (1); an empty truth with a non-empty prediction
+    # already gives 0 / |P| = 0 from the formula.
+    return torch.where(total > 0, 2.0 * intersection / total.clamp_min(1.0), torch.ones_like(total))
+
+
+def mean_dice(
+    pred: torch.Tensor | Sequence[torch.Tensor],
+    target: torch.Tensor | Sequence[torch.Tensor],
+    threshold: float = 0.5,
+) -> float:
+    """Mean over images of :func:`per_image_dice` (the protocol's reported number)."""
+    return float(per_image_dice(pred, target, threshold).mean())
+
+
+class PerImageDiceMetric(CumulativeIterationMetric):
+    """MONAI cumulative metric collecting :func:`per_image_dice` over batches; ``aggregate()`` is the mean over images.
+
+    Use it in a ``SupervisedEvaluator`` through ``monai.handlers.IgniteMetricHandler(metric_fn=PerImageDiceMetric(),
+    output_transform=monai.handlers.from_engine(["pred", "label"]))``: MONAI hands it decollated lists of
+    ``[1, H, W]`` tensors, which the base class batches one image at a time. Predictions must be probabilities
+    (apply the sigmoid before), not logits. Under DDP the buffers are gathered across ranks by the base class.
+
+    Args:
+        threshold: binarisation threshold of the predictions (foreground is ``> threshold``).
+    """
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        super().__init__()
+        self.threshold = threshold
+
+    def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor:
+        """Per-image Dice of one batch as a ``[B, 1]`` tensor (batch-first, as MONAI's buffers expect)."""
+        if y is None:
+            raise ValueError("PerImageDiceMetric needs the ground truth y")
+        return per_image_dice(y_pred, y, self.threshold).unsqueeze(1)
+
+    def aggregate(self) -> torch.Tensor:
+        """Mean Dice over every image seen since the last ``reset()`` (a 0-d tensor; NaN before any image)."""
+        buffer = self.get_buffer()
+        if buffer is None or buffer.numel() == 0:
+            return torch.tensor(float("nan"))
+        return buffer.float().mean()

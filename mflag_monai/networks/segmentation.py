@@ -1,0 +1,109 @@
+"""U-Net on the pre-trained encoder (SPEC §2: MONAI ``FlexibleUNet`` with a ResNet-50 backbone).
+
+``FlexibleUNet``'s ResNet-50 backbone has the torchvision layout of :class:`ResNetEncoder`, but its ResNet-18/34
+use zero-padding shortcuts (type A) instead of torchvision's 1×1 convolutions; so the backbone is replaced by a
+:class:`ResNetEncoder` that returns the five feature maps the U-Net decoder expects, and the pre-trained weights of
+any depth load strictly into ``unet.encoder``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+from monai.networks.nets import FlexibleUNet
+from torch import nn
+
+from .image_encoder import ResNetEncoder, load_encoder_state_dict, load_weights_file
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["UNetBackbone", "FrozenEncoderUNet", "build_segmentation_unet", "freeze_module", "check_pretrained_encoder"]
+
+
+def check_pretrained_encoder(path: str | os.PathLike | None) -> str | None:
+    """Return ``path`` if it exists; ``None`` stays ``None`` (random init on purpose); otherwise say how to make it."""
+    if path is None or str(path).lower() in ("", "none", "null"):
+        return None
+    if not Path(path).is_file():
+        raise FileNotFoundError(
+            f"Pre-trained encoder not found: {path}. Make it with the pre-training bundle:\n"
+            "  python -m monai.bundle run training --config_file bundles/pretrain/configs/train.yaml\n"
+            "or pass --pretrained_encoder null to start from a random encoder on purpose."
+        )
+    return str(path)
+
+
+def freeze_module(module: nn.Module) -> nn.Module:
+    """``requires_grad=False`` on every parameter of ``module``."""
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module
+
+
+class UNetBackbone(ResNetEncoder):
+    """:class:`ResNetEncoder` returning ``[stem, layer1, layer2, layer3, layer4]``, as ``FlexibleUNet`` consumes."""
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:  # type: ignore[override]
+        """The stem output (before max-pooling) and the four stage outputs."""
+        stem = self.act(self.bn1(self.conv1(x)))
+        feats = [stem]
+        x = self.maxpool(stem)
+        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
+            x = stage(x)
+            feats.append(x)
+        return feats
+
+
+class FrozenEncoderUNet(FlexibleUNet):
+    """``FlexibleUNet`` whose encoder can be frozen: no gradients, and BatchNorm statistics kept (eval mode).
+
+    Args:
+        depth: ResNet depth of the backbone (18, 34, 50).
+        out_channels: mask channels (1 for a binary mask with a sigmoid).
+        pretrained_encoder: encoder weights (``models/encoder.pt`` of the pre-training bundle) or ``None``.
+        freeze_encoder: freeze the encoder (the protocol); ``False`` fine-tunes it.
+    """
+
+    def __init__(
+        self,
+        depth: int = 50,
+        out_channels: int = 1,
+        pretrained_encoder: str | os.PathLike | None = None,
+        freeze_encoder: bool = True,
+        in_channels: int = 3,
+    ) -> None:
+        super().__init__(
+            in_channels=in_channels,
+            out_channels=out_channels,
+            backbone=f"resnet{depth}",
+            pretrained=False,
+            spatial_dims=2,
+        )
+        self.encoder = UNetBackbone(depth, in_channels)  # torchvision layout at every depth (see the module doc)
+        path = check_pretrained_encoder(pretrained_encoder)
+        if path is not None:
+            load_encoder_state_dict(self.encoder, load_weights_file(path), strict=True)
+            logger.info("Loaded the pre-trained encoder from %s", path)
+        self.freeze_encoder = freeze_encoder
+        if freeze_encoder:
+            freeze_module(self.encoder)
+
+    def train(self, mode: bool = True) -> FrozenEncoderUNet:
+        """Train the decoder; a frozen encoder stays in eval mode."""
+        super().train(mode)
+        if self.freeze_encoder:
+            self.encoder.eval()
+        return self
+
+
+def build_segmentation_unet(
+    depth: int = 50,
+    out_channels: int = 1,
+    pretrained_encoder: str | os.PathLike | None = None,
+    freeze_encoder: bool = True,
+) -> FrozenEncoderUNet:
+    """A 2D U-Net on a (pre-trained, frozen) ResNet encoder."""
+    return FrozenEncoderUNet(depth, out_channels, pretrained_encoder, freeze_encoder)

@@ -1,0 +1,35 @@
+"""Transform chains of the segmentation bundle: radiograph and mask in, network input and binary label out."""
+
+from __future__ import annotations
+
+from monai.transforms import AsDiscreted, Compose, EnsureTyped, NormalizeIntensityd, RepeatChanneld, Resized
+
+from .io import LoadCXRImaged
+
+__all__ = ["cxr_segmentation_transforms", "cxr_image_transforms"]
+
+
+def cxr_image_transforms(image_size: int = 224, keys: str = "image", channels: int = 3) -> list:
+    """Load a radiograph (DICOM/PNG/JPG, as displayed), resize to ``image_size²``, normalise to [−1, 1], 3 channels.
+
+    The list form lets the inference chains of every bundle reuse it.
+    """
+    return [
+        LoadCXRImaged(keys),
+        Resized(keys, spatial_size=(image_size, image_size), mode="area"),
+        NormalizeIntensityd(keys, subtrahend=0.5, divisor=0.5),
+        RepeatChanneld(keys, repeats=channels),
+        EnsureTyped(keys, dtype="float32"),
+    ]
+
+
+def cxr_segmentation_transforms(image_size: int = 224, image_key: str = "image", label_key: str = "label") -> Compose:
+    """Image as :func:`cxr_image_transforms`; the mask PNG resized with nearest neighbours and binarised at 0.5."""
+    return Compose(
+        [
+            *cxr_image_transforms(image_size, image_key),
+            LoadCXRImaged(label_key),
+            Resized(label_key, spatial_size=(image_size, image_size), mode="nearest"),
+            AsDiscreted(label_key, threshold=0.5),
+        ]
+    )

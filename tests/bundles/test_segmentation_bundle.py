@@ -1,0 +1,97 @@
+"""The segmentation bundle: train, evaluate and inference from the command line, on tiny demo settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mflag_monai.data.demo import generate_demo_data
+from mflag_monai.networks import build_image_encoder, build_segmentation_unet
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = REPO / "bundles" / "segmentation" / "configs"
+TINY = ["--encoder_depth", "18", "--image_size", "64", "--batch_size", "4", "--epochs", "2", "--num_workers", "0", "--fraction", "1.0"]
+
+
+def bundle(run_id: str, configs: list[str], bundle_root: Path, *extra: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "monai.bundle", "run", run_id, "--config_file", json.dumps(configs), "--bundle_root", str(bundle_root), *extra]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("seg")
+    demo = generate_demo_data(root / "demo", num_studies=40, image_size=96, progress=False)
+    encoder = root / "encoder.pt"
+    torch.manual_seed(0)
+    torch.save(build_image_encoder(18).state_dict(), encoder)
+    return {"root": root, "siim": demo / "siim-pneumothorax", "encoder": encoder, "bundle": root / "bundle"}
+
+
+@pytest.fixture(scope="module")
+def trained(workspace) -> dict[str, Path]:
+    args = ["--dataset_dir", str(workspace["siim"]), "--pretrained_encoder", str(workspace["encoder"]), *TINY]
+    result = bundle("training", [str(CONFIGS / "train.yaml")], workspace["bundle"], *args)
+    assert result.returncode == 0, result.stderr[-5000:]
+    return workspace
+
+
+def test_train_selects_a_model_with_the_frozen_pretrained_encoder(trained) -> None:
+    models = trained["bundle"] / "models"
+    state = torch.load(models / "model.pt", weights_only=True)
+    net = build_segmentation_unet(depth=18)
+    net.load_state_dict(state)
+    encoder = torch.load(trained["encoder"], weights_only=True)
+    for key, value in encoder.items():  # frozen: the encoder weights are still the pre-trained ones
+        assert torch.equal(state[f"encoder.{key}"], value), key
+    assert list(models.glob("datalist_siim-pneumothorax_1.0.json"))
+
+
+def test_evaluate_writes_metrics_and_overlays(trained) -> None:
+    configs = [str(CONFIGS / "train.yaml"), str(CONFIGS / "evaluate.yaml")]
+    result = bundle("evaluating", configs, trained["bundle"], "--dataset_dir", str(trained["siim"]), *TINY)
+    assert result.returncode == 0, result.stderr[-5000:]
+    metrics = json.loads((trained["bundle"] / "eval" / "metrics.json").read_text())
+    assert metrics["split"] == "test" and 0.0 <= metrics["metrics"]["val_dice"] <= 1.0
+    assert (trained["bundle"] / "eval" / "overlays.png").stat().st_size > 1000
+
+
+def test_inference_writes_masks_of_the_input_size(trained) -> None:
+    images = sorted(trained["siim"].rglob("*.dcm"))[:3]
+    folder = trained["root"] / "inputs"
+    folder.mkdir()
+    for image in images:
+        (folder / image.name).symlink_to(image)
+    png = folder / "export.png"
+    Image.fromarray(np.zeros((70, 90), np.uint8)).save(png)  # a non-square PNG export
+    result = bundle("run", [str(CONFIGS / "inference.yaml")], trained["bundle"], "--input_path", str(folder), "--encoder_depth", "18", "--image_size", "64")
+    assert result.returncode == 0, result.stderr[-5000:]
+    out = trained["bundle"] / "eval" / "inference"
+    assert len(list(out.glob("*_mask.png"))) == 4
+    mask = Image.open(out / "export_mask.png")
+    assert mask.size == (90, 70)
+    assert nib.load(out / "export_mask.nii.gz").shape == (90, 70)  # x = columns, y = rows
+    stem = images[0].name[: -len(".dcm")]
+    assert (out / f"{stem}_mask.png").is_file()
+
+
+def test_missing_encoder_says_how_to_make_it(workspace, tmp_path: Path) -> None:
+    args = ["--dataset_dir", str(workspace["siim"]), "--pretrained_encoder", str(tmp_path / "nope.pt"), *TINY]
+    result = bundle("training", [str(CONFIGS / "train.yaml")], tmp_path / "b", *args)
+    assert result.returncode != 0
+    assert "bundles/pretrain/configs/train.yaml" in result.stderr and "--pretrained_encoder null" in result.stderr
+
+
+def test_random_encoder_on_purpose(workspace, tmp_path: Path) -> None:
+    args = ["--dataset_dir", str(workspace["siim"]), "--pretrained_encoder", "null", *TINY, "--epochs", "1"]
+    result = bundle("training", [str(CONFIGS / "train.yaml")], tmp_path / "b", *args)
+    assert result.returncode == 0, result.stderr[-4000:]
