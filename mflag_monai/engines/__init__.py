@@ -1,6 +1,8 @@
 """Training engines and handlers."""
 
 from .handlers import (
+    ClassificationReportWriter,
+    PredictionCSVWriter,
     EncoderExporter,
     HistoryWriter,
     MetricsJSONWriter,
@@ -8,6 +10,8 @@ from .handlers import (
     SegmentationOverlayWriter,
     TrainingCheckpointer,
 )
+from .zero_shot import default_prompts, load_pretrained_mflag, recall_at_k, run_retrieval, run_zero_shot
 from .pretrain import MFLAGTrainer, loss_terms, paper_restart_period, resolve_amp_dtype
 
-__all__ = ["MFLAGTrainer", "paper_restart_period", "loss_terms", "resolve_amp_dtype", "ProgressBarHandler", "HistoryWriter", "EncoderExporter", "TrainingCheckpointer", "MetricsJSONWriter", "SegmentationOverlayWriter"]
+__all__ = ["MFLAGTrainer", "paper_restart_period", "loss_terms", "resolve_amp_dtype", "ProgressBarHandler", "HistoryWriter", "EncoderExporter", "TrainingCheckpointer", "MetricsJSONWriter", "SegmentationOverlayWriter", "ClassificationReportWriter", "PredictionCSVWriter",
+    "default_prompts", "load_pretrained_mflag", "recall_at_k", "run_retrieval", "run_zero_shot"]

@@ -13,7 +13,7 @@ import torch
 from ignite.engine import Engine, Events
 from torch import nn
 
-from ..utils.io import atomic_torch_save, atomic_write_json
+from ..utils.io import atomic_torch_save, atomic_write_bytes, atomic_write_json
 from .pretrain import loss_terms
 
 logger = logging.getLogger(__name__)
@@ -25,6 +25,8 @@ __all__ = [
     "TrainingCheckpointer",
     "MetricsJSONWriter",
     "SegmentationOverlayWriter",
+    "ClassificationReportWriter",
+    "PredictionCSVWriter",
 ]
 
 
@@ -228,3 +230,90 @@ class SegmentationOverlayWriter:
         images, truths, preds = zip(*self.items)
         save_overlay_sheet(list(images), list(truths), list(preds), self.filepath)
         logger.info("Overlay sheet written to %s", self.filepath)
+
+
+class ClassificationReportWriter:
+    """Collect an evaluation's probabilities and labels; at the end write per-label AUROC, their mean (and accuracy
+    for multi-class) to a JSON file, and a ROC-curve PNG.
+
+    Expects decollated outputs with ``pred`` (probabilities ``[C]``) and ``label`` (``[C]`` binary/one-hot).
+    """
+
+    def __init__(
+        self,
+        filepath: str | os.PathLike,
+        names: list[str],
+        problem: str = "multi-label",
+        roc_path: str | os.PathLike | None = None,
+        info: Mapping | None = None,
+    ) -> None:
+        self.filepath = Path(filepath)
+        self.names = list(names)
+        self.problem = problem
+        self.roc_path = Path(roc_path) if roc_path else None
+        self.info = dict(info or {})
+        self.probs: list[torch.Tensor] = []
+        self.labels: list[torch.Tensor] = []
+
+    def attach(self, engine: Engine) -> None:
+        """Collect after each iteration, write on completion."""
+        engine.add_event_handler(Events.STARTED, self._reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self.collect)
+        engine.add_event_handler(Events.COMPLETED, self.write)
+
+    def _reset(self, engine: Engine) -> None:
+        self.probs, self.labels = [], []
+
+    def collect(self, engine: Engine) -> None:
+        """Keep this batch's probabilities and labels."""
+        rows = engine.state.output if isinstance(engine.state.output, list) else [engine.state.output]
+        for row in rows:
+            self.probs.append(torch.as_tensor(row["pred"]).detach().float().cpu().reshape(-1))
+            self.labels.append(torch.as_tensor(row["label"]).detach().float().cpu().reshape(-1))
+
+    def write(self, engine: Engine) -> None:
+        """Write the report (and the ROC plot)."""
+        from ..metrics import classification_report
+        from ..utils.plots import save_roc_curves
+
+        probs, labels = torch.stack(self.probs), torch.stack(self.labels)
+        report = classification_report(probs, labels, self.names, self.problem)
+        atomic_write_json({**report, **self.info}, self.filepath)
+        if self.roc_path is not None:
+            save_roc_curves(probs.numpy(), labels.numpy(), self.names, list(report["auroc"].values()), self.roc_path)
+        logger.info("Mean AUROC %.4f over %d images; report written to %s", report["mean_auroc"], len(probs), self.filepath)
+
+
+class PredictionCSVWriter:
+    """Write ``image,<label 1>,<label 2>,...`` rows of per-label probabilities for every image of an inference run."""
+
+    def __init__(self, filepath: str | os.PathLike, names: list[str], image_key: str = "image") -> None:
+        self.filepath = Path(filepath)
+        self.names = list(names)
+        self.image_key = image_key
+        self.rows: list[list[object]] = []
+
+    def attach(self, engine: Engine) -> None:
+        """Collect after each iteration, write on completion."""
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self.collect)
+        engine.add_event_handler(Events.COMPLETED, self.write)
+
+    def collect(self, engine: Engine) -> None:
+        """Keep (file name, probabilities) for each image of the batch."""
+        rows = engine.state.output if isinstance(engine.state.output, list) else [engine.state.output]
+        for row in rows:
+            source = row[self.image_key].meta.get("filename_or_obj", "") if hasattr(row[self.image_key], "meta") else ""
+            probs = torch.as_tensor(row["pred"]).detach().float().cpu().reshape(-1).tolist()
+            self.rows.append([source, *[f"{p:.6f}" for p in probs]])
+
+    def write(self, engine: Engine) -> None:
+        """Write the CSV atomically."""
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["image", *self.names])
+        writer.writerows(self.rows)
+        atomic_write_bytes(self.filepath, buffer.getvalue().encode())
+        logger.info("Predictions for %d images written to %s", len(self.rows), self.filepath)

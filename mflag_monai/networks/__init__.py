@@ -1,5 +1,6 @@
 """Networks: the image encoder, the frozen text encoder, projection heads and the M-FLAG model."""
 
+from .classification import CXRClassifier, build_classifier
 from .factory import build_mflag
 from .image_encoder import RESNET_LAYOUTS, ResNetEncoder, build_image_encoder, load_encoder_state_dict, load_weights_file
 from .mflag import MFLAG, MFLAGOutput
@@ -21,6 +22,8 @@ __all__ = [
     "MFLAG",
     "MFLAGOutput",
     "build_mflag",
+    "CXRClassifier",
+    "build_classifier",
     "FrozenEncoderUNet",
     "build_segmentation_unet",
     "check_pretrained_encoder",

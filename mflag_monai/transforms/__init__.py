@@ -2,7 +2,7 @@
 
 from .augment import RandPerspectived, cxr_eval_transforms, cxr_preprocessing, cxr_pretrain_augmentation, cxr_pretrain_transforms
 from .io import CXRImageError, LoadCXRImage, LoadCXRImaged, read_cxr
-from .segmentation import cxr_image_transforms, cxr_segmentation_transforms
+from .downstream import cxr_classification_transforms, cxr_image_transforms, cxr_segmentation_transforms
 from .writers import RestoreSized, SaveMaskd
 from .text import AssembleReportd, assemble_report, parse_report_sections
 
@@ -18,6 +18,7 @@ __all__ = [
     "cxr_eval_transforms",
     "cxr_image_transforms",
     "cxr_segmentation_transforms",
+    "cxr_classification_transforms",
     "RestoreSized",
     "SaveMaskd",
     "AssembleReportd",

@@ -1,4 +1,4 @@
-"""Transform chains of the segmentation bundle: radiograph and mask in, network input and binary label out."""
+"""Transform chains of the downstream bundles: radiograph in, network input out; masks and labels alongside."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from monai.transforms import AsDiscreted, Compose, EnsureTyped, NormalizeIntensi
 
 from .io import LoadCXRImaged
 
-__all__ = ["cxr_segmentation_transforms", "cxr_image_transforms"]
+__all__ = ["cxr_segmentation_transforms", "cxr_image_transforms", "cxr_classification_transforms"]
 
 
 def cxr_image_transforms(image_size: int = 224, keys: str = "image", channels: int = 3) -> list:
@@ -33,3 +33,9 @@ def cxr_segmentation_transforms(image_size: int = 224, image_key: str = "image",
             AsDiscreted(label_key, threshold=0.5),
         ]
     )
+
+
+def cxr_classification_transforms(image_size: int = 224, problem: str = "multi-label", label_key: str = "label") -> Compose:
+    """Image as :func:`cxr_image_transforms`; labels as float vectors (multi-label, BCE) or class indices (multi-class)."""
+    label_dtype = "float32" if problem == "multi-label" else "int64"
+    return Compose([*cxr_image_transforms(image_size), EnsureTyped(label_key, dtype=label_dtype, track_meta=False)])

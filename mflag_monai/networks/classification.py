@@ -1,0 +1,57 @@
+"""Classification heads on the pre-trained encoder: the linear probe of the protocol, or full fine-tuning."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+
+from .image_encoder import ResNetEncoder, build_image_encoder
+from .segmentation import check_pretrained_encoder, freeze_module
+
+__all__ = ["CXRClassifier", "build_classifier"]
+
+
+class CXRClassifier(nn.Module):
+    """``Linear(feature_dim → num_classes)`` on the pooled encoder feature; logits out.
+
+    With ``freeze_encoder`` (the linear-probe protocol) the encoder has no gradients and stays in eval mode, so its
+    BatchNorm statistics are the pre-trained ones.
+    """
+
+    def __init__(self, encoder: ResNetEncoder, num_classes: int, freeze_encoder: bool = True, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(encoder.feature_dim, num_classes))
+        self.freeze_encoder = freeze_encoder
+        if freeze_encoder:
+            freeze_module(self.encoder)
+
+    def train(self, mode: bool = True) -> CXRClassifier:
+        """Train the head; a frozen encoder stays in eval mode."""
+        super().train(mode)
+        if self.freeze_encoder:
+            self.encoder.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, num_classes]``."""
+        if self.freeze_encoder:
+            with torch.no_grad():
+                feature = self.encoder(x)
+        else:
+            feature = self.encoder(x)
+        return self.head(feature)
+
+
+def build_classifier(
+    num_classes: int,
+    depth: int = 50,
+    pretrained_encoder: str | os.PathLike | None = None,
+    freeze_encoder: bool = True,
+    dropout: float = 0.0,
+) -> CXRClassifier:
+    """A linear probe (``freeze_encoder=True``) or a fine-tuned classifier on a (pre-trained) ResNet encoder."""
+    encoder = build_image_encoder(depth, pretrained_weights=check_pretrained_encoder(pretrained_encoder))
+    return CXRClassifier(encoder, num_classes, freeze_encoder, dropout)
