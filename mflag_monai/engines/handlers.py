@@ -27,6 +27,7 @@ __all__ = [
     "SegmentationOverlayWriter",
     "ClassificationReportWriter",
     "PredictionCSVWriter",
+    "resume_from_latest",
 ]
 
 
@@ -144,6 +145,8 @@ class TrainingCheckpointer:
     def attach(self, engine: Engine) -> None:
         """Save every ``save_interval`` epochs and once at the end."""
         self.save_dict.setdefault("trainer", engine)
+        if getattr(engine, "scaler", None) is not None:  # AMP grad scaler state, for an exact resume
+            self.save_dict.setdefault("scaler", engine.scaler)
         engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.save_interval), self.save_epoch)
         if self.final_filename:
             engine.add_event_handler(Events.COMPLETED, self.save_final)
@@ -317,3 +320,33 @@ class PredictionCSVWriter:
         writer.writerows(self.rows)
         atomic_write_bytes(self.filepath, buffer.getvalue().encode())
         logger.info("Predictions for %d images written to %s", len(self.rows), self.filepath)
+
+
+def resume_from_latest(ckpt_dir: str | os.PathLike, objects: Mapping[str, object], enabled: bool = True) -> Path | None:
+    """Load the newest ``checkpoint_epoch=N.pt`` of ``ckpt_dir`` into ``objects`` (network, optimizer, scheduler,
+    trainer; the trainer's grad scaler too when saved) so that ``trainer.run()`` continues after epoch N.
+
+    Loading uses ``weights_only=True``. Returns the checkpoint used, or ``None`` (nothing to resume, or disabled).
+    """
+    if not enabled:
+        return None
+    checkpoints = TrainingCheckpointer.checkpoints(ckpt_dir)
+    if not checkpoints:
+        logger.info("No checkpoint in %s: starting from scratch", ckpt_dir)
+        return None
+    path = checkpoints[-1]
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    objects = dict(objects)
+    trainer = objects.get("trainer")
+    if "scaler" in state and getattr(trainer, "scaler", None) is not None:
+        objects.setdefault("scaler", trainer.scaler)
+    configured_epochs = getattr(getattr(trainer, "state", None), "max_epochs", None)
+    for name, obj in objects.items():
+        if name not in state:
+            raise KeyError(f"{path} has no '{name}' entry (it holds {sorted(state)}); cannot resume from it")
+        obj.load_state_dict(state[name])
+    if configured_epochs is not None:  # the checkpoint carries the old run's max_epochs: keep this run's
+        trainer.state.max_epochs = configured_epochs
+    logger.info("Resumed from %s (epoch %s)", path, getattr(getattr(trainer, "state", None), "epoch", "?"))
+    print(f"Resuming from {path}", flush=True)
+    return path

@@ -75,3 +75,16 @@ def test_run_id_run_is_the_same_entry(tmp_path: Path, tiny_bert_dir: Path) -> No
     result = run_bundle(tmp_path / "b", tmp_path / "demo", tiny_bert_dir, "--epochs", "1", run_id="run")
     assert result.returncode == 0, result.stderr[-4000:]
     assert (tmp_path / "b" / "models" / "encoder.pt").is_file()
+
+
+def test_resume_continues_from_the_newest_checkpoint(trained, tiny_bert_dir: Path) -> None:
+    bundle_root, _ = trained
+    demo_dir = bundle_root.parent / "demo"
+    result = run_bundle(bundle_root, demo_dir, tiny_bert_dir, "--epochs", "3", "--resume", "true")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "checkpoint_epoch=2.pt" in result.stdout + result.stderr
+    history = json.loads((bundle_root / "eval" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert history[2]["iteration"] == history[1]["iteration"] + (history[1]["iteration"] - history[0]["iteration"])
+    state = torch.load(bundle_root / "models" / "checkpoints" / "checkpoint_epoch=3.pt", weights_only=True)
+    assert state["trainer"]["iteration"] == history[2]["iteration"]
