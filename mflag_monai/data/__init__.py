@@ -8,6 +8,10 @@ from . import demo  # noqa: F401
 from . import mimic  # noqa: F401  (registers the preparer)
 from . import rsna  # noqa: F401
 from . import siim  # noqa: F401
+from . import chexpert  # noqa: F401
+from . import covidx  # noqa: F401
+from . import nih  # noqa: F401
+from . import mimic_labels  # noqa: F401
 from .datalist import list_images, load_datalist, resolve_datalist
 from .dataset import CACHE_MODES, build_dataset
 from .prepare import PREPARERS, PreparedDatalist, get_preparer, register_preparer

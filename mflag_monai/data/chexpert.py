@@ -26,7 +26,7 @@ REQUIRED_COLUMNS = ("Path", "Frontal/Lateral")
 
 
 def find_chexpert_csv_dir(root: Path) -> Path:
-    """The folder holding ``train.csv`` and ``valid.csv``: ``root`` itself or one of its sub-folders.
+    """The folder holding ``train.csv`` and ``valid.csv``: ``root``, else one of its sub-folders, else its parent.
 
     The official zip unpacks to ``CheXpert-v1.0-small/{train.csv,valid.csv,train/,valid/}``, so ``--root`` may be that
     folder or its parent; some copies move the CSVs up into the parent (the demo data does).
@@ -37,6 +37,8 @@ def find_chexpert_csv_dir(root: Path) -> Path:
         for child in sorted(p for p in root.iterdir() if p.is_dir()):
             if (child / TRAIN_CSV).is_file():
                 return child
+    if (root.parent / TRAIN_CSV).is_file():  # --root is the dataset folder and the CSVs sit beside it
+        return root.parent
     raise FileNotFoundError(
         f"{TRAIN_CSV} not found in {root} or its sub-folders: --root must be the CheXpert-v1.0-small folder "
         "(or the folder containing it)"
@@ -184,5 +186,6 @@ def prepare_chexpert(
     for name in SPLIT_NAMES:
         summary[f"kept: {name}"] = len(datalist[name])
         summary[f"kept: {name} patients"] = len({e["patient_id"] for e in datalist[name]})
-    summary.update({f"training {k}": v for k, v in positives_per_label(datalist["training"], CHEXPERT_COMPETITION).items()})
+    positives = positives_per_label(datalist["training"], CHEXPERT_COMPETITION)
+    summary.update({f"training {k}": v for k, v in positives.items()})
     return PreparedDatalist(datalist, summary)

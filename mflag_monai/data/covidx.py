@@ -1,4 +1,4 @@
-"""COVIDx (``train.txt`` / ``test.txt`` + ``train/`` / ``test/`` images) → 3-class classification datalist (SPEC §2, §3)."""
+"""COVIDx (``train.txt`` / ``test.txt``, ``train/`` / ``test/`` images) → 3-class datalist (SPEC §2, §3)."""
 
 from __future__ import annotations
 
@@ -128,9 +128,8 @@ def prepare_covidx(
             label = COVIDX_CLASSES.index(line["class"])
             records[name].append({"image": str(image), "label": label, "patient_id": line["patient_id"]})
 
-    split = seeded_split(
-        records["train"], (1.0 - val_fraction, val_fraction, 0.0), seed=seed, group_key="patient_id", stratify_key="label"
-    )
+    fractions = (1.0 - val_fraction, val_fraction, 0.0)
+    split = seeded_split(records["train"], fractions, seed=seed, group_key="patient_id", stratify_key="label")
     datalist = {
         "training": stratified_fraction(split["training"], fraction, seed=seed, stratify_key="label"),
         "validation": split["validation"],
