@@ -9,6 +9,9 @@ but returns ``(W, H, 1)`` and ignores windowing. So the photometric chain lives 
 
 and PNG/JPG exports are read with Pillow (EXIF orientation applied, 8 or 16 bit). The result is ``[1, H, W]`` float32
 in [0, 1], rows first, bright = dense, as displayed.
+
+Any other file (colour or palette, multi-frame, no pixel data, truncated, malformed, compressed without an installed
+decoder, not DICOM at all) raises :class:`CXRImageError` with the one-line message ``"<path>: <reason>"``.
 """
 
 from __future__ import annotations
@@ -18,12 +21,17 @@ import os
 import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
+
+if TYPE_CHECKING:  # annotations only: pydicom is imported inside the functions that use it
+    from pydicom.dataset import Dataset
+    from pydicom.uid import UID
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +60,15 @@ def _pixel_utils():
     return apply_modality_lut, apply_voi_lut
 
 
+class _Refusal(Exception):
+    """Why a DICOM file cannot be used; :func:`read_dicom` turns it into a :class:`CXRImageError` naming the file."""
+
+    def __init__(self, reason: str) -> None:
+        # one line, whatever the source: decoder plugins report one failure per line
+        lines = [line.strip() for line in str(reason).splitlines() if line.strip()]
+        super().__init__("; ".join(lines).replace(":; ", ": "))
+
+
 def _first(value) -> float:
     """First value of a possibly multi-valued DICOM number (WindowCenter can hold several presets)."""
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
@@ -59,12 +76,27 @@ def _first(value) -> float:
     return float(value)
 
 
+def _int_tag(ds: Dataset, keyword: str, default: int) -> int:
+    """An integer attribute, ``default`` when absent or empty; a malformed value (e.g. IS ``'1A'``) is refused."""
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError) as err:
+        raise _Refusal(f"malformed header ({keyword} {str(value)!r} is not an integer)") from err
+
+
 def _window(x: np.ndarray, center: float, width: float, function: str) -> np.ndarray:
     """DICOM VOI window (PS3.3 C.11.2.1.2) mapped to [0, 1]."""
     function = (function or "LINEAR").upper()
     if function == "SIGMOID":
+        if width <= 0:
+            raise ValueError("WindowWidth must be > 0 for a SIGMOID window")
         return 1.0 / (1.0 + np.exp(-4.0 * (x - center) / width))
     if function == "LINEAR_EXACT":
+        if width <= 0:
+            raise ValueError("WindowWidth must be > 0 for a LINEAR_EXACT window")
         lo, hi = center - width / 2.0, center + width / 2.0
     else:  # LINEAR: the standard's half-pixel offsets
         if width < 1:
@@ -78,63 +110,200 @@ def _min_max(x: np.ndarray) -> np.ndarray:
     return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
 
 
+def _read_dataset(path: str) -> Dataset:
+    """``pydicom.dcmread``, falling back to ``force=True`` for data sets written without the preamble/meta header."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        return pydicom.dcmread(path)
+    except InvalidDicomError:
+        pass  # no 'DICM' marker: older exports write the bare data set, which is still DICOM
+    except Exception as err:  # pydicom raises several types for broken headers
+        raise _Refusal(f"not a readable DICOM file ({type(err).__name__}: {err})") from err
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a forced read of a non-DICOM file warns about nonsense VRs
+            ds = pydicom.dcmread(path, force=True)
+        # forced parsing of any byte stream "succeeds"; only standard identifying elements make it DICOM
+        is_dicom = any(k in ds for k in ("SOPClassUID", "PixelData", "Modality", "StudyInstanceUID"))
+    except Exception:
+        is_dicom = False
+    if not is_dicom:
+        raise _Refusal("not a DICOM file (no 'DICM' marker and no DICOM data elements)")
+    return ds
+
+
+def _sop_class(ds: Dataset) -> str:
+    """The SOP class name (e.g. ``Basic Text SR Storage``), from the data set or the file meta."""
+    from pydicom.uid import UID
+
+    meta = getattr(ds, "file_meta", None)
+    uid = str(ds.get("SOPClassUID", "") or (meta.get("MediaStorageSOPClassUID", "") if meta is not None else ""))
+    return f"SOP class {UID(uid).name}" if uid else "no SOP class"
+
+
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+
+def _check_image_header(ds: Dataset) -> tuple[str, str]:
+    """Refuse anything that is not one 2D grayscale frame; return ``(pixel data keyword, photometric)``."""
+    keyword = next((k for k in _PIXEL_KEYWORDS if k in ds), None)
+    if keyword is None:
+        raise _Refusal(f"no pixel data ({_sop_class(ds)}); not an image")
+    required = ["Rows", "Columns", "BitsAllocated", "SamplesPerPixel", "PhotometricInterpretation"]
+    if keyword == "PixelData":  # float pixel data has no integer representation to declare
+        required.append("PixelRepresentation")
+    missing = [k for k in required if ds.get(k) in (None, "")]
+    if missing:
+        raise _Refusal(f"incomplete image header (missing {', '.join(missing)})")
+    photometric = str(ds.PhotometricInterpretation).strip().upper()
+    samples = _int_tag(ds, "SamplesPerPixel", 1)
+    if samples != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise _Refusal(
+            f"not a grayscale image (PhotometricInterpretation {photometric}, SamplesPerPixel {samples}); "
+            "chest radiographs must be MONOCHROME1 or MONOCHROME2"
+        )
+    frames = _int_tag(ds, "NumberOfFrames", 1)
+    if frames > 1:
+        raise _Refusal(f"multi-frame DICOM ({frames} frames); expected a single 2D radiograph")
+    rows, cols = _int_tag(ds, "Rows", 0), _int_tag(ds, "Columns", 0)
+    if rows < 1 or cols < 1:
+        raise _Refusal(f"empty image (Rows {rows}, Columns {cols})")
+    return keyword, photometric
+
+
+def _transfer_syntax(ds: Dataset) -> UID:
+    """The transfer syntax; for a bare data set without one, the uncompressed syntax it was read with."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    meta = getattr(ds, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    if syntax:
+        return UID(str(syntax))
+    if "PixelData" in ds and getattr(ds["PixelData"], "is_undefined_length", False):  # encapsulated
+        raise _Refusal("compressed pixel data but no TransferSyntaxUID in the file meta; cannot tell the codec")
+    # uncompressed pixel data is encoded like the data set itself, which pydicom detected while reading
+    implicit, little = getattr(ds, "original_encoding", None) or (ds.is_implicit_VR, ds.is_little_endian)
+    syntax = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+    if meta is None:
+        ds.file_meta = meta = FileMetaDataset()
+    meta.TransferSyntaxUID = syntax
+    return syntax
+
+
+def _decoder_status(syntax: UID) -> str:
+    """``'available'``, ``'missing'`` (pydicom knows a plugin that is not installed) or ``'unsupported'``."""
+    try:
+        from pydicom.pixels import get_decoder
+    except ImportError:  # pydicom < 3: ask the pixel data handlers
+        from pydicom import config
+
+        handlers = [h for h in config.pixel_data_handlers if h.supports_transfer_syntax(syntax)]
+        if not handlers:
+            return "unsupported"
+        return "available" if any(h.is_available() for h in handlers) else "missing"
+    try:
+        return "available" if get_decoder(syntax).is_available else "missing"
+    except NotImplementedError:
+        return "unsupported"
+
+
+def _expected_bytes(ds: Dataset, keyword: str) -> int:
+    """Length of uncompressed single-frame pixel data (1-bit data is packed 8 pixels to a byte)."""
+    pixels = _int_tag(ds, "Rows", 0) * _int_tag(ds, "Columns", 0)
+    bits = {"FloatPixelData": 32, "DoubleFloatPixelData": 64}.get(keyword) or _int_tag(ds, "BitsAllocated", 0)
+    return (pixels * bits + 7) // 8
+
+
+def _decode(ds: Dataset, keyword: str) -> np.ndarray:
+    """The stored pixel values as a 2D array, refusing truncated data and syntaxes without a decoder."""
+    syntax = _transfer_syntax(ds)
+    try:
+        known = syntax.is_transfer_syntax
+    except ValueError:  # pydicom < 3 raises for private UIDs
+        known = False
+    if not known:
+        raise _Refusal(f"cannot decode pixel data (unknown transfer syntax {syntax})")
+    if syntax.is_compressed:
+        status = _decoder_status(syntax)
+        if status == "missing":
+            raise _Refusal(f"cannot decode pixel data ({syntax.name}); {_DECODER_HINT}")
+        if status == "unsupported":
+            raise _Refusal(f"cannot decode pixel data ({syntax.name}): pydicom has no decoder for this transfer syntax")
+    else:  # check the length up front: pydicom's own message is long, and a short file is the common damage
+        have, need = len(ds[keyword].value or b""), _expected_bytes(ds, keyword)
+        if have < need:
+            raise _Refusal(f"truncated pixel data ({have} of {need} bytes)")
+    try:
+        stored = ds.pixel_array
+    except Exception as err:  # the plugin is installed, so the data itself is damaged or exotic
+        raise _Refusal(f"cannot decode pixel data ({syntax.name}): {type(err).__name__}: {err}") from err
+    if stored.ndim != 2:
+        raise _Refusal(f"pixel data has shape {tuple(stored.shape)}; expected a 2D image")
+    return stored
+
+
+def _voi(path: str, ds: Dataset, values: np.ndarray, apply_window: bool) -> tuple[np.ndarray, str]:
+    """Apply the VOI LUT or window to [0, 1]; without one (or with a broken one) stretch the data range."""
+    _, apply_voi_lut = _pixel_utils()
+    try:
+        if apply_window and "VOILUTSequence" in ds and len(ds.VOILUTSequence):
+            indices = np.rint(values).astype(np.int64)  # a LUT is indexed by integer modality values
+            return _min_max(np.asarray(apply_voi_lut(indices, ds, index=0), dtype=np.float64)), "lut"
+        center, width = ds.get("WindowCenter"), ds.get("WindowWidth")
+        if apply_window and center not in (None, "") and width not in (None, ""):
+            function = str(ds.get("VOILUTFunction", "") or "")
+            return _window(values, _first(center), _first(width), function), "window"
+    except Exception as err:  # a bad presentation tag must not lose good pixels
+        warnings.warn(f"{path}: ignoring invalid VOI window/LUT ({type(err).__name__}: {err})", stacklevel=4)
+    return _min_max(values), "none"
+
+
+def _pixel_spacing(ds: Dataset) -> list[float]:
+    """Row and column spacing in mm; ``[1, 1]`` when absent or malformed (spacing is metadata, not a refusal)."""
+    spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
+    try:
+        values = [float(s) for s in spacing][:2] if spacing else []
+    except (TypeError, ValueError):
+        values = []
+    return values if len(values) == 2 and all(np.isfinite(values)) and min(values) > 0 else [1.0, 1.0]
+
+
 def read_dicom(path: str | os.PathLike, apply_window: bool = True) -> tuple[np.ndarray, dict]:
     """Read a 2D grayscale DICOM radiograph as an ``[H, W]`` float32 image in [0, 1], as displayed.
 
     Raises:
-        CXRImageError: the file is not a readable single-frame grayscale image (the message says why).
+        CXRImageError: the file is not a readable single-frame grayscale image; the one-line message is
+            ``"<path>: <reason>"`` (not DICOM, no pixel data, colour, multi-frame, truncated, no decoder, ...).
     """
-    import pydicom
-
     path = str(path)
     try:
-        ds = pydicom.dcmread(path)
-    except Exception as err:  # pydicom raises several types for broken files
-        raise CXRImageError(f"{path}: not a readable DICOM file ({type(err).__name__}: {err})") from err
-    if "PixelData" not in ds:
-        raise CXRImageError(f"{path}: DICOM has no pixel data (SOP class {ds.get('SOPClassUID', 'unknown')})")
-    photometric = str(ds.get("PhotometricInterpretation", "")).upper()
-    samples = int(ds.get("SamplesPerPixel", 1))
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    if samples != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
-        raise CXRImageError(
-            f"{path}: not a grayscale image (PhotometricInterpretation {photometric or 'missing'}, "
-            f"SamplesPerPixel {samples}); chest radiographs must be MONOCHROME1 or MONOCHROME2"
-        )
-    if frames > 1:
-        raise CXRImageError(f"{path}: multi-frame DICOM ({frames} frames); expected a single 2D radiograph")
-    try:
-        stored = ds.pixel_array
-    except Exception as err:
-        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-        name = getattr(syntax, "name", str(syntax))
-        raise CXRImageError(f"{path}: cannot decode pixel data ({name}): {err}; {_DECODER_HINT}") from err
-    if stored.ndim != 2:
-        raise CXRImageError(f"{path}: pixel data has shape {stored.shape}; expected a 2D image")
-
-    apply_modality_lut, apply_voi_lut = _pixel_utils()
-    values = np.asarray(apply_modality_lut(stored, ds), dtype=np.float64)
-    voi = "none"
-    if apply_window and "VOILUTSequence" in ds:
-        values = _min_max(np.asarray(apply_voi_lut(values, ds, index=0), dtype=np.float64))
-        voi = "lut"
-    elif apply_window and ds.get("WindowCenter") is not None and ds.get("WindowWidth") is not None:
-        values = _window(values, _first(ds.WindowCenter), _first(ds.WindowWidth), str(ds.get("VOILUTFunction", "")))
-        voi = "window"
-    else:
-        values = _min_max(values)
+        ds = _read_dataset(path)
+        keyword, photometric = _check_image_header(ds)
+        stored = _decode(ds, keyword)
+        apply_modality_lut, _ = _pixel_utils()
+        try:  # rescale slope/intercept or modality LUT (signed data comes out signed)
+            values = np.asarray(apply_modality_lut(stored, ds), dtype=np.float64)
+        except Exception as err:
+            raise _Refusal(f"invalid modality LUT or rescale ({type(err).__name__}: {err})") from err
+        if not np.isfinite(values).all():  # float pixel data can hold NaN/inf; nothing sensible to display
+            raise _Refusal(f"{int((~np.isfinite(values)).sum())} pixel values are NaN or infinite")
+        values, voi = _voi(path, ds, values, apply_window)
+        meta = {
+            "source_format": "dicom",
+            "photometric_interpretation": photometric,
+            "voi": voi,
+            "modality": str(ds.get("Modality", "")),
+            "view_position": str(ds.get("ViewPosition", "")),
+            "pixel_spacing": _pixel_spacing(ds),
+            "bits_stored": _int_tag(ds, "BitsStored", 0),
+        }
+    except _Refusal as why:
+        raise CXRImageError(f"{path}: {why}") from why
     if photometric == "MONOCHROME1":  # high stored value = dark: flip so bright means dense, as displayed
         values = 1.0 - values
-    spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
-    meta = {
-        "source_format": "dicom",
-        "photometric_interpretation": photometric,
-        "voi": voi,
-        "modality": str(ds.get("Modality", "")),
-        "view_position": str(ds.get("ViewPosition", "")),
-        "pixel_spacing": [float(s) for s in spacing] if spacing else [1.0, 1.0],
-        "bits_stored": int(ds.get("BitsStored", 0) or 0),
-    }
     return values.astype(np.float32), meta
 
 
@@ -157,8 +326,8 @@ def read_bitmap(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
                         warnings.warn(f"{path}: colour image converted to grey; is this a radiograph?", stacklevel=3)
                 arr = np.asarray(img.convert("L"), dtype=np.float64)
                 scale = 255.0
-    except (UnidentifiedImageError, OSError) as err:
-        raise CXRImageError(f"{path}: not a readable image file ({err})") from err
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
+        raise CXRImageError(f"{path}: not a readable image file ({type(err).__name__}: {err})") from err
     return (arr / scale).astype(np.float32), {"source_format": Path(path).suffix.lower().lstrip("."), "pixel_spacing": [1.0, 1.0]}
 
 
@@ -168,8 +337,11 @@ def _is_dicom(path: str) -> bool:
         return False
     if suffix in DICOM_SUFFIXES:
         return True
-    with open(path, "rb") as f:  # unknown suffix: look for the DICOM preamble marker
-        head = f.read(132)
+    try:
+        with open(path, "rb") as f:  # unknown suffix: look for the DICOM preamble marker
+            head = f.read(132)
+    except OSError as err:
+        raise CXRImageError(f"{path}: cannot read file ({type(err).__name__}: {err})") from err
     return head[128:132] == b"DICM"
 
 
@@ -189,9 +361,19 @@ def _check_intensities(path: str, image: np.ndarray) -> None:
 def read_cxr(path: str | os.PathLike, apply_window: bool = True) -> tuple[np.ndarray, dict]:
     """Read a DICOM, PNG or JPG chest radiograph as ``([H, W] float32 in [0, 1], meta)``."""
     path = str(path)
+    if os.path.isdir(path):
+        raise CXRImageError(f"{path}: is a directory, not an image file")
     if not os.path.isfile(path):
         raise CXRImageError(f"{path}: file not found")
-    image, meta = read_dicom(path, apply_window) if _is_dicom(path) else read_bitmap(path)
+    if _is_dicom(path):
+        image, meta = read_dicom(path, apply_window)
+    elif Path(path).suffix.lower() in BITMAP_SUFFIXES:
+        image, meta = read_bitmap(path)
+    else:  # unknown suffix and no DICOM marker: Pillow gets a chance, but the reason should name both formats
+        try:
+            image, meta = read_bitmap(path)
+        except CXRImageError as err:
+            raise CXRImageError(f"{path}: not a DICOM file or a PNG/JPEG/TIFF image") from err
     _check_intensities(path, image)
     meta.update({"filename_or_obj": path, "spatial_shape": np.asarray(image.shape)})
     return image, meta
