@@ -6,9 +6,28 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from monai.metrics import compute_roc_auc
+from monai.metrics import ROCAUCMetric, compute_roc_auc
 
-__all__ = ["per_label_auroc", "classification_report"]
+__all__ = ["per_label_auroc", "classification_report", "MeanAUROCMetric"]
+
+
+class MeanAUROCMetric(ROCAUCMetric):
+    """MONAI's ``ROCAUCMetric`` averaged over the labels where AUROC is defined.
+
+    MONAI's macro average becomes NaN as soon as one label has a single class in the evaluated split (common for rare
+    findings in small validation sets), which would break model selection; such labels are left out of the mean.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(average="none")
+
+    def aggregate(self) -> float:  # type: ignore[override]
+        """Mean of the defined per-label AUROCs (NaN only if none is defined)."""
+        y_pred, y = self.get_buffer()
+        if y_pred.ndim == 1:
+            y_pred, y = y_pred[:, None], y[:, None]
+        values = [a for a in per_label_auroc(y_pred, y) if not np.isnan(a)]
+        return float(np.mean(values)) if values else float("nan")
 
 
 def per_label_auroc(probs: torch.Tensor, labels: torch.Tensor) -> list[float]:
