@@ -10,10 +10,10 @@ from typing import Any
 
 import torch
 
-__all__ = ["atomic_write_bytes", "atomic_torch_save", "atomic_write_json", "require_file"]
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_torch_save", "atomic_write_json", "require_file"]
 
 
-def _atomic_replace(path: Path, write) -> Path:
+def atomic_write(path: str | os.PathLike, write) -> Path:
     """Write through ``write(fileobj)`` into a temporary sibling, fsync it, then rename over ``path``.
 
     A crash leaves either the old file or the new one, never a half-written file.
@@ -36,12 +36,12 @@ def _atomic_replace(path: Path, write) -> Path:
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Atomically write ``data`` to ``path``."""
-    return _atomic_replace(Path(path), lambda f: f.write(data))
+    return atomic_write(Path(path), lambda f: f.write(data))
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """Atomically ``torch.save`` ``obj`` to ``path``."""
-    return _atomic_replace(Path(path), lambda f: torch.save(obj, f))
+    return atomic_write(Path(path), lambda f: torch.save(obj, f))
 
 
 def atomic_write_json(obj: Any, path: str | os.PathLike) -> Path:
