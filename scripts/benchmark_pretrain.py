@@ -1,0 +1,382 @@
+"""Training throughput and peak memory of M-FLAG pre-training, with and without cached text features.
+
+Three variants run one after the other in this process, over the same synthetic batches:
+
+* ``mflag-cached``   ResNet + both projectors + ``MFLAGLoss`` + AdamW, text features precomputed
+  (random ``[B, H]`` tensors standing in for the feature cache);
+* ``mflag-uncached`` the authors' way: every step tokenises the reports (padded to 512 tokens) and runs a
+  BERT-base-sized language model (random weights, eval mode, no_grad) before the same step;
+* ``supervised``     the same ResNet with ``Linear(feature_dim, 14)`` and ``BCEWithLogitsLoss``, AdamW.
+
+The project's acceptance targets are ``cached / supervised >= 0.9`` and ``cached / uncached >= 5`` (img/s).
+
+Usage::
+
+    python scripts/benchmark_pretrain.py                        # ResNet-50, batch 16, 224 px, auto device
+    python scripts/benchmark_pretrain.py --device cuda --amp --channels-last --batch-size 64 --json bench.json
+    python scripts/benchmark_pretrain.py --check                # exit 1 if a target is missed
+
+Throughput is ``batch / median step time`` over ``--steps`` timed steps after ``--warmup`` steps. Peak memory is
+``torch.cuda.max_memory_allocated`` on CUDA; on CPU it is the peak resident set size sampled in a background thread
+minus the resident set size just before the variant is built. The exit code is 0 unless ``--check`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import gc
+import json
+import os
+import platform
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import transformers
+from torch import nn
+
+from mflag_monai.losses import MFLAGLoss
+from mflag_monai.networks import MFLAG, FrozenTextEncoder, build_image_encoder
+from mflag_monai.networks.text_encoder import load_text_model
+
+VARIANTS = ("mflag-cached", "mflag-uncached", "supervised")
+# ratio name -> (numerator, denominator, minimum img/s ratio)
+TARGETS = {
+    "(a)/(c) cached/supervised": ("mflag-cached", "supervised", 0.9),
+    "(a)/(b) cached/uncached": ("mflag-cached", "mflag-uncached", 5.0),
+}
+NUM_CLASSES = 14
+NUM_BATCHES = 4  # distinct synthetic batches, cycled
+OTHER_CPU_WARN_PCT = 5.0  # warn when other processes took more than this share of all CPUs while timing
+
+REPORTS = (
+    "IMPRESSION: No acute cardiopulmonary process. FINDINGS: PA and lateral views of the chest were obtained. "
+    "The lungs are well expanded and clear without focal consolidation, pleural effusion or pneumothorax. "
+    "The cardiomediastinal silhouette is within normal limits. Mild degenerative changes are seen in the thoracic "
+    "spine. No acute osseous abnormality is identified. There is no free air under the diaphragm.",
+    "IMPRESSION: Moderate cardiomegaly with mild pulmonary vascular congestion and small bilateral pleural "
+    "effusions, left greater than right, likely reflecting fluid overload. FINDINGS: Portable AP upright view of "
+    "the chest. A right internal jugular central venous catheter terminates in the mid superior vena cava. The "
+    "heart is enlarged. There is cephalization of the pulmonary vessels with mild interstitial edema. Blunting of "
+    "both costophrenic angles is compatible with small effusions. Patchy retrocardiac opacity may reflect "
+    "atelectasis, although pneumonia cannot be excluded. No pneumothorax is seen.",
+    "IMPRESSION: Right lower lobe consolidation concerning for pneumonia in the appropriate clinical setting. "
+    "Follow-up radiographs after treatment are recommended to document resolution. FINDINGS: There is a new "
+    "focal airspace opacity in the right lower lobe with air bronchograms. The left lung is clear. There is no "
+    "pleural effusion or pneumothorax. Heart size is normal. The hila are unremarkable. Surgical clips project "
+    "over the right upper quadrant.",
+    "IMPRESSION: Interval placement of an endotracheal tube, which terminates approximately 4 cm above the carina. "
+    "Stable small left apical pneumothorax. FINDINGS: Compared with the prior radiograph from the previous day, "
+    "the left chest tube is unchanged in position. The tiny left apical pneumothorax is not significantly changed. "
+    "Left basilar atelectasis has slightly improved. The right lung remains clear. The cardiac and mediastinal "
+    "contours are stable. A nasogastric tube courses below the diaphragm with its tip in the stomach.",
+)
+
+
+@dataclass
+class Batch:
+    """One synthetic training batch, already on the device."""
+
+    images: torch.Tensor  # [B, 3, S, S]
+    text_features: torch.Tensor  # [B, H], the stand-in for cached language-model features
+    texts: list[str]  # B report strings
+    targets: torch.Tensor  # [B, 14] in {0, 1}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--depth", type=int, default=50, choices=(18, 34, 50), help="ResNet depth")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps per variant")
+    p.add_argument("--steps", type=int, default=5, help="timed steps per variant")
+    p.add_argument("--amp", action="store_true", help="CUDA mixed precision: bf16 if supported, else fp16 + GradScaler")
+    p.add_argument("--channels-last", action="store_true", help="channels-last memory format for the ResNet")
+    p.add_argument("--text-layers", type=int, default=12, help="layers of the BERT in mflag-uncached")
+    p.add_argument("--text-hidden", type=int, default=768, help="hidden size of the BERT / of the cached features")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, default=None, help="write the results to this file")
+    p.add_argument("--check", action="store_true", help="exit 1 if an acceptance target is missed")
+    args = p.parse_args(argv)
+    if args.steps < 1 or args.warmup < 0 or args.batch_size < 2:
+        p.error("need --steps >= 1, --warmup >= 0 and --batch-size >= 2 (BatchNorm)")
+    return args
+
+
+def machine_info(device: torch.device) -> dict[str, object]:
+    """CPU model, physical cores and logical CPUs, torch threads, GPU name and library versions."""
+    cpu_model, cores = platform.processor() or "unknown", set()
+    with contextlib.suppress(OSError):
+        phys = core = None
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = (s.strip() for s in line.partition(":"))
+            if key == "model name":
+                cpu_model = value
+            elif key == "physical id":
+                phys = value
+            elif key == "core id":
+                core = value
+                cores.add((phys, core))
+    return {
+        "cpu": cpu_model,
+        "cpu_cores": len(cores) or None,
+        "cpu_threads": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def cpu_ticks() -> tuple[int, int, int]:
+    """Clock ticks since boot: (all CPUs in total, all CPUs busy, this process), from ``/proc``; zeros elsewhere."""
+    try:
+        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        own = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[11:13]  # utime, stime
+    except OSError:
+        return 0, 0, 0
+    total = sum(ticks)
+    return total, total - ticks[3] - ticks[4], int(own[0]) + int(own[1])  # minus idle and iowait
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process (from ``/proc/self/statm``)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class RssPeak:
+    """Context manager sampling the process RSS in a background thread; ``peak - start`` is the variant's memory."""
+
+    def __init__(self, interval_s: float = 0.005) -> None:
+        self.interval_s = interval_s
+        self.start = self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_bytes())
+            time.sleep(self.interval_s)
+
+    def __enter__(self) -> RssPeak:
+        self.start = self.peak = rss_bytes()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_bytes())
+
+
+@contextlib.contextmanager
+def peak_memory(device: torch.device) -> Iterator[dict[str, float]]:
+    """Yield a dict that holds ``peak_mb`` once the block ends (CUDA: max allocated; CPU: RSS peak - start)."""
+    result: dict[str, float] = {}
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        yield result
+        result["peak_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    else:
+        with RssPeak() as rss:
+            yield result
+        result["peak_mb"] = (rss.peak - rss.start) / 2**20
+
+
+def free_memory(device: torch.device) -> None:
+    """Collect garbage and hand freed memory back (CUDA cache, glibc heap) before the next variant."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def make_batches(args: argparse.Namespace, device: torch.device) -> list[Batch]:
+    """The synthetic batches every variant sees (fixed seed)."""
+    g = torch.Generator().manual_seed(args.seed)
+    b, s = args.batch_size, args.image_size
+    batches = []
+    for i in range(NUM_BATCHES):
+        images = torch.randn(b, 3, s, s, generator=g)
+        if args.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        batches.append(
+            Batch(
+                images=images.to(device),
+                text_features=torch.randn(b, args.text_hidden, generator=g).to(device),
+                texts=[REPORTS[(i * b + j) % len(REPORTS)] for j in range(b)],
+                targets=torch.randint(0, 2, (b, NUM_CLASSES), generator=g).float().to(device),
+            )
+        )
+    return batches
+
+
+class MaxLengthTextEncoder(FrozenTextEncoder):
+    """The frozen language model tokenising as the authors did: every report padded to ``max_length`` tokens."""
+
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        """Tokenise with truncation and ``padding='max_length'``."""
+        return self.tokenizer(
+            list(texts), padding="max_length", truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+
+
+def build_variant(
+    name: str, args: argparse.Namespace, tokenizer: object
+) -> tuple[nn.Module, Callable[[Batch], torch.Tensor]]:
+    """Return the trainable model of a variant and its ``batch -> loss`` function."""
+    encoder = build_image_encoder(args.depth)
+    if name == "supervised":
+        model = nn.Sequential(encoder, nn.Linear(encoder.feature_dim, NUM_CLASSES))
+        bce = nn.BCEWithLogitsLoss()
+        return model, lambda batch: bce(model(batch.images), batch.targets)
+    criterion = MFLAGLoss()
+    if name == "mflag-cached":
+        model = MFLAG(encoder, text_hidden_size=args.text_hidden)
+        return model, lambda batch: criterion(model(batch.images, text_features=batch.text_features))["loss"]
+    config = transformers.BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=args.text_hidden,
+        num_hidden_layers=args.text_layers,
+        num_attention_heads=max(1, args.text_hidden // 64),
+        intermediate_size=4 * args.text_hidden,
+    )
+    bert = transformers.BertModel(config, add_pooling_layer=False)  # random weights: only the cost matters
+    text = MaxLengthTextEncoder(model=bert, tokenizer=tokenizer, pooling="cls", max_length=512)
+    model = MFLAG(encoder, text)
+    return model, lambda batch: criterion(model(batch.images, texts=batch.texts))["loss"]
+
+
+def run_variant(
+    name: str, args: argparse.Namespace, device: torch.device, batches: list[Batch], tokenizer: object
+) -> dict[str, float]:
+    """Build, warm up and time one variant; return img/s, ms/step and peak memory."""
+    amp_dtype = None
+    if args.amp and device.type == "cuda":
+        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    torch.manual_seed(args.seed)
+    with peak_memory(device) as mem:
+        model, loss_of = build_variant(name, args, tokenizer)
+        model.to(device, memory_format=torch.channels_last if args.channels_last else torch.preserve_format).train()
+        optimizer = torch.optim.AdamW(
+            [p for p in model.parameters() if p.requires_grad], lr=2e-5, weight_decay=0.05, betas=(0.9, 0.999)
+        )
+        times = []
+        for i in range(args.warmup + args.steps):
+            if i == args.warmup:
+                ticks0 = cpu_ticks()
+            start = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                loss = loss_of(batches[i % len(batches)])
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            times.append(time.perf_counter() - start)
+        ticks1 = cpu_ticks()
+        del model, loss_of, optimizer, loss
+    free_memory(device)
+    step_s = statistics.median(times[args.warmup:])
+    total, busy, own = (b - a for a, b in zip(ticks0, ticks1))
+    other = 100 * max(busy - own, 0) / total if total else float("nan")
+    return {"img_per_s": args.batch_size / step_s, "ms_per_step": 1000 * step_s, "peak_mb": mem["peak_mb"],
+            "other_cpu_pct": other}
+
+
+def print_report(
+    results: dict[str, dict[str, float]],
+    ratios: dict[str, dict[str, object]],
+    machine: dict[str, object],
+    args: argparse.Namespace,
+    device: torch.device,
+    amp: str,
+) -> None:
+    """Print the machine, the per-variant table and the acceptance ratios."""
+    print(f"\nmachine: {machine['cpu']} ({machine['cpu_cores']} cores / {machine['cpu_threads']} threads, "
+          f"torch threads {machine['torch_threads']}); GPU: {machine['gpu'] or 'none'}; torch {machine['torch']}")
+    print(f"device {device}, ResNet-{args.depth}, batch {args.batch_size}, {args.image_size} px, precision {amp}, "
+          f"channels_last {args.channels_last}, BERT {args.text_layers} layers x {args.text_hidden}, "
+          f"{args.warmup} warm-up + {args.steps} timed steps (median)")
+    cuda = device.type == "cuda"
+    mem_label = "peak alloc MB (cuda max_memory_allocated)" if cuda else "peak MB (RSS peak - RSS before)"
+    w = len(mem_label)
+    header = f"{'variant':<16}{'img/s':>9}{'ms/step':>11}  {mem_label}{'vs supervised':>15}{'other procs CPU %':>19}"
+    print(header + "\n" + "-" * len(header))
+    for name, r in results.items():
+        print(f"{name:<16}{r['img_per_s']:>9.2f}{r['ms_per_step']:>11.1f}  {r['peak_mb']:>{w}.0f}"
+              f"{r['vs_supervised']:>15.3f}{r['other_cpu_pct']:>19.1f}")
+    busiest = max(r["other_cpu_pct"] for r in results.values())
+    if busiest > OTHER_CPU_WARN_PCT:
+        print(f"WARNING: other processes used up to {busiest:.0f}% of the machine's CPU time during the timed steps; "
+              "the timings and ratios are unreliable, rerun on an idle machine.")
+    print()
+    for key, r in ratios.items():
+        print(f"{key:<27} = {r['value']:7.3f}   target >= {r['target']:<4} {'PASS' if r['passed'] else 'FAIL'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; return the exit code."""
+    args = parse_args(argv)
+    torch.set_flush_denormal(True)  # denormals slow CPU training several-fold
+    use_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    device = torch.device("cuda" if use_cuda else "cpu")
+    amp = "fp32"
+    if args.amp and device.type == "cuda":
+        amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16 + GradScaler"
+    elif args.amp:
+        print("--amp is ignored on CPU: running fp32")
+    machine = machine_info(device)
+
+    transformers.utils.logging.disable_progress_bar()
+    text_model, tokenizer = load_text_model("minilm-demo")  # only its (BERT uncased) tokenizer is used
+    del text_model
+    batches = make_batches(args, device)
+    free_memory(device)
+
+    results = {}
+    for name in VARIANTS:
+        print(f"running {name} ...", flush=True)
+        results[name] = run_variant(name, args, device, batches, tokenizer)
+
+    for r in results.values():
+        r["vs_supervised"] = r["img_per_s"] / results["supervised"]["img_per_s"]
+    ratios = {}
+    for key, (num, den, target) in TARGETS.items():
+        value = results[num]["img_per_s"] / results[den]["img_per_s"]
+        ratios[key] = {"value": value, "target": target, "passed": value >= target}
+    print_report(results, ratios, machine, args, device, amp)
+
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "device": str(device),
+            "precision": amp,
+            "machine": machine,
+            "memory_measure": "cuda_max_memory_allocated" if device.type == "cuda" else "rss_peak_minus_start",
+            "results": results,
+            "ratios": ratios,
+            "passed": all(r["passed"] for r in ratios.values()),
+        }
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+    return 1 if args.check and not all(r["passed"] for r in ratios.values()) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
