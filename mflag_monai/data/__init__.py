@@ -12,6 +12,7 @@ from . import chexpert  # noqa: F401
 from . import covidx  # noqa: F401
 from . import nih  # noqa: F401
 from . import mimic_labels  # noqa: F401
+from .check import DatalistError, DatalistReport, check_datalist
 from .datalist import list_images, load_datalist, resolve_datalist
 from .dataset import CACHE_MODES, build_dataset
 from .prepare import PREPARERS, PreparedDatalist, get_preparer, register_preparer
@@ -24,6 +25,9 @@ __all__ = [
     "register_preparer",
     "load_datalist",
     "resolve_datalist",
+    "check_datalist",
+    "DatalistReport",
+    "DatalistError",
     "list_images",
     "CACHE_MODES",
     "build_dataset",

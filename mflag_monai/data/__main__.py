@@ -24,6 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     prep.add_argument("--seed", type=int, default=42, help="seed of the splits and the fraction draw")
     prep.add_argument("--task", default=None, help="for datasets serving several tasks: classification, segmentation, detection")
 
+    check = sub.add_parser("check", help="report every problem of a datalist (missing files, unreadable headers, ...)")
+    check.add_argument("datalist", help="datalist JSON")
+    check.add_argument("--report-key", "--report_key", default=None, help="check this key for empty report text")
+    check.add_argument("--skip-bad", "--skip_bad", default=None, metavar="OUT", help="write the entries without errors to OUT")
+    check.add_argument("--no-headers", action="store_true", help="only check that files exist (faster)")
+
     demo = sub.add_parser("demo", help="write the built-in synthetic demo data")
     demo.add_argument("--out", default=None, help="folder (default: the demo cache folder)")
     demo.add_argument("--num-studies", "--num_studies", type=int, default=None)
@@ -40,6 +46,17 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write_json(prepared.to_json(), args.out)
         print(f"Wrote {args.out}\n{prepared.format_summary()}")
         return 0
+    if args.command == "check":
+        from .check import check_datalist
+        from .datalist import load_datalist
+
+        report = check_datalist(load_datalist(args.datalist), report_key=args.report_key, read_headers=not args.no_headers)
+        print(report.format())
+        if args.skip_bad:
+            atomic_write_json(report.clean, args.skip_bad)
+            print(f"Wrote the {sum(len(v) for v in report.clean.values())} usable entries to {args.skip_bad}")
+            return 0
+        return 1 if report.errors else 0
     from .demo import generate_demo_data
 
     kwargs = {k: v for k, v in {"num_studies": args.num_studies, "seed": args.seed, "image_size": args.image_size}.items() if v is not None}

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from ..utils.dist import rank_zero_first
+from .check import DatalistError, check_datalist
 from ..utils.io import atomic_write_json
 from .prepare import get_preparer
 
@@ -35,6 +36,8 @@ def resolve_datalist(
     dataset: str = "mimic-cxr",
     demo_subdir: str | None = None,
     demo_studies: int | None = None,
+    skip_bad_entries: bool = False,
+    report_key: str | None = None,
     **prepare_options: object,
 ) -> dict[str, list[dict]]:
     """The splits a bundle uses, preparing them when needed.
@@ -46,10 +49,25 @@ def resolve_datalist(
         dataset: the preparer's name (``prepare NAME`` on the command line).
         demo_subdir: the demo dataset's folder (default: the ``dataset`` name).
         demo_studies: size of the generated demo collection (default: the generator's).
+        skip_bad_entries: drop entries with problems (missing files, unreadable headers, empty reports, bad labels)
+            instead of refusing to start.
+        report_key: the report text key, checked for empty text (pre-training).
         prepare_options: passed to the preparer.
+
+    Raises:
+        DatalistError: the datalist has problems and ``skip_bad_entries`` is off; the message lists all of them.
     """
     with rank_zero_first():  # under torchrun, rank 0 generates/prepares; the others then read the same files
-        return _resolve(str(dataset_dir), datalist_file, dataset, demo_subdir, demo_studies, prepare_options)
+        splits = _resolve(str(dataset_dir), datalist_file, dataset, demo_subdir, demo_studies, prepare_options)
+    report = check_datalist(splits, report_key=report_key)  # headers only: no pixel is decoded here
+    if report.problems:
+        print(f"Datalist check:\n{report.format()}", flush=True)
+    if report.errors and not skip_bad_entries:
+        raise DatalistError(
+            f"The datalist has {len(report.errors)} problem entries (listed above); fix them, or pass "
+            "--skip_bad_entries true to train without them.\n" + report.format(limit=20)
+        )
+    return report.clean if report.errors else splits
 
 
 def _resolve(source, datalist_file, dataset, demo_subdir, demo_studies, prepare_options) -> dict[str, list[dict]]:
