@@ -8,12 +8,12 @@ import torch
 from torch import nn
 
 from .image_encoder import ResNetEncoder, build_image_encoder
-from .segmentation import check_pretrained_encoder, freeze_module
+from .segmentation import FrozenEncoderMixin, check_pretrained_encoder, freeze_module
 
 __all__ = ["CXRClassifier", "build_classifier"]
 
 
-class CXRClassifier(nn.Module):
+class CXRClassifier(FrozenEncoderMixin, nn.Module):
     """``Linear(feature_dim → num_classes)`` on the pooled encoder feature; logits out.
 
     With ``freeze_encoder`` (the linear-probe protocol) the encoder has no gradients and stays in eval mode, so its
@@ -27,13 +27,6 @@ class CXRClassifier(nn.Module):
         self.freeze_encoder = freeze_encoder
         if freeze_encoder:
             freeze_module(self.encoder)
-
-    def train(self, mode: bool = True) -> CXRClassifier:
-        """Train the head; a frozen encoder stays in eval mode."""
-        super().train(mode)
-        if self.freeze_encoder:
-            self.encoder.eval()
-        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``[B, num_classes]``."""

@@ -20,7 +20,7 @@ from .image_encoder import ResNetEncoder, load_encoder_state_dict, load_weights_
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["UNetBackbone", "FrozenEncoderUNet", "build_segmentation_unet", "freeze_module", "check_pretrained_encoder"]
+__all__ = ["FrozenEncoderMixin", "UNetBackbone", "FrozenEncoderUNet", "build_segmentation_unet", "freeze_module", "check_pretrained_encoder"]
 
 
 def check_pretrained_encoder(path: str | os.PathLike | None) -> str | None:
@@ -43,6 +43,18 @@ def freeze_module(module: nn.Module) -> nn.Module:
     return module
 
 
+class FrozenEncoderMixin:
+    """For models with an ``encoder`` and a ``freeze_encoder`` flag: a frozen encoder stays in eval mode whatever
+    ``train()`` asks, so its BatchNorm statistics remain the pre-trained ones (the downstream protocol)."""
+
+    def train(self, mode: bool = True):
+        """Train the rest of the model; a frozen encoder stays in eval mode."""
+        super().train(mode)  # type: ignore[misc]
+        if self.freeze_encoder:  # type: ignore[attr-defined]
+            self.encoder.eval()  # type: ignore[attr-defined]
+        return self
+
+
 class UNetBackbone(ResNetEncoder):
     """:class:`ResNetEncoder` returning ``[stem, layer1, layer2, layer3, layer4]``, as ``FlexibleUNet`` consumes."""
 
@@ -57,7 +69,7 @@ class UNetBackbone(ResNetEncoder):
         return feats
 
 
-class FrozenEncoderUNet(FlexibleUNet):
+class FrozenEncoderUNet(FrozenEncoderMixin, FlexibleUNet):
     """``FlexibleUNet`` whose encoder can be frozen: no gradients, and BatchNorm statistics kept (eval mode).
 
     Args:
@@ -90,13 +102,6 @@ class FrozenEncoderUNet(FlexibleUNet):
         self.freeze_encoder = freeze_encoder
         if freeze_encoder:
             freeze_module(self.encoder)
-
-    def train(self, mode: bool = True) -> FrozenEncoderUNet:
-        """Train the decoder; a frozen encoder stays in eval mode."""
-        super().train(mode)
-        if self.freeze_encoder:
-            self.encoder.eval()
-        return self
 
 
 def build_segmentation_unet(
