@@ -145,6 +145,8 @@ class TrainingCheckpointer:
     def attach(self, engine: Engine) -> None:
         """Save every ``save_interval`` epochs and once at the end."""
         self.save_dict.setdefault("trainer", engine)
+        for stale in self.save_dir.glob(".*.tmp"):  # a write cut short by a crash; the last good file is intact
+            stale.unlink(missing_ok=True)
         if getattr(engine, "scaler", None) is not None:  # AMP grad scaler state, for an exact resume
             self.save_dict.setdefault("scaler", engine.scaler)
         engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.save_interval), self.save_epoch)

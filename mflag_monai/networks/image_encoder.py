@@ -9,6 +9,7 @@ MONAI networks (``FlexibleUNet``, RetinaNet feature extractors) are built from.
 from __future__ import annotations
 
 import logging
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -140,7 +141,13 @@ def load_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
 
         return load_file(str(path))
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)  # never runs code from the file
+    except pickle.UnpicklingError as err:
+        raise ValueError(
+            f"{path}: refused to load: the file holds Python objects other than tensors, which could run code "
+            f"when unpickled ({str(err).splitlines()[0]}). Re-save its state dict with torch.save(model.state_dict())."
+        ) from err
     for key in ("state_dict", "model", "network", "encoder"):
         if isinstance(obj, Mapping) and key in obj and isinstance(obj[key], Mapping):
             obj = obj[key]
