@@ -14,7 +14,7 @@ from . import nih  # noqa: F401
 from . import mimic_labels  # noqa: F401
 from .check import DatalistError, DatalistReport, check_datalist
 from .datalist import list_images, load_datalist, resolve_datalist
-from .dataset import CACHE_MODES, build_dataset
+from .dataset import CACHE_MODES, SkipBadImages, build_dataset, skip_none_collate
 from .prepare import PREPARERS, PreparedDatalist, get_preparer, register_preparer
 from .text_features import TextFeatureCache, build_text_feature_cache, text_key, text_model_identity
 
@@ -31,6 +31,8 @@ __all__ = [
     "list_images",
     "CACHE_MODES",
     "build_dataset",
+    "SkipBadImages",
+    "skip_none_collate",
     "TextFeatureCache",
     "build_text_feature_cache",
     "text_key",

@@ -7,9 +7,14 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from monai.data import CacheDataset, Dataset, PersistentDataset
+import logging
 
-__all__ = ["CACHE_MODES", "build_dataset"]
+from monai.data import CacheDataset, Dataset, PersistentDataset, list_data_collate
+from torch.utils.data import Dataset as TorchDataset
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["CACHE_MODES", "build_dataset", "SkipBadImages", "skip_none_collate"]
 
 CACHE_MODES = ("persistent", "memory", "none")
 
@@ -21,6 +26,7 @@ def build_dataset(
     cache_dir: str | os.PathLike | None = None,
     signature: str = "",
     num_workers: int | None = 1,
+    skip_bad_images: bool = False,
 ) -> Dataset:
     """A MONAI dataset that caches everything before the first random transform.
 
@@ -33,6 +39,8 @@ def build_dataset(
         signature: what the cached part depends on (e.g. ``"resize=256,uint8"``): MONAI keys cache files by the data
             item only, so each signature gets its own sub-folder and a changed setting never reads stale images.
         num_workers: threads used to fill a memory cache.
+        skip_bad_images: images that fail to decode are skipped (logged, and counted by :func:`skip_none_collate`,
+            which the data loader must then use) instead of stopping the run.
     """
     if cache not in CACHE_MODES:
         raise ValueError(f"cache must be one of {CACHE_MODES}, got {cache!r}")
@@ -42,7 +50,52 @@ def build_dataset(
         folder = Path(cache_dir) / hashlib.sha1(signature.encode()).hexdigest()[:12]
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "signature.txt").write_text(signature + "\n")
-        return PersistentDataset(data=list(data), transform=transform, cache_dir=folder)
-    if cache == "memory":
-        return CacheDataset(data=list(data), transform=transform, num_workers=num_workers, progress=True)
-    return Dataset(data=list(data), transform=transform)
+        dataset = PersistentDataset(data=list(data), transform=transform, cache_dir=folder)
+    elif cache == "memory":
+        dataset = CacheDataset(data=list(data), transform=transform, num_workers=num_workers, progress=True)
+    else:
+        dataset = Dataset(data=list(data), transform=transform)
+    return SkipBadImages(dataset) if skip_bad_images else dataset
+
+
+def _image_error(err: BaseException) -> BaseException | None:
+    """The :class:`CXRImageError` behind ``err`` (MONAI wraps transform errors in ``RuntimeError``), if any."""
+    from ..transforms.io import CXRImageError
+
+    seen = 0
+    while err is not None and seen < 10:
+        if isinstance(err, CXRImageError):
+            return err
+        err, seen = err.__cause__ or err.__context__, seen + 1
+    return None
+
+
+class SkipBadImages(TorchDataset):
+    """Wrap a dataset so that an image which fails to decode yields ``None`` (dropped by :func:`skip_none_collate`)
+    instead of ending the run; the failure is logged with the file and the reason. Other errors still raise."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        try:
+            return self.dataset[index]
+        except Exception as err:
+            cause = _image_error(err)
+            if cause is None:
+                raise
+            logger.warning("Skipping an image that failed to load: %s", cause)
+            return None
+
+
+def skip_none_collate(batch: list) -> dict:
+    """MONAI's ``list_data_collate`` over the items that loaded; ``skipped_images`` counts the others."""
+    kept = [item for item in batch if item is not None]
+    if not kept:
+        return {"skipped_images": len(batch)}
+    out = list_data_collate(kept)
+    out["skipped_images"] = len(batch) - len(kept)
+    return out

@@ -76,6 +76,7 @@ class MFLAGTrainer(SupervisedTrainer):
         self.channels_last = channels_last
         if channels_last:
             self.network.to(memory_format=torch.channels_last)
+        self.skipped_images = 0  # images that failed to decode (with the dataset's skip setting on), whole run
         self._use_scaler = self.amp and self.amp_dtype == torch.float16 and torch.device(self.state.device).type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self._use_scaler)
 
@@ -96,6 +97,12 @@ class MFLAGTrainer(SupervisedTrainer):
     def _iteration(self, engine: MFLAGTrainer, batchdata: dict) -> dict:  # type: ignore[override]
         if batchdata is None:
             raise ValueError("Must provide batch data for current iteration.")
+        self.skipped_images += int(batchdata.get("skipped_images", 0))
+        # kept among the epoch metrics, which the stats, TensorBoard and history handlers log at each epoch end
+        engine.state.metrics["skipped_images"] = self.skipped_images
+        if self.image_key not in batchdata or len(batchdata[self.image_key]) < 2:
+            # the batch's images failed to load (skip setting on), or one is left, which BatchNorm cannot train on
+            return engine.state.output or {}
         device = engine.state.device
         images = batchdata[self.image_key].to(device, non_blocking=engine.non_blocking)
         if self.channels_last:

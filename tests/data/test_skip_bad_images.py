@@ -1,0 +1,58 @@
+"""Images that fail to decode during training: skipped, logged and counted when the setting says so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from monai.data import DataLoader
+
+from dicom_fixtures import write_dicom
+from mflag_monai.data import build_dataset, skip_none_collate
+from mflag_monai.engines import MFLAGTrainer
+from mflag_monai.losses import MFLAGLoss
+from mflag_monai.networks import build_mflag
+from mflag_monai.transforms import cxr_pretrain_transforms
+
+
+@pytest.fixture()
+def items(tmp_path: Path) -> list[dict]:
+    rng = np.random.default_rng(0)
+    good = [write_dicom(tmp_path / f"{i}.dcm", (rng.random((40, 40)) * 4095).astype(np.uint16)) for i in range(5)]
+    bad = tmp_path / "truncated.dcm"
+    bad.write_bytes(good[0].read_bytes()[:-500])  # pixel data cut short after the dataset was listed
+    words = ["no pneumothorax .", "moderate cardiomegaly .", "lungs are clear ."]
+    return [{"image": str(p), "report": words[i % 3]} for i, p in enumerate([*good[:3], bad, *good[3:]])]
+
+
+def test_loader_skips_and_counts(items, tmp_path: Path) -> None:
+    ds = build_dataset(items, cxr_pretrain_transforms(resize=32, crop=24), cache_dir=tmp_path / "c", signature="s", skip_bad_images=True)
+    batches = list(DataLoader(ds, batch_size=3, collate_fn=skip_none_collate))
+    assert sum(int(b["skipped_images"]) for b in batches) == 1
+    assert sum(len(b["image"]) for b in batches) == 5
+
+
+def test_without_the_setting_the_error_names_the_file(items, tmp_path: Path) -> None:
+    ds = build_dataset(items, cxr_pretrain_transforms(resize=32, crop=24), cache="none")
+    with pytest.raises(Exception) as info:
+        list(DataLoader(ds, batch_size=3))
+    chain, err = [], info.value  # MONAI wraps the loader's error; the cause names the file and the reason
+    while err is not None:
+        chain.append(str(err))
+        err = err.__cause__
+    assert any("truncated.dcm: truncated pixel data" in m for m in chain), chain
+
+
+def test_trainer_logs_the_count(items, tmp_path: Path, tiny_bert_dir: Path) -> None:
+    torch.manual_seed(0)
+    model = build_mflag(image_depth=18, text_model=tiny_bert_dir, proj_hidden_dim=32, proj_out_dim=16)
+    ds = build_dataset(items, cxr_pretrain_transforms(resize=32, crop=24), cache="none", skip_bad_images=True)
+    loader = DataLoader(ds, batch_size=3, collate_fn=skip_none_collate)
+    trainer = MFLAGTrainer(
+        device=torch.device("cpu"), max_epochs=2, train_data_loader=loader, network=model,
+        optimizer=torch.optim.AdamW([p for p in model.parameters() if p.requires_grad]), loss_function=MFLAGLoss(),
+    )
+    trainer.run()
+    assert trainer.state.metrics["skipped_images"] == 2  # one per epoch
