@@ -262,8 +262,9 @@ def build_variant(
 
 def run_variant(
     name: str, args: argparse.Namespace, device: torch.device, batches: list[Batch], tokenizer: object
-) -> dict[str, float]:
-    """Build, warm up and time one variant; return img/s, ms/step and peak memory."""
+) -> dict[str, object]:
+    """Build, warm up and time one variant; return img/s, ms/step, peak memory, other processes' CPU share and the
+    duration of every step (warm-up included)."""
     amp_dtype = None
     if args.amp and device.type == "cuda":
         amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -296,7 +297,7 @@ def run_variant(
     total, busy, own = (b - a for a, b in zip(ticks0, ticks1))
     other = 100 * max(busy - own, 0) / total if total else float("nan")
     return {"img_per_s": args.batch_size / step_s, "ms_per_step": 1000 * step_s, "peak_mb": mem["peak_mb"],
-            "other_cpu_pct": other}
+            "other_cpu_pct": other, "step_ms": [round(1000 * t, 1) for t in times]}
 
 
 def print_report(
