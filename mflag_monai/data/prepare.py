@@ -14,15 +14,20 @@ class PreparedDatalist:
 
     datalist: dict[str, list[dict]]
     summary: dict[str, int | str] = field(default_factory=dict)
+    run_info: dict[str, int | str] = field(default_factory=dict)  # about this run (e.g. masks written), not the data
 
     def to_json(self) -> dict:
-        """The datalist file's content: the splits plus the summary under ``"summary"``."""
+        """The datalist file's content: the splits plus the summary under ``"summary"``.
+
+        ``run_info`` is left out so that the same data, seed and fraction always give the same file, byte for byte.
+        """
         return {**self.datalist, "summary": self.summary}
 
     def format_summary(self) -> str:
-        """One line per summary entry, for the command line."""
-        width = max((len(k) for k in self.summary), default=0)
-        return "\n".join(f"  {k:<{width}}  {v}" for k, v in self.summary.items())
+        """One line per summary and run-info entry, for the command line."""
+        entries = {**self.summary, **self.run_info}
+        width = max((len(k) for k in entries), default=0)
+        return "\n".join(f"  {k:<{width}}  {v}" for k, v in entries.items())
 
 
 PREPARERS: dict[str, Callable[..., PreparedDatalist]] = {}

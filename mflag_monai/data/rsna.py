@@ -166,4 +166,5 @@ def prepare_rsna(
         pos = sum(r["target"] for r in split[name])
         summary[f"kept: {name}"] = len(split[name])
         summary[f"kept: {name} positive/negative"] = f"{pos}/{len(split[name]) - pos}"
-    return PreparedDatalist(datalist, summary)
+    run_info = {k: summary.pop(k) for k in ("masks written", "masks reused") if k in summary}
+    return PreparedDatalist(datalist, summary, run_info)

@@ -154,4 +154,5 @@ def prepare_siim(
         pos = sum(e["positive"] for e in entries)
         summary[f"kept: {name}"] = len(entries)
         summary[f"kept: {name} positive/negative"] = f"{pos}/{len(entries) - pos}"
-    return PreparedDatalist(datalist, summary)
+    run_info = {k: summary.pop(k) for k in ("masks written", "masks reused") if k in summary}
+    return PreparedDatalist(datalist, summary, run_info)

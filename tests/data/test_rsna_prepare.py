@@ -70,7 +70,7 @@ def test_segmentation_masks(tiny: Path, tmp_path: Path) -> None:
     np.testing.assert_array_equal(mask, expected)
     assert entries["p2"]["positive"] == 0 and not np.asarray(Image.open(entries["p2"]["label"])).any()
     again = prepare_rsna(tiny, out=tmp_path / "o" / "rsna.json", task="segmentation")
-    assert again.summary["masks reused"] == 2 and again.datalist == prepared.datalist
+    assert again.run_info["masks reused"] == 2 and again.datalist == prepared.datalist
 
 
 def test_detection_and_classification_entries(tiny: Path) -> None:

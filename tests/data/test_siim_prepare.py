@@ -68,7 +68,7 @@ def test_union_of_two_rows_pixel_by_pixel(tiny: Path, tmp_path: Path) -> None:
     np.testing.assert_array_equal(mask, expected)
     assert entries["B"]["positive"] == 0 and not png(entries["B"]["label"]).any()
     s = prepared.summary
-    assert s["dropped: no DICOM file"] == 1 and s["dicom files without a csv row"] == 1 and s["masks written"] == 2
+    assert s["dropped: no DICOM file"] == 1 and s["dicom files without a csv row"] == 1 and prepared.run_info["masks written"] == 2
 
 
 def test_rle_run_in_first_column_lands_in_first_column(tmp_path: Path) -> None:
@@ -88,7 +88,7 @@ def test_masks_written_once_and_reused(tiny: Path, tmp_path: Path) -> None:
     stamp = mask_file.stat().st_mtime_ns
     second = prepare_siim(tiny, out=out)
     assert second.datalist == first.datalist
-    assert second.summary["masks reused"] == 2 and "masks written" not in second.summary
+    assert second.run_info["masks reused"] == 2 and "masks written" not in second.run_info
     assert mask_file.stat().st_mtime_ns == stamp
 
 
