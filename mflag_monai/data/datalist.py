@@ -30,6 +30,10 @@ def load_datalist(path: str | os.PathLike) -> dict[str, list[dict]]:
     return {k: v for k, v in content.items() if isinstance(v, list)}
 
 
+# Datasets read from another dataset's demo folder (the MIMIC-CXR labels come with the MIMIC-CXR release).
+DEMO_FOLDERS = {"mimic-cxr-labels": "mimic-cxr"}
+
+
 def resolve_datalist(
     dataset_dir: str | os.PathLike = DEMO,
     datalist_file: str | os.PathLike | None = None,
@@ -47,7 +51,7 @@ def resolve_datalist(
             layout (prepared with the ``dataset`` preparer), or a datalist ``.json`` used as it is.
         datalist_file: where the prepared datalist is written and reused while it is current.
         dataset: the preparer's name (``prepare NAME`` on the command line).
-        demo_subdir: the demo dataset's folder (default: the ``dataset`` name).
+        demo_subdir: the demo dataset's folder (default: the ``dataset`` name, or its entry in ``DEMO_FOLDERS``).
         demo_studies: size of the generated demo collection (default: the generator's).
         skip_bad_entries: drop entries with problems (missing files, unreadable headers, empty reports, bad labels)
             instead of refusing to start.
@@ -77,7 +81,7 @@ def _resolve(source, datalist_file, dataset, demo_subdir, demo_studies, prepare_
         from .demo import ensure_demo_data
 
         demo_kwargs = {"num_studies": demo_studies} if demo_studies else {}
-        root = Path(ensure_demo_data(**demo_kwargs)) / (demo_subdir or dataset)
+        root = Path(ensure_demo_data(**demo_kwargs)) / (demo_subdir or DEMO_FOLDERS.get(dataset, dataset))
     else:
         root = Path(source).expanduser().resolve()
         if not root.is_dir():

@@ -2,7 +2,8 @@
 
 from .augment import RandPerspectived, cxr_eval_transforms, cxr_preprocessing, cxr_pretrain_augmentation, cxr_pretrain_transforms
 from .io import CXRImageError, LoadCXRImage, LoadCXRImaged, read_cxr
-from .downstream import cxr_classification_transforms, cxr_image_transforms, cxr_segmentation_transforms
+from .boxes import BOX_CONVENTION, ResizeBoxesd, RestoreBoxesd, SaveBoxesd
+from .downstream import cxr_classification_transforms, cxr_detection_transforms, cxr_image_transforms, cxr_segmentation_transforms
 from .writers import RestoreSized, SaveMaskd
 from .text import AssembleReportd, assemble_report, parse_report_sections
 
@@ -19,6 +20,11 @@ __all__ = [
     "cxr_image_transforms",
     "cxr_segmentation_transforms",
     "cxr_classification_transforms",
+    "cxr_detection_transforms",
+    "BOX_CONVENTION",
+    "ResizeBoxesd",
+    "RestoreBoxesd",
+    "SaveBoxesd",
     "RestoreSized",
     "SaveMaskd",
     "AssembleReportd",

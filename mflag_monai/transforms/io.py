@@ -358,8 +358,11 @@ def _check_intensities(path: str, image: np.ndarray) -> None:
         )
 
 
-def read_cxr(path: str | os.PathLike, apply_window: bool = True) -> tuple[np.ndarray, dict]:
-    """Read a DICOM, PNG or JPG chest radiograph as ``([H, W] float32 in [0, 1], meta)``."""
+def read_cxr(path: str | os.PathLike, apply_window: bool = True, check_intensities: bool = True) -> tuple[np.ndarray, dict]:
+    """Read a DICOM, PNG or JPG chest radiograph as ``([H, W] float32 in [0, 1], meta)``.
+
+    ``check_intensities`` warns about blank or saturated images; masks turn it off (blank is normal for them).
+    """
     path = str(path)
     if os.path.isdir(path):
         raise CXRImageError(f"{path}: is a directory, not an image file")
@@ -374,7 +377,8 @@ def read_cxr(path: str | os.PathLike, apply_window: bool = True) -> tuple[np.nda
             image, meta = read_bitmap(path)
         except CXRImageError as err:
             raise CXRImageError(f"{path}: not a DICOM file or a PNG/JPEG/TIFF image") from err
-    _check_intensities(path, image)
+    if check_intensities:
+        _check_intensities(path, image)
     meta.update({"filename_or_obj": path, "spatial_shape": np.asarray(image.shape)})
     return image, meta
 
@@ -385,15 +389,17 @@ class LoadCXRImage(Transform):
     Args:
         apply_window: apply the DICOM VOI window / LUT when the file has one (otherwise min-max of the data).
         dtype: output dtype (``torch.uint8`` gives a compact cacheable image scaled to 0..255).
+        check_intensities: warn about blank or saturated images (off for masks, which are often blank).
     """
 
-    def __init__(self, apply_window: bool = True, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(self, apply_window: bool = True, dtype: torch.dtype = torch.float32, check_intensities: bool = True) -> None:
         self.apply_window = apply_window
         self.dtype = dtype
+        self.check_intensities = check_intensities
 
     def __call__(self, path: str | os.PathLike) -> MetaTensor:
         """Read ``path``; raise :class:`CXRImageError` naming the file when it cannot be used."""
-        image, meta = read_cxr(path, self.apply_window)
+        image, meta = read_cxr(path, self.apply_window, self.check_intensities)
         spacing = meta.get("pixel_spacing", [1.0, 1.0])
         affine = torch.diag(torch.tensor([spacing[0], spacing[1], 1.0], dtype=torch.float64))
         meta["original_channel_dim"] = float("nan")  # MONAI's marker for "no channel in the file"
@@ -412,9 +418,10 @@ class LoadCXRImaged(MapTransform):
         apply_window: bool = True,
         dtype: torch.dtype = torch.float32,
         allow_missing_keys: bool = False,
+        check_intensities: bool = True,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.loader = LoadCXRImage(apply_window=apply_window, dtype=dtype)
+        self.loader = LoadCXRImage(apply_window=apply_window, dtype=dtype, check_intensities=check_intensities)
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:
         """Load every key's file."""

@@ -105,3 +105,12 @@ def test_blank_image_warns(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         LoadCXRImage()(write_dicom(tmp_path / "ok.dcm", gradient()))
+
+
+def test_masks_load_without_intensity_warnings(tmp_path: Path) -> None:
+    empty_mask = tmp_path / "mask.png"
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(empty_mask)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = LoadCXRImaged("label", check_intensities=False)({"label": str(empty_mask)})
+    assert float(loaded["label"].max()) == 0.0
