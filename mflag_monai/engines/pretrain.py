@@ -115,7 +115,8 @@ class MFLAGTrainer(SupervisedTrainer):
         engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
         device_type = torch.device(device).type
         with torch.autocast(device_type=device_type, dtype=self.amp_dtype, enabled=bool(engine.amp)):
-            output = engine.network(images, texts=texts, text_features=features)
+            # through the inferer (SimpleInferer by default) so that a bundle can swap it, as MONAI's trainers do
+            output = engine.inferer(images, engine.network, texts=texts, text_features=features)
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
             losses = engine.loss_function(output)
         engine.fire_event(IterationEvents.LOSS_COMPLETED)
