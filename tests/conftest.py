@@ -46,3 +46,19 @@ def make_tiny_bert(directory: Path, hidden: int = 32, layers: int = 2) -> Path:
 def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny BERT model folder (hidden size 32), made once per session."""
     return make_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
+
+
+@pytest.fixture(scope="session")
+def small_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo data at its smallest (10 MIMIC studies, 64 px; 4 SIIM DICOM with masks, CheXpert JPG), made once."""
+    from mflag_monai.data.demo import generate_demo_data
+
+    return generate_demo_data(tmp_path_factory.mktemp("small_demo") / "demo", num_studies=10, image_size=64, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundles(tmp_path_factory: pytest.TempPathFactory, small_demo: Path) -> Path:
+    """A ``bundles/`` folder with tiny trained segmentation and classification models (see ``tiny_bundles.py``)."""
+    from tiny_bundles import make_tiny_bundles
+
+    return make_tiny_bundles(tmp_path_factory.mktemp("tiny_bundles"), small_demo)

@@ -11,10 +11,11 @@ from . import siim  # noqa: F401
 from . import chexpert  # noqa: F401
 from . import covidx  # noqa: F401
 from . import nih  # noqa: F401
+from . import object_cxr  # noqa: F401
 from . import mimic_labels  # noqa: F401
 from .check import DatalistError, DatalistReport, check_datalist
 from .datalist import list_images, load_datalist, resolve_datalist
-from .dataset import CACHE_MODES, SkipBadImages, build_dataset, skip_none_collate
+from .dataset import CACHE_MODES, SkipBadImages, build_dataset, skip_none_collate, skip_none_list
 from .prepare import PREPARERS, PreparedDatalist, get_preparer, register_preparer
 from .text_features import TextFeatureCache, build_text_feature_cache, text_key, text_model_identity
 
@@ -33,6 +34,7 @@ __all__ = [
     "build_dataset",
     "SkipBadImages",
     "skip_none_collate",
+    "skip_none_list",
     "TextFeatureCache",
     "build_text_feature_cache",
     "text_key",

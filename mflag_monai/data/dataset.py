@@ -14,7 +14,7 @@ from torch.utils.data import Dataset as TorchDataset
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CACHE_MODES", "build_dataset", "SkipBadImages", "skip_none_collate"]
+__all__ = ["CACHE_MODES", "build_dataset", "SkipBadImages", "SkippingCacheDataset", "skip_none_collate", "skip_none_list"]
 
 CACHE_MODES = ("persistent", "memory", "none")
 
@@ -52,7 +52,8 @@ def build_dataset(
         (folder / "signature.txt").write_text(signature + "\n")
         dataset = PersistentDataset(data=list(data), transform=transform, cache_dir=folder)
     elif cache == "memory":
-        dataset = CacheDataset(data=list(data), transform=transform, num_workers=num_workers, progress=True)
+        cache_class = SkippingCacheDataset if skip_bad_images else CacheDataset
+        dataset = cache_class(data=list(data), transform=transform, num_workers=num_workers, progress=True)
     else:
         dataset = Dataset(data=list(data), transform=transform)
     return SkipBadImages(dataset) if skip_bad_images else dataset
@@ -68,6 +69,37 @@ def _image_error(err: BaseException) -> BaseException | None:
             return err
         err, seen = err.__cause__ or err.__context__, seen + 1
     return None
+
+
+class _FailedItem:
+    """What :class:`SkippingCacheDataset` caches for an item whose image failed to load: the error, raised on use."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class SkippingCacheDataset(CacheDataset):
+    """``CacheDataset`` that survives images failing to decode while the cache is filled: the failure is cached and
+    raised again when the item is requested, where :class:`SkipBadImages` turns it into a skipped item.
+
+    MONAI's ``CacheDataset`` decodes everything in its constructor, so one bad file would stop the run before
+    training starts, whatever the skip setting says.
+    """
+
+    def _load_cache_item(self, idx: int):
+        try:
+            return super()._load_cache_item(idx)
+        except Exception as err:
+            cause = _image_error(err)
+            if cause is None:
+                raise
+            return _FailedItem(cause)
+
+    def _transform(self, index: int):
+        cached = self._cache[index] if self._cache is not None and 0 <= index < len(self._cache) else None
+        if isinstance(cached, _FailedItem):
+            raise cached.error
+        return super()._transform(index)
 
 
 class SkipBadImages(TorchDataset):
@@ -99,3 +131,16 @@ def skip_none_collate(batch: list) -> dict:
     out = list_data_collate(kept)
     out["skipped_images"] = len(batch) - len(kept)
     return out
+
+
+class _ItemList(list):
+    """A batch kept as a list of items (detection: boxes vary in number), with the count of skipped images."""
+
+    skipped_images = 0
+
+
+def skip_none_list(batch: list) -> list:
+    """``no_collation`` over the items that loaded (for list batches); ``.skipped_images`` counts the others."""
+    kept = _ItemList(item for item in batch if item is not None)
+    kept.skipped_images = len(batch) - len(kept)
+    return kept

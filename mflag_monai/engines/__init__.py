@@ -1,7 +1,9 @@
 """Training engines and handlers."""
 
+from .detection import DetectionEvaluator, DetectionTrainer, detection_loss_terms
 from .handlers import (
     ClassificationReportWriter,
+    DetectionReportWriter,
     PredictionCSVWriter,
     resume_from_latest,
     EncoderExporter,
@@ -12,7 +14,12 @@ from .handlers import (
     TrainingCheckpointer,
 )
 from .zero_shot import default_prompts, load_pretrained_mflag, recall_at_k, run_retrieval, run_zero_shot
+from .tracking import TrackingExtras, literal_params
+from .robustness import BestModelSaver, SkippedImageCounter
 from .pretrain import MFLAGTrainer, loss_terms, paper_restart_period, resolve_amp_dtype
+from .diagnostics import LatentGeometryHandler, compare_spectra, evaluate_geometry
 
-__all__ = ["MFLAGTrainer", "paper_restart_period", "loss_terms", "resolve_amp_dtype", "ProgressBarHandler", "HistoryWriter", "EncoderExporter", "TrainingCheckpointer", "MetricsJSONWriter", "SegmentationOverlayWriter", "ClassificationReportWriter", "PredictionCSVWriter", "resume_from_latest",
-    "default_prompts", "load_pretrained_mflag", "recall_at_k", "run_retrieval", "run_zero_shot"]
+__all__ = ["MFLAGTrainer", "paper_restart_period", "loss_terms", "resolve_amp_dtype", "ProgressBarHandler", "HistoryWriter", "EncoderExporter", "TrainingCheckpointer", "MetricsJSONWriter", "SegmentationOverlayWriter", "ClassificationReportWriter", "PredictionCSVWriter", "resume_from_latest", "TrackingExtras", "literal_params", "BestModelSaver", "SkippedImageCounter",
+    "DetectionTrainer", "DetectionEvaluator", "detection_loss_terms", "DetectionReportWriter",
+    "default_prompts", "load_pretrained_mflag", "recall_at_k", "run_retrieval", "run_zero_shot",
+    "LatentGeometryHandler", "evaluate_geometry", "compare_spectra"]

@@ -26,6 +26,7 @@ __all__ = [
     "MetricsJSONWriter",
     "SegmentationOverlayWriter",
     "ClassificationReportWriter",
+    "DetectionReportWriter",
     "PredictionCSVWriter",
     "resume_from_latest",
 ]
@@ -287,6 +288,79 @@ class ClassificationReportWriter:
         if self.roc_path is not None:
             save_roc_curves(probs.numpy(), labels.numpy(), self.names, list(report["auroc"].values()), self.roc_path)
         logger.info("Mean AUROC %.4f over %d images; report written to %s", report["mean_auroc"], len(probs), self.filepath)
+
+
+class DetectionReportWriter:
+    """Collect a detection evaluation's boxes; at the end write the mAP over the protocol's IoU thresholds and the AP
+    at each threshold to a JSON file, and PNGs of the first ``max_overlays`` images with their true (green) and
+    predicted (red, with scores) boxes.
+
+    Expects a :class:`~mflag_monai.engines.DetectionEvaluator`'s per-image outputs (``pred_boxes``, ``pred_scores``,
+    ``pred_labels``, ``boxes``, ``labels``, ``image``); the overlays show the network input the boxes refer to.
+
+    Args:
+        filepath: the JSON report (``{"metrics": {"val_map": mAP}, "mAP", "ap_per_iou", counts, **info}``).
+        overlay_dir: folder of the overlay PNGs (``<image stem>_boxes.png``); ``None`` for none.
+        max_overlays: how many images get an overlay.
+        info: extra facts written into the report (dataset, split, checkpoint, ...).
+        report_kwargs: passed to :func:`~mflag_monai.metrics.detection_report` (``iou_range``, ``max_detections``,
+            ``positive_images_only``).
+    """
+
+    def __init__(
+        self,
+        filepath: str | os.PathLike,
+        overlay_dir: str | os.PathLike | None = None,
+        max_overlays: int = 8,
+        info: Mapping | None = None,
+        report_kwargs: Mapping | None = None,
+    ) -> None:
+        self.filepath = Path(filepath)
+        self.overlay_dir = Path(overlay_dir) if overlay_dir is not None else None
+        self.max_overlays = max_overlays
+        self.info = dict(info or {})
+        self.report_kwargs = dict(report_kwargs or {})
+        self.preds: list[dict] = []
+        self.targets: list[dict] = []
+        self.overlays: list[Path] = []
+
+    def attach(self, engine: Engine) -> None:
+        """Collect after each iteration, write on completion."""
+        engine.add_event_handler(Events.STARTED, self._reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self.collect)
+        engine.add_event_handler(Events.COMPLETED, self.write)
+
+    def _reset(self, engine: Engine) -> None:
+        self.preds, self.targets, self.overlays = [], [], []
+
+    def collect(self, engine: Engine) -> None:
+        """Keep this batch's boxes; draw the overlays of the first images."""
+        from ..metrics.detection import detection_output_transform
+        from ..utils.overlay import save_box_overlay
+
+        rows = engine.state.output if isinstance(engine.state.output, list) else [engine.state.output]
+        preds, targets = detection_output_transform(rows)
+        self.preds.extend(preds)
+        self.targets.extend(targets)
+        for row, pred, target in zip(rows, preds, targets):
+            if self.overlay_dir is None or len(self.overlays) >= self.max_overlays:
+                break
+            image = row["image"]
+            source = Path(str(getattr(image, "meta", {}).get("filename_or_obj", f"image_{len(self.overlays)}")))
+            title = f"{source.name}: truth {len(target['boxes'])} (green), predicted {len(pred['boxes'])} (red)"
+            path = self.overlay_dir / f"{source.stem}_boxes.png"
+            self.overlays.append(save_box_overlay(image, target["boxes"], pred["boxes"], pred["scores"], path, title))
+
+    def write(self, engine: Engine) -> None:
+        """Write the report."""
+        from ..metrics.detection import detection_report
+
+        report = detection_report(self.preds, self.targets, **self.report_kwargs)
+        content = {"metrics": {"val_map": report["mAP"]}, **report, **self.info}
+        if self.overlay_dir is not None:
+            content["overlays"] = [str(p) for p in self.overlays]
+        atomic_write_json(content, self.filepath)
+        logger.info("mAP %.4f over %d images; report written to %s", report["mAP"], report["images"], self.filepath)
 
 
 class PredictionCSVWriter:

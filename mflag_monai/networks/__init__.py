@@ -1,6 +1,7 @@
 """Networks: the image encoder, the frozen text encoder, projection heads and the M-FLAG model."""
 
 from .classification import CXRClassifier, build_classifier
+from .detection import CXRRetinaNet, CXRRetinaNetDetector, FrozenEncoderFPN, build_detector, build_retinanet
 from .factory import build_mflag
 from .image_encoder import RESNET_LAYOUTS, ResNetEncoder, build_image_encoder, load_encoder_state_dict, load_weights_file
 from .mflag import MFLAG, MFLAGOutput
@@ -28,4 +29,9 @@ __all__ = [
     "build_segmentation_unet",
     "check_pretrained_encoder",
     "freeze_module",
+    "FrozenEncoderFPN",
+    "CXRRetinaNet",
+    "CXRRetinaNetDetector",
+    "build_retinanet",
+    "build_detector",
 ]

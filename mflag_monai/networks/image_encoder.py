@@ -70,12 +70,11 @@ class ResNetEncoder(ResNet):
 
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Return the four stage outputs ``[layer1, layer2, layer3, layer4]`` (for dense downstream heads)."""
-        x = self.maxpool(self.act(self.bn1(self.conv1(x))))
-        feats = []
-        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
-            x = stage(x)
-            feats.append(x)
-        return feats
+        # stages called one by one (not looped over a tuple) so that TorchScript can compile the encoder
+        x1 = self.layer1(self.maxpool(self.act(self.bn1(self.conv1(x)))))
+        x2 = self.layer2(x1)
+        x3 = self.layer3(x2)
+        return [x1, x2, x3, self.layer4(x3)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled ``layer4`` feature ``[B, feature_dim]``."""

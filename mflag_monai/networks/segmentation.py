@@ -61,12 +61,10 @@ class UNetBackbone(ResNetEncoder):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:  # type: ignore[override]
         """The stem output (before max-pooling) and the four stage outputs."""
         stem = self.act(self.bn1(self.conv1(x)))
-        feats = [stem]
-        x = self.maxpool(stem)
-        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
-            x = stage(x)
-            feats.append(x)
-        return feats
+        x1 = self.layer1(self.maxpool(stem))  # stages called one by one so that TorchScript can compile them
+        x2 = self.layer2(x1)
+        x3 = self.layer3(x2)
+        return [stem, x1, x2, x3, self.layer4(x3)]
 
 
 class FrozenEncoderUNet(FrozenEncoderMixin, FlexibleUNet):

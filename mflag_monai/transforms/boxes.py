@@ -29,7 +29,9 @@ from ..utils.io import atomic_write_json
 __all__ = ["original_size", "ResizeBoxesd", "RestoreBoxesd", "SaveBoxesd", "BOX_CONVENTION"]
 
 #: How box files state their coordinates.
-BOX_CONVENTION = "[x1, y1, x2, y2] in pixels of the original image; x along the columns, y along the rows; x2 = x1 + width"
+BOX_CONVENTION = (
+    "[x1, y1, x2, y2] in pixels of the original image; x along the columns, y along the rows; x2 = x1 + width"
+)
 
 
 def original_size(image: torch.Tensor) -> tuple[int, int]:
@@ -43,7 +45,8 @@ def original_size(image: torch.Tensor) -> tuple[int, int]:
 
 def _as_boxes(boxes: object) -> torch.Tensor:
     """``[N, 4]`` float32 tensor (an empty list or ``[0]``-shaped tensor gives ``[0, 4]``)."""
-    return torch.as_tensor(np.asarray(boxes, dtype=np.float32) if isinstance(boxes, list) else boxes).float().reshape(-1, 4)
+    array = np.asarray(boxes, dtype=np.float32) if isinstance(boxes, list) else boxes
+    return torch.as_tensor(array).float().reshape(-1, 4)
 
 
 class _BoxScaled(MapTransform):
@@ -63,12 +66,12 @@ class _BoxScaled(MapTransform):
         now_rows, now_cols = (int(s) for s in image.shape[-2:])  # type: ignore[union-attr]
         src, dst = ((now_cols, now_rows), (cols, rows)) if self.to_original else ((cols, rows), (now_cols, now_rows))
         for key in self.key_iterator(d):
-            d[key] = resize_boxes(_as_boxes(d[key]), src_spatial_size=src, dst_spatial_size=dst)  # sizes in (x, y) order
+            d[key] = resize_boxes(_as_boxes(d[key]), src_spatial_size=src, dst_spatial_size=dst)  # sizes as (x, y)
         return d
 
 
 class ResizeBoxesd(_BoxScaled):
-    """Boxes in original-image pixels → pixels of ``ref_key``'s image as resized (``[N, 4]`` float32; ``[]`` → ``[0, 4]``)."""
+    """Boxes in original-image pixels → pixels of ``ref_key``'s resized image (``[N, 4]`` float32; ``[]`` → ``[0, 4]``)."""
 
     to_original = False
 
@@ -126,7 +129,7 @@ class SaveBoxesd(MapTransform):
                     "box": [round(float(v), 2) for v in box],
                     "score": round(float(score), 4),
                     "label": int(label),
-                    "label_name": self.label_names[int(label)] if int(label) < len(self.label_names) else str(int(label)),
+                    "label_name": self.label_names[label] if label < len(self.label_names) else str(label),
                 }
                 for box, score, label in zip(boxes.tolist(), scores.tolist(), labels.tolist())
             ]
@@ -138,6 +141,7 @@ class SaveBoxesd(MapTransform):
 
                 image, _ = read_cxr(source)
                 title = f"{Path(source).name}: {len(objects)} predicted box(es)"
-                written.append(str(save_box_overlay(image, None, boxes, scores, self.output_dir / f"{stem}_boxes.png", title)))
+                path = self.output_dir / f"{stem}_boxes.png"
+                written.append(str(save_box_overlay(image, None, boxes, scores, path, title)))
             d[f"{key}_files"] = written
         return d

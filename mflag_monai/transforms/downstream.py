@@ -26,13 +26,14 @@ def cxr_image_transforms(image_size: int = 224, keys: str = "image", channels: i
 
 
 def cxr_segmentation_transforms(image_size: int = 224, image_key: str = "image", label_key: str = "label") -> Compose:
-    """Image as :func:`cxr_image_transforms`; the mask PNG resized with nearest neighbours and binarised at 0.5."""
+    """Image as :func:`cxr_image_transforms`; the mask PNG resized with nearest neighbours; any non-zero pixel is
+    foreground, so 0/255 masks (ours) and 0/1 masks (MONAI Label, most viewers) read the same."""
     return Compose(
         [
             *cxr_image_transforms(image_size, image_key),
             LoadCXRImaged(label_key, check_intensities=False),  # an empty mask is not a bad image
             Resized(label_key, spatial_size=(image_size, image_size), mode="nearest"),
-            AsDiscreted(label_key, threshold=0.5),
+            AsDiscreted(label_key, threshold=1e-6),  # a 0/1 PNG loads as 0 and 1/255
         ]
     )
 

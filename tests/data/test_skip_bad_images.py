@@ -34,6 +34,14 @@ def test_loader_skips_and_counts(items, tmp_path: Path) -> None:
     assert sum(len(b["image"]) for b in batches) == 5
 
 
+def test_memory_cache_skips_and_counts(items) -> None:
+    # MONAI's CacheDataset decodes in its constructor: the bad file must not stop the run there either
+    ds = build_dataset(items, cxr_pretrain_transforms(resize=32, crop=24), cache="memory", skip_bad_images=True, num_workers=0)
+    batches = list(DataLoader(ds, batch_size=3, collate_fn=skip_none_collate))
+    assert sum(int(b["skipped_images"]) for b in batches) == 1
+    assert sum(len(b["image"]) for b in batches) == 5
+
+
 def test_without_the_setting_the_error_names_the_file(items, tmp_path: Path) -> None:
     ds = build_dataset(items, cxr_pretrain_transforms(resize=32, crop=24), cache="none")
     with pytest.raises(Exception) as info:

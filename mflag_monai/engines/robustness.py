@@ -1,0 +1,94 @@
+"""Crash safety for the downstream bundles: atomic best-model files that survive a resume, and skipped-image counts.
+
+MONAI's ``CheckpointSaver`` writes the key-metric model in place (``atomic=False``) and forgets the best score when a
+run is resumed, so the first validation after a resume would overwrite a better model. :class:`BestModelSaver`
+writes atomically (temporary file, fsync, rename) and has ``state_dict``/``load_state_dict`` so the training
+checkpoint carries the best score across a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from ignite.engine import Engine, Events
+from torch import nn
+
+from ..utils.io import atomic_torch_save
+
+__all__ = ["BestModelSaver", "SkippedImageCounter"]
+
+logger = logging.getLogger(__name__)
+
+
+class BestModelSaver:
+    """Save ``network``'s weights to ``filepath`` whenever the evaluator's key metric improves.
+
+    Attach it to a MONAI evaluator that has a ``key_val_metric``; MONAI updates ``state.best_metric`` and
+    ``state.best_metric_epoch`` at epoch end before the handlers run, so a new best is seen here the same epoch.
+
+    Args:
+        network: the model whose ``state_dict`` is written.
+        filepath: the model file (``models/model.pt``).
+    """
+
+    def __init__(self, network: nn.Module, filepath: str | os.PathLike) -> None:
+        self.network = network
+        self.filepath = Path(filepath)
+        self.engine: Engine | None = None
+        self._restored: dict | None = None
+
+    def attach(self, engine: Engine) -> None:
+        """Check for a new best at every evaluation; restore a resumed best score when the evaluator starts."""
+        self.engine = engine
+        engine.add_event_handler(Events.STARTED, self._restore)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self._save_if_best)
+
+    def _restore(self, engine: Engine) -> None:
+        if self._restored is not None:  # MONAI resets the best score at every evaluator run; keep the resumed one
+            if self._restored["best_metric_epoch"] > getattr(engine.state, "best_metric_epoch", -1):
+                engine.state.best_metric = self._restored["best_metric"]
+                engine.state.best_metric_epoch = self._restored["best_metric_epoch"]
+
+    def _save_if_best(self, engine: Engine) -> None:
+        known = self._restored["best_metric_epoch"] if self._restored is not None else None
+        if engine.state.best_metric_epoch == engine.state.epoch and engine.state.best_metric_epoch != known:
+            atomic_torch_save(self.network.state_dict(), self.filepath)
+            logger.info("New best %.4f at epoch %d: %s", engine.state.best_metric, engine.state.epoch, self.filepath)
+        self._restored = {"best_metric": engine.state.best_metric, "best_metric_epoch": engine.state.best_metric_epoch}
+
+    def state_dict(self) -> dict:
+        """The best score so far (what a resumed run must beat)."""
+        if self._restored is not None:
+            return dict(self._restored)
+        return {"best_metric": -float("inf"), "best_metric_epoch": -1}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Carry a checkpoint's best score into this run."""
+        self._restored = {"best_metric": float(state["best_metric"]), "best_metric_epoch": int(state["best_metric_epoch"])}
+
+
+class SkippedImageCounter:
+    """Count the images a batch lost to decoding errors (``skipped_images`` from
+    :func:`mflag_monai.data.skip_none_collate`) and report the run's total as the ``skipped_images`` epoch metric."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def attach(self, engine: Engine) -> None:
+        """Count after every iteration; publish at every epoch end (before the loggers that follow in the list)."""
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._count)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self._publish)
+
+    def _count(self, engine: Engine) -> None:
+        batch = engine.state.batch
+        if isinstance(batch, dict):
+            self.count += int(batch.get("skipped_images", 0))
+        else:  # a list batch (skip_none_list)
+            self.count += int(getattr(batch, "skipped_images", 0))
+
+    def _publish(self, engine: Engine) -> None:
+        engine.state.metrics["skipped_images"] = self.count
+        if self.count:
+            logger.warning("%d image(s) skipped so far because they failed to load", self.count)

@@ -1,0 +1,111 @@
+"""What ``--tracking mlflow`` records beyond MONAI's defaults: the bundle's hyper-parameters and its result files.
+
+``python -m monai.bundle run ... --tracking mlflow`` appends MONAI's ``MLFlowHandler`` to ``train#handlers`` and
+``validate#handlers`` (or ``handlers`` of an evaluation). Out of the box that handler logs the losses, the epoch
+metrics, ``max_epochs``/``epoch_length`` and the executed config as an artifact, but no hyper-parameters and none of
+the files a bundle writes (metrics JSON, plots). :class:`TrackingExtras` fills those in: declared in a bundle's handler
+list, it finds the MLflow handlers attached to the same engine when the run starts, gives them the config's literal
+top-level values as run parameters, and adds the bundle's result files to their artifacts. Without tracking it does
+nothing.
+
+Report texts never reach MLflow through it: only literal config values are logged (never a datalist), and the
+artifacts are the files the bundle names.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ignite.engine import Engine, Events
+
+__all__ = ["TrackingExtras", "literal_params"]
+
+logger = logging.getLogger(__name__)
+
+# MLflow limits a parameter value to 6000 characters; hyper-parameters are far shorter, so longer values are dropped
+MAX_PARAM_CHARS = 500
+
+
+def literal_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The top-level values of a bundle config that are plain settings: numbers, booleans, short strings and lists
+    of those; expressions (``$...``), references (``@...``) and nested components are left out."""
+    params = {}
+    for key, value in config.items():
+        if key.startswith("_") or key in ("imports",):
+            continue
+        scalars = value if isinstance(value, list) else [value]
+        if not scalars or not all(isinstance(v, (int, float, bool, str)) or v is None for v in scalars):
+            continue
+        if any(isinstance(v, str) and v[:1] in ("$", "@", "%") for v in scalars):
+            continue
+        if len(str(value)) <= MAX_PARAM_CHARS:
+            params[key] = value
+    return params
+
+
+def _mlflow_handlers(engine: Engine) -> list[Any]:
+    """MONAI ``MLFlowHandler`` objects attached to ``engine`` (found through their ``start`` callbacks)."""
+    from monai.handlers import MLFlowHandler
+
+    found = []
+    for callback, *_ in engine._event_handlers.get(Events.STARTED, []):  # ignite keeps (callback, args, kwargs)
+        owner = getattr(callback, "__self__", None)
+        if isinstance(owner, MLFlowHandler) and owner not in found:
+            found.append(owner)
+    return found
+
+
+class TrackingExtras:
+    """Hand hyper-parameters and result files to the MLflow handlers of the engine it is attached to.
+
+    Args:
+        artifacts: files or folders the bundle writes (metrics JSON, plots); those present when the engine completes
+            are logged as run artifacts.
+        params: extra parameters; by default the literal top-level values of the executed config that
+            ``--tracking mlflow`` saves (and logs as an artifact) are used.
+        iteration_output_transform: replaces the per-iteration ``output_transform`` of the MLflow handlers, for
+            engines whose output is not MONAI's ``{"loss": ...}`` list (MONAI's default turns a dict output into a
+            tuple, which MLflow cannot log); it may return a float or a dict of floats.
+    """
+
+    def __init__(
+        self,
+        artifacts: Iterable[str | os.PathLike] = (),
+        params: Mapping[str, Any] | None = None,
+        iteration_output_transform: Callable[[Any], Any] | None = None,
+    ) -> None:
+        self.artifacts = [str(a) for a in artifacts]
+        self.params = dict(params or {})
+        self.iteration_output_transform = iteration_output_transform
+
+    def attach(self, engine: Engine) -> None:
+        """Register before MONAI's handler starts its run (the tracking handlers are appended after this one)."""
+        engine.add_event_handler(Events.STARTED, self._on_started)
+
+    def _on_started(self, engine: Engine) -> None:
+        for handler in _mlflow_handlers(engine):
+            params = {**self._config_params(handler), **self.params}
+            if params:
+                handler.experiment_param = {**params, **(handler.experiment_param or {})}
+            # MLFlowHandler logs its artifacts when the engine completes; a path missing by then is skipped (os.walk)
+            handler.artifacts = tuple(a for a in (*handler.artifacts, *self.artifacts) if a)
+            if self.iteration_output_transform is not None:
+                handler.output_transform = self.iteration_output_transform
+
+    @staticmethod
+    def _config_params(handler: Any) -> dict[str, Any]:
+        """Literal settings of the executed config file among the handler's artifacts (if tracking saved one)."""
+        for path in handler.artifacts:
+            if path and str(path).endswith(".json") and Path(path).is_file():
+                try:
+                    content = json.loads(Path(path).read_text())
+                except (OSError, ValueError):
+                    continue
+                if isinstance(content, dict) and "imports" in content:  # a bundle config, not a result file
+                    return literal_params(content)
+        return {}

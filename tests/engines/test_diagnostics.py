@@ -1,0 +1,170 @@
+"""Latent-geometry diagnostics: the handler on a tiny pre-training run, the evaluation and the comparison CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ignite.engine import Events
+from torch import nn
+
+from mflag_monai.data import build_text_feature_cache
+from mflag_monai.engines import LatentGeometryHandler, MFLAGTrainer, evaluate_geometry
+from mflag_monai.engines.diagnostics import GEOMETRY_METRICS, fixed_subset, main, select_split
+from mflag_monai.losses import MFLAGLoss
+from mflag_monai.networks import MFLAG, build_mflag
+from mflag_monai.utils.plots import plot_spectra
+
+TEXTS = ["no pneumothorax .", "moderate cardiomegaly .", "small left pleural effusion .", "lungs are clear .",
+         "mild edema .", "stable cardiomegaly ."]
+NAMES = [f"geom_{name}" for name in GEOMETRY_METRICS]
+
+
+class Wrapper(nn.Module):
+    """Stands in for DDP: the model is ``.module``."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, *args, **kwargs):
+        return self.module(*args, **kwargs)
+
+
+class TinyEncoder(nn.Module):
+    """A few-parameter image encoder (post-ReLU pooled features, like the ResNet's): keeps the test fast."""
+
+    feature_dim = 8
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, self.feature_dim, 3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.conv(x)).mean(dim=(2, 3))
+
+
+def tiny_mflag(text_encoder) -> MFLAG:
+    return MFLAG(TinyEncoder(), text_encoder, proj_hidden_dim=16, proj_out_dim=8)
+
+
+def identity(item: dict) -> dict:
+    return item
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("diagnostics")
+    text_encoder = build_mflag(image_depth=18, text_model=tiny_bert_dir).text_encoder
+    model = tiny_mflag(text_encoder)
+    entries = [{"image": torch.randn(3, 32, 32), "report": TEXTS[i % len(TEXTS)]} for i in range(10)]
+    datalist = {"training": entries[:8], "validation": entries[9:], "test": entries[6:]}
+    # half the reports cached: the others must go through the frozen LM, as in training
+    reports = {"training": [{"report": t} for t in TEXTS[:3]]}
+    cache = build_text_feature_cache(reports, model.text_encoder, root / "text")
+    batches = [{"image": torch.randn(4, 3, 32, 32), "report": TEXTS[:4]} for _ in range(2)]
+    trainer = MFLAGTrainer(
+        device=torch.device("cpu"), max_epochs=3, train_data_loader=batches, network=Wrapper(model),
+        optimizer=torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3),
+        loss_function=MFLAGLoss(), text_cache=cache,
+    )
+    handler = LatentGeometryHandler(
+        datalist, identity, split="validation", interval=2, max_samples=5, output_dir=root / "eval"
+    )
+    handler.attach(trainer)
+    seen: dict[int, dict] = {}
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: seen.update({e.state.epoch: dict(e.state.metrics)}))
+    trainer.run()
+    return {"root": root, "model": model, "trainer": trainer, "handler": handler, "seen": seen, "datalist": datalist,
+            "cache": cache}
+
+
+def test_handler_publishes_metrics_every_interval_and_at_the_end(setup) -> None:
+    seen = setup["seen"]
+    assert not set(NAMES) & set(seen[1])  # epoch 1: not due, and nothing stale
+    for epoch in (2, 3):  # every 2 epochs, and the last one
+        assert set(NAMES) <= set(seen[epoch])
+        assert all(np.isfinite(seen[epoch][n]) for n in NAMES)
+    # validation has 1 entry: the handler falls back to training, capped at max_samples
+    assert setup["handler"]._split_used == "training" and len(setup["handler"].dataset()) == 5
+    assert 1.0 <= seen[3]["geom_erank_feature"] <= 4.0  # 5 samples: at most 4 directions once centred
+    assert 0.0 <= seen[3]["geom_alignment"] <= 4.0 and seen[3]["geom_uniformity_image"] < 0
+
+
+def test_handler_writes_spectrum_files(setup) -> None:
+    out = setup["root"] / "eval"
+    content = json.loads((out / "spectrum.json").read_text())
+    assert content["epoch"] == 3 and content["num_samples"] == 5 and content["split"] == "training"
+    assert set(content["metrics"]) == set(NAMES)
+    assert content["metrics"]["geom_erank_feature"] == pytest.approx(setup["seen"][3]["geom_erank_feature"])
+    assert [len(v) for v in content["spectra"].values()] == [5, 5, 5]
+    assert set(content["spectra"]) == {"image_feature", "image_proj", "text_proj"}
+    assert (out / "spectrum.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_handler_leaves_the_model_and_the_random_state_alone(setup) -> None:
+    trainer, model, handler = setup["trainer"], setup["model"], setup["handler"]
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    torch_rng, np_rng = torch.get_rng_state(), np.random.get_state()
+    handler(trainer)  # at the last epoch: due
+    assert model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # BatchNorm running stats too
+    assert torch.equal(torch_rng, torch.get_rng_state())
+    assert all(np.array_equal(a, b) for a, b in zip(np_rng, np.random.get_state()))
+
+
+def test_disabled_handler_attaches_nothing(setup) -> None:
+    trainer = setup["trainer"]
+    count = len(trainer._event_handlers[Events.EPOCH_COMPLETED])
+    LatentGeometryHandler(setup["datalist"], identity, interval=0).attach(trainer)
+    assert len(trainer._event_handlers[Events.EPOCH_COMPLETED]) == count
+
+
+def test_evaluate_geometry_loads_weights_and_writes_reports(setup) -> None:
+    root, model = setup["root"], setup["model"]
+    torch.save(model.state_dict(), root / "model.pt")
+    fresh = tiny_mflag(model.text_encoder)
+    report = evaluate_geometry(fresh, setup["datalist"], identity, root / "evaluated", weights=root / "model.pt",
+                               split="test", text_cache=setup["cache"], max_samples=256, info={"run": "x"})
+    assert report["split"] == "test" and report["num_samples"] == 4 and report["run"] == "x"
+    assert set(report["metrics"]) == set(NAMES)
+    assert json.loads((root / "evaluated" / "geometry.json").read_text())["metrics"] == report["metrics"]
+    assert (root / "evaluated" / "spectrum.png").is_file()
+    # same weights, same pairs, same text path: the same numbers as the handler would give
+    handler = LatentGeometryHandler(setup["datalist"]["test"], identity, max_samples=256)
+    handler(setup["trainer"])
+    trained = {f"geom_{k}": handler.last[k] for k in GEOMETRY_METRICS}
+    assert report["metrics"] == pytest.approx(trained, rel=1e-5, abs=1e-6)
+
+
+def test_subset_and_split_selection() -> None:
+    data = list(range(10))
+    assert fixed_subset(data, 4) == [0, 2, 5, 7] == fixed_subset(data, 4)
+    assert fixed_subset(data, 0) == data and fixed_subset(data, 20) == data
+    datalist = {"training": [1, 2, 3], "validation": [4], "test": [5, 6]}
+    assert select_split(datalist, "validation") == ("training", [1, 2, 3])
+    assert select_split(datalist, "test") == ("test", [5, 6])
+    assert select_split(datalist, "validation", fallback=None) == ("validation", [4])
+
+
+def test_compare_cli_overlays_runs(tmp_path: Path) -> None:
+    files = []
+    for name, decay in (("a", 0.5), ("b", 0.9)):
+        values = (decay ** np.arange(8)).tolist() + [0.0]  # a zero (rank-deficient sample) stays off the log axis
+        path = tmp_path / name / "spectrum.json"
+        path.parent.mkdir()
+        path.write_text(json.dumps({"spectra": {"image_feature": values, "image_proj": values[:4]}}))
+        files.append(str(path))
+    out = tmp_path / "spectra.png"
+    assert main(["compare", *files, "--labels", "M-FLAG", "no orth", "--out", str(out)]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(SystemExit):
+        main(["compare", *files, "--labels", "only one", "--out", str(out)])
+    with pytest.raises(SystemExit):
+        main(["compare", *files, "--key", "text_proj", "--out", str(out)])  # not in these files
+    assert plot_spectra({"x": [1.0, 0.1, 0.01]}, tmp_path / "p.png").is_file()

@@ -1,0 +1,116 @@
+"""Tiny trained copies of the downstream bundles, for tests that need a ``models/model.pt`` (MONAI Label).
+
+A copy is a folder laid out like the repository's ``bundles/``: each bundle's ``configs`` is a symlink to the
+repository's, so the configs under test are the real ones; ``pretrain/models/encoder.pt`` is a random ResNet-18
+encoder, found by the downstream bundles' default ``pretrained_encoder`` path (``<bundle_root>/../pretrain/...``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+# What the tiny models are trained with; the MONAI Label app gets the same values as --conf pairs.
+TINY = {"encoder_depth": 18, "image_size": 64}
+# Settings of ours, not MONAI Label's, that keep a CPU run short.
+FAST = {"batch_size": 2, "num_workers": 0, "fraction": 1.0}
+
+
+def make_tiny_encoder(path: Path, depth: int = 18) -> Path:
+    """Save a seeded random ResNet encoder ``state_dict`` (torchvision layout) where ``encoder.pt`` would be."""
+    from mflag_monai.networks import build_image_encoder
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    torch.save(build_image_encoder(depth).state_dict(), path)
+    return path
+
+
+def bundle_copy(root: Path, name: str) -> Path:
+    """``root/<name>`` with ``configs`` linked to the repository's bundle and an empty ``models/``."""
+    bundle = root / name
+    (bundle / "models").mkdir(parents=True, exist_ok=True)
+    if not (bundle / "configs").exists():
+        (bundle / "configs").symlink_to(REPO / "bundles" / name / "configs", target_is_directory=True)
+    return bundle
+
+
+def monailabel_train_overrides(bundle: Path, train_data: list[dict], val_data: list[dict] | None, max_epochs: int = 1) -> dict[str, Any]:
+    """The overrides MONAI Label 0.8.5's ``BundleTrainTask.__call__`` passes to ``monai.bundle.run``, built the same way.
+
+    ``train#handlers`` is the bundle's own (unparsed) list with a ``CheckpointLoader`` of ``models/model.pt`` into
+    ``$@network`` put first when that file exists (``pretrained`` defaults to true); ``device`` is a string;
+    ``validate#dataset#data`` is set when the request has a validation split.
+    """
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "train.yaml"))
+    parser.config.update({"bundle_root": str(bundle)})
+    handlers = parser.get("train#handlers", [])
+    model = bundle / "models" / "model.pt"
+    if model.exists():
+        loader = {"_target_": "CheckpointLoader", "load_path": str(model), "load_dict": {"model": "$@network"}, "strict": False}
+        handlers.insert(0, loader)
+    overrides: dict[str, Any] = {
+        "bundle_root": str(bundle),
+        "train#trainer#max_epochs": max_epochs,
+        "train#dataset#data": train_data,
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "train#handlers": handlers,
+    }
+    if val_data is not None:
+        overrides["validate#dataset#data"] = val_data
+    return overrides
+
+
+def run_train_workflow(bundle: Path, **overrides: Any) -> Any:
+    """Run ``configs/train.yaml`` of ``bundle`` in this process with ``ConfigWorkflow``; return the finished workflow."""
+    from monai.bundle import ConfigWorkflow
+
+    workflow = ConfigWorkflow(
+        workflow_type="train",
+        config_file=str(bundle / "configs" / "train.yaml"),
+        meta_file=str(bundle / "configs" / "metadata.json"),
+        logging_file=False,  # keep pytest's logging as it is
+        **overrides,
+    )
+    workflow.initialize()
+    workflow.run()
+    workflow.finalize()
+    return workflow
+
+
+def segmentation_datalist(siim_dir: Path, out_dir: Path) -> dict[str, list[dict]]:
+    """The SIIM demo split with mask PNGs (``{"image", "label"}`` only, as MONAI Label's datastore gives them)."""
+    from mflag_monai.data import resolve_datalist
+
+    splits = resolve_datalist(
+        siim_dir, datalist_file=out_dir / "siim.json", dataset="siim-pneumothorax", fraction=1.0, seed=42, task="segmentation"
+    )
+    return {split: [{"image": d["image"], "label": d["label"]} for d in items] for split, items in splits.items()}
+
+
+def make_tiny_bundles(root: Path, demo: Path) -> Path:
+    """``root/bundles`` with a tiny encoder, a segmentation model trained through MONAI Label's trainer overrides
+    and a classification model trained by its bundle, each for one epoch on the small demo data."""
+    bundles = root / "bundles"
+    make_tiny_encoder(bundles / "pretrain" / "models" / "encoder.pt", TINY["encoder_depth"])
+
+    seg = bundle_copy(bundles, "segmentation")
+    data = segmentation_datalist(demo / "siim-pneumothorax", root)
+    overrides = monailabel_train_overrides(seg, data["training"], data["validation"], max_epochs=1)
+    run_train_workflow(seg, **TINY, **FAST, **overrides)
+
+    cls = bundle_copy(bundles, "classification")
+    # the smallest demo has no CheXpert validation images; selecting on its test split still saves a model
+    split = {"validate#split": "test"}
+    run_train_workflow(cls, bundle_root=str(cls), dataset_dir=str(demo / "chexpert"), epochs=1, **split, **TINY, **FAST)
+    for bundle in (seg, cls):
+        if not (bundle / "models" / "model.pt").is_file():
+            raise RuntimeError(f"no model.pt in {bundle}/models: {sorted(os.listdir(bundle / 'models'))}")
+    return bundles
