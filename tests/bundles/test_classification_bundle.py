@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from mlflow_store import tracked_runs
 
 REPO = Path(__file__).resolve().parents[2]
 CLS = REPO / "bundles" / "classification" / "configs"
@@ -36,7 +37,7 @@ def ws(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path) -> dict[st
            "--text_model", str(tiny_bert_dir), env=env)
     cls = root / "classification"
     common = ["--dataset_dir", str(root / "demo" / "chexpert"), *TINY]
-    bundle("training", [CLS / "train.yaml"], cls, "--pretrained_encoder", str(pre / "models" / "encoder.pt"), *common)
+    bundle("training", [CLS / "train.yaml"], cls, "--pretrained_encoder", str(pre / "models" / "encoder.pt"), *common, "--tracking", "mlflow")
     return {"root": root, "pre": pre, "cls": cls, "common": common}
 
 
@@ -47,6 +48,14 @@ def test_train_and_evaluate(ws) -> None:
     assert set(report["auroc"]) == {"Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"}
     assert report["split"] == "test" and 0.0 <= report["mean_auroc"] <= 1.0
     assert (ws["cls"] / "eval" / "roc.png").stat().st_size > 1000
+
+
+def test_mlflow_tracking_records_params_and_validation_metrics(ws) -> None:
+    (run,) = tracked_runs(ws["cls"])
+    assert run["experiment"] == "mflag_classification" and run["status"] == "FINISHED"
+    assert run["params"]["freeze_encoder"] == "True" and run["params"]["dataset"] == "chexpert"
+    assert {"train_loss", "val_auroc"} <= set(run["metrics"])
+    assert "validation_history.json" in run["artifacts"]
 
 
 def test_inference_writes_a_csv(ws) -> None:

@@ -12,16 +12,22 @@ import pytest
 import torch
 
 from mflag_monai.networks import build_image_encoder, load_weights_file
+from mlflow_store import tracked_runs
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "bundles" / "pretrain" / "configs" / "train.yaml"
+EVALUATE = REPO / "bundles" / "pretrain" / "configs" / "evaluate.yaml"
+GEOMETRY = {"geom_erank_feature", "geom_erank_image_proj", "geom_erank_text_proj", "geom_alignment",
+            "geom_uniformity_image", "geom_uniformity_text"}
 
 
-def run_bundle(bundle_root: Path, demo_dir: Path, text_model: Path, *extra: str, run_id: str = "training") -> subprocess.CompletedProcess:
+def run_bundle(
+    bundle_root: Path, demo_dir: Path, text_model: Path, *extra: str, run_id: str = "training", config: str = str(CONFIG)
+) -> subprocess.CompletedProcess:
     """``python -m monai.bundle run`` with tiny overrides; the demo data goes to ``demo_dir``."""
     cmd = [
         sys.executable, "-m", "monai.bundle", "run", run_id,
-        "--config_file", str(CONFIG),
+        "--config_file", config,
         "--bundle_root", str(bundle_root),
         "--dataset_dir", "demo", "--demo_studies", "24",
         "--image_depth", "18", "--resize", "72", "--image_size", "64",
@@ -37,7 +43,7 @@ def run_bundle(bundle_root: Path, demo_dir: Path, text_model: Path, *extra: str,
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path) -> tuple[Path, subprocess.CompletedProcess]:
     root = tmp_path_factory.mktemp("pretrain_bundle")
-    result = run_bundle(root / "bundle", root / "demo", tiny_bert_dir)
+    result = run_bundle(root / "bundle", root / "demo", tiny_bert_dir, "--tracking", "mlflow")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     return root / "bundle", result
 
@@ -52,6 +58,42 @@ def test_run_generates_demo_and_trains(trained) -> None:
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert {"train_loss_align", "train_loss_orth"} <= set(history[0])
     assert list((bundle_root / "eval").glob("events.out.tfevents.*")), "no TensorBoard log"
+
+
+def test_mlflow_tracking_records_params_metrics_and_files(trained) -> None:
+    bundle_root, _ = trained
+    (run,) = tracked_runs(bundle_root)
+    assert run["experiment"] == "mflag_pretrain" and run["status"] == "FINISHED"
+    assert run["params"]["orth_lambda"] == "0.0051" and run["params"]["batch_size"] == "4"
+    assert {"train_loss", "train_loss_align", "train_loss_orth"} <= set(run["metrics"])
+    assert {"history.json", "encoder.json"} <= set(run["artifacts"])
+    assert not any(len(v) > 500 for v in run["params"].values())  # settings only: no datalist, no report text
+
+
+def test_latent_geometry_is_logged_everywhere(trained) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    bundle_root, _ = trained
+    history = json.loads((bundle_root / "eval" / "history.json").read_text())
+    assert all(GEOMETRY <= set(h) for h in history)  # geometry_interval 1: every epoch
+    events = EventAccumulator(str(bundle_root / "eval"))
+    events.Reload()
+    assert GEOMETRY <= set(events.Tags()["scalars"])
+    assert [e.step for e in events.Scalars("geom_erank_feature")] == [1, 2]
+    (run,) = tracked_runs(bundle_root)
+    assert GEOMETRY <= set(run["metrics"]) and {"spectrum.json", "spectrum.png"} <= set(run["artifacts"])
+    spectrum = json.loads((bundle_root / "eval" / "spectrum.json").read_text())
+    assert spectrum["epoch"] == 2 and spectrum["metrics"]["geom_erank_feature"] == pytest.approx(history[-1]["geom_erank_feature"])
+
+
+def test_evaluate_writes_geometry_of_the_test_split(trained, tiny_bert_dir: Path) -> None:
+    bundle_root, _ = trained
+    result = run_bundle(bundle_root, bundle_root.parent / "demo", tiny_bert_dir, run_id="evaluating",
+                        config=f"['{CONFIG}','{EVALUATE}']")
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = json.loads((bundle_root / "eval" / "geometry.json").read_text())
+    assert report["split"] == "test" and report["num_samples"] >= 2 and set(report["metrics"]) == GEOMETRY
+    assert report["checkpoint"].endswith("model.pt") and (bundle_root / "eval" / "spectrum.png").is_file()
 
 
 def test_outputs_load(trained) -> None:

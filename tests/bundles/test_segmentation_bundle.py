@@ -16,6 +16,7 @@ from PIL import Image
 
 from mflag_monai.data.demo import generate_demo_data
 from mflag_monai.networks import build_image_encoder, build_segmentation_unet
+from mlflow_store import tracked_runs
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "bundles" / "segmentation" / "configs"
@@ -40,7 +41,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def trained(workspace) -> dict[str, Path]:
     args = ["--dataset_dir", str(workspace["siim"]), "--pretrained_encoder", str(workspace["encoder"]), *TINY]
-    result = bundle("training", [str(CONFIGS / "train.yaml")], workspace["bundle"], *args)
+    result = bundle("training", [str(CONFIGS / "train.yaml")], workspace["bundle"], *args, "--tracking", "mlflow")
     assert result.returncode == 0, result.stderr[-5000:]
     return workspace
 
@@ -54,6 +55,14 @@ def test_train_selects_a_model_with_the_frozen_pretrained_encoder(trained) -> No
     for key, value in encoder.items():  # frozen: the encoder weights are still the pre-trained ones
         assert torch.equal(state[f"encoder.{key}"], value), key
     assert list(models.glob("datalist_siim-pneumothorax_1.0.json"))
+
+
+def test_mlflow_tracking_records_params_and_validation_metrics(trained) -> None:
+    (run,) = tracked_runs(trained["bundle"])
+    assert run["experiment"] == "mflag_segmentation" and run["status"] == "FINISHED"
+    assert run["params"]["learning_rate"] == "0.0005" and run["params"]["encoder_depth"] == "18"
+    assert {"train_loss", "val_dice"} <= set(run["metrics"])
+    assert "validation_history.json" in run["artifacts"]
 
 
 def test_evaluate_writes_metrics_and_overlays(trained) -> None:
@@ -95,3 +104,20 @@ def test_random_encoder_on_purpose(workspace, tmp_path: Path) -> None:
     args = ["--dataset_dir", str(workspace["siim"]), "--pretrained_encoder", "null", *TINY, "--epochs", "1"]
     result = bundle("training", [str(CONFIGS / "train.yaml")], tmp_path / "b", *args)
     assert result.returncode == 0, result.stderr[-4000:]
+
+
+def test_resume_continues_after_the_last_checkpoint(trained) -> None:
+    # runs after the evaluate/inference tests (same module): it adds one epoch to the trained bundle
+    checkpoints = trained["bundle"] / "models" / "checkpoints"
+    assert [p.name for p in sorted(checkpoints.glob("*.pt"))] == ["checkpoint_epoch=1.pt", "checkpoint_epoch=2.pt"]
+    state = torch.load(checkpoints / "checkpoint_epoch=2.pt", weights_only=True)
+    assert {"network", "optimizer", "best_model", "trainer"} <= set(state) and state["trainer"]["iteration"] == 2 * state["trainer"]["epoch_length"]
+    args = ["--dataset_dir", str(trained["siim"]), "--pretrained_encoder", str(trained["encoder"]), *TINY, "--epochs", "3", "--resume", "true"]
+    result = bundle("training", [str(CONFIGS / "train.yaml")], trained["bundle"], *args)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "Resuming from" in result.stdout and "checkpoint_epoch=2.pt" in result.stdout
+    history = json.loads((trained["bundle"] / "eval" / "validation_history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3]  # epoch 3 only: the resumed run did not start over
+    resumed = torch.load(checkpoints / "checkpoint_epoch=3.pt", weights_only=True)
+    assert resumed["trainer"]["iteration"] == 3 * resumed["trainer"]["epoch_length"] and resumed["best_model"]["best_metric"] >= state["best_model"]["best_metric"]
+    assert not list(checkpoints.glob(".*.tmp"))
