@@ -1,0 +1,148 @@
+"""The MONAI Label app (scripts/monailabel) over HTTP: a real server on 127.0.0.1, demo studies, tiny trained models.
+
+Segmentation answers a mask of exactly the input's rows x columns (a non-square PNG, and a DICOM whose mask keeps the
+pixel spacing); classification answers every label with a score. Skipped without the ``monailabel`` extra.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("monailabel")
+
+from mflag_monai.transforms.io import read_cxr  # noqa: E402
+from tiny_bundles import REPO, TINY  # noqa: E402
+
+APP = REPO / "scripts" / "monailabel"
+sys.path.insert(0, str(APP))
+from demo_studies import make_demo_studies  # noqa: E402
+
+sys.path.remove(str(APP))
+
+START_TIMEOUT = 90.0  # seconds; about 10-20 s on 2 busy CPU cores
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, timeout: float = 30.0) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.read()
+
+
+def _infer(base: str, model: str, image: str, output: str, params: dict) -> bytes:
+    """``POST /infer/<model>?image=<id>&output=...`` with the ``params`` form field, as the viewers send it."""
+    query = urllib.parse.urlencode({"image": image, "output": output})
+    body = urllib.parse.urlencode({"params": json.dumps(params)}).encode()
+    request = urllib.request.Request(f"{base}/infer/{model}?{query}", data=body, method="POST")
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return response.read()
+
+
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory: pytest.TempPathFactory, small_demo: Path) -> dict[str, str]:
+    """Two SIIM DICOM, two CheXpert JPG and a non-square PNG export, flat in one folder; ``{kind: image id}``."""
+    folder = tmp_path_factory.mktemp("studies")
+    files = make_demo_studies(folder, small_demo, count=2)
+    dicom = next(f for f in files if f.suffix == ".dcm")
+    image, _ = read_cxr(dicom)
+    crop = (image[:50, :60] * 255).round().astype(np.uint8)  # rows != columns: a transposed mask would show
+    Image.fromarray(crop).save(folder / "export.png")
+    jpg = next(f for f in files if f.suffix == ".jpg")
+    return {"dicom": dicom.name[: -len(".dcm")], "jpg": jpg.stem, "png": "export", "folder": str(folder)}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, tiny_bundles: Path, studies: dict[str, str]) -> Iterator[str]:
+    """``monailabel start_server`` with the app copied out of the repository (the server writes into its app folder)."""
+    root = tmp_path_factory.mktemp("monailabel")
+    app = root / "app"
+    shutil.copytree(APP, app, ignore=shutil.ignore_patterns("__pycache__", "model", "logs", "bin"))
+    port = _free_port()
+    conf = {"bundles_dir": str(tiny_bundles), "skip_trainers": "true", **{k: str(v) for k, v in TINY.items()}}
+    cmd = [sys.executable, "-m", "monailabel.main", "start_server", "--app", str(app), "--studies", studies["folder"],
+           "--host", "127.0.0.1", "--port", str(port)]
+    for key, value in conf.items():
+        cmd += ["--conf", key, value]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "MONAI_LABEL_SESSIONS": "false", "MONAI_LABEL_DATASTORE_AUTO_RELOAD": "false"}
+    log = (root / "server.log").open("w")
+    # its own process group: uvicorn may start children, and all of them must go when the test ends
+    process = subprocess.Popen(cmd, cwd=root, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"server exited with {process.returncode}:\n{(root / 'server.log').read_text()[-5000:]}")
+            try:
+                _get(f"{base}/info/", timeout=5)
+                break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                if time.monotonic() > deadline:
+                    pytest.fail(f"server not up after {START_TIMEOUT} s:\n{(root / 'server.log').read_text()[-5000:]}")
+                time.sleep(0.5)
+        yield base
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=15)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=15)
+        log.close()
+
+
+def test_info_lists_both_2d_models_and_the_dicom_studies(server: str, studies: dict[str, str]) -> None:
+    info = json.loads(_get(f"{server}/info/"))
+    models = info["models"]
+    assert models["segmentation"]["type"] == "segmentation" and models["segmentation"]["dimension"] == 2
+    assert models["segmentation"]["labels"] == {"finding": 1}
+    assert models["classification"]["type"] == "classification" and len(models["classification"]["labels"]) == 5
+    listed = json.loads(_get(f"{server}/datastore/?output=all"))["objects"]
+    assert {studies["dicom"], studies["jpg"], studies["png"]} <= set(listed)  # .dcm files are listed too
+
+
+def test_segmentation_mask_has_the_input_size(server: str, studies: dict[str, str]) -> None:
+    png = _infer(server, "segmentation", studies["png"], "image", {"result_dtype": "uint8"})
+    mask = np.asarray(Image.open(io.BytesIO(png)))
+    assert mask.shape == (50, 60) and mask.dtype == np.uint8  # rows x columns of export.png
+    assert set(np.unique(mask)) <= {0, 1}
+
+    nii = _infer(server, "segmentation", studies["dicom"], "image", {})  # a DICOM's mask comes back as NIfTI
+    label = nib.Nifti1Image.from_bytes(gzip.decompress(nii))
+    image, meta = read_cxr(Path(studies["folder"]) / f"{studies['dicom']}.dcm")
+    assert label.shape == image.shape[::-1]  # x = columns, y = rows
+    assert np.allclose(label.header.get_zooms()[:2], meta["pixel_spacing"][::-1], rtol=1e-4)
+    assert set(np.unique(np.asarray(label.dataobj))) <= {0, 1}
+
+
+def test_classification_answers_labels_with_scores(server: str, studies: dict[str, str]) -> None:
+    for image in (studies["jpg"], studies["dicom"]):
+        answer = json.loads(_infer(server, "classification", image, "json", {}))
+        labels = {p["label"]: p["score"] for p in answer["prediction"]}
+        assert list(labels) == ["atelectasis", "cardiomegaly", "consolidation", "edema", "pleural effusion"]
+        assert all(0.0 <= s <= 1.0 for s in labels.values())
