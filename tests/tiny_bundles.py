@@ -114,3 +114,22 @@ def make_tiny_bundles(root: Path, demo: Path) -> Path:
         if not (bundle / "models" / "model.pt").is_file():
             raise RuntimeError(f"no model.pt in {bundle}/models: {sorted(os.listdir(bundle / 'models'))}")
     return bundles
+
+
+def run_bundle_cli(run_id: str, configs: list[str], bundle_root: Path, *extra: str) -> "subprocess.CompletedProcess":
+    """``python -m monai.bundle run RUN_ID`` as a user types it (offline), from the repository root."""
+    import json
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "monai.bundle", "run", run_id, "--config_file", json.dumps(configs), "--bundle_root", str(bundle_root), *extra]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+def downstream_workspace(root: Path) -> dict[str, Path]:
+    """A small demo collection (40 studies, 96 px), a tiny ResNet-18 encoder file and a bundle root, under ``root``."""
+    from mflag_monai.data.demo import generate_demo_data
+
+    demo = generate_demo_data(root / "demo", num_studies=40, image_size=96, progress=False)
+    encoder = make_tiny_encoder(root / "encoder.pt")
+    return {"root": root, "demo": demo, "encoder": encoder, "bundle": root / "bundle"}

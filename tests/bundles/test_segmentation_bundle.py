@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -14,28 +11,22 @@ import pytest
 import torch
 from PIL import Image
 
-from mflag_monai.data.demo import generate_demo_data
-from mflag_monai.networks import build_image_encoder, build_segmentation_unet
+from mflag_monai.networks import build_segmentation_unet
 from mlflow_store import tracked_runs
+from tiny_bundles import downstream_workspace, run_bundle_cli
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "bundles" / "segmentation" / "configs"
 TINY = ["--encoder_depth", "18", "--image_size", "64", "--batch_size", "4", "--epochs", "2", "--num_workers", "0", "--fraction", "1.0"]
 
 
-def bundle(run_id: str, configs: list[str], bundle_root: Path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "monai.bundle", "run", run_id, "--config_file", json.dumps(configs), "--bundle_root", str(bundle_root), *extra]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+bundle = run_bundle_cli  # python -m monai.bundle run ..., as a user types it
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("seg")
-    demo = generate_demo_data(root / "demo", num_studies=40, image_size=96, progress=False)
-    encoder = root / "encoder.pt"
-    torch.manual_seed(0)
-    torch.save(build_image_encoder(18).state_dict(), encoder)
-    return {"root": root, "siim": demo / "siim-pneumothorax", "encoder": encoder, "bundle": root / "bundle"}
+    ws = downstream_workspace(tmp_path_factory.mktemp("seg"))
+    return {**ws, "siim": ws["demo"] / "siim-pneumothorax"}
 
 
 @pytest.fixture(scope="module")
