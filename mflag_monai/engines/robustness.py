@@ -37,7 +37,7 @@ class BestModelSaver:
         self.network = network
         self.filepath = Path(filepath)
         self.engine: Engine | None = None
-        self._restored: dict | None = None
+        self._best: dict | None = None
 
     def attach(self, engine: Engine) -> None:
         """Check for a new best at every evaluation; restore a resumed best score when the evaluator starts."""
@@ -46,27 +46,27 @@ class BestModelSaver:
         engine.add_event_handler(Events.EPOCH_COMPLETED, self._save_if_best)
 
     def _restore(self, engine: Engine) -> None:
-        if self._restored is not None:  # MONAI resets the best score at every evaluator run; keep the resumed one
-            if self._restored["best_metric_epoch"] > getattr(engine.state, "best_metric_epoch", -1):
-                engine.state.best_metric = self._restored["best_metric"]
-                engine.state.best_metric_epoch = self._restored["best_metric_epoch"]
+        if self._best is not None:  # a fresh evaluator (after --resume) starts from -1: give it the saved best
+            if self._best["best_metric_epoch"] > getattr(engine.state, "best_metric_epoch", -1):
+                engine.state.best_metric = self._best["best_metric"]
+                engine.state.best_metric_epoch = self._best["best_metric_epoch"]
 
     def _save_if_best(self, engine: Engine) -> None:
-        known = self._restored["best_metric_epoch"] if self._restored is not None else None
+        known = self._best["best_metric_epoch"] if self._best is not None else None  # a best already saved
         if engine.state.best_metric_epoch == engine.state.epoch and engine.state.best_metric_epoch != known:
             atomic_torch_save(self.network.state_dict(), self.filepath)
             logger.info("New best %.4f at epoch %d: %s", engine.state.best_metric, engine.state.epoch, self.filepath)
-        self._restored = {"best_metric": engine.state.best_metric, "best_metric_epoch": engine.state.best_metric_epoch}
+        self._best = {"best_metric": engine.state.best_metric, "best_metric_epoch": engine.state.best_metric_epoch}
 
     def state_dict(self) -> dict:
         """The best score so far (what a resumed run must beat)."""
-        if self._restored is not None:
-            return dict(self._restored)
+        if self._best is not None:
+            return dict(self._best)
         return {"best_metric": -float("inf"), "best_metric_epoch": -1}
 
     def load_state_dict(self, state: dict) -> None:
         """Carry a checkpoint's best score into this run."""
-        self._restored = {"best_metric": float(state["best_metric"]), "best_metric_epoch": int(state["best_metric_epoch"])}
+        self._best = {"best_metric": float(state["best_metric"]), "best_metric_epoch": int(state["best_metric_epoch"])}
 
 
 class SkippedImageCounter:
