@@ -170,17 +170,16 @@ def run_checks(bundles: list[Path], overrides: dict, report: Callable[[CheckResu
     ``overrides`` are config values for every workflow; keys written ``bundle:key`` apply to that bundle only.
     """
     results = []
-    all_overrides = overrides
     for bundle in bundles:
-        overrides = bundle_overrides(all_overrides, bundle.name)
+        own = bundle_overrides(overrides, bundle.name)
         configs = bundle / "configs"
         checks: list[tuple[str, Callable[[], str]]] = [
             ("metadata", lambda: check_metadata(configs)),
-            ("train", lambda: check_properties(configs, "train.yaml", "train", overrides)),
+            ("train", lambda: check_properties(configs, "train.yaml", "train", own)),
         ]
         if (configs / "inference.yaml").is_file():
-            checks.append(("infer", lambda: check_properties(configs, "inference.yaml", "infer", overrides)))
-        checks += [("net_in_out", lambda: check_net_in_out(bundle, overrides)), ("ckpt_export", lambda: check_export(bundle, overrides))]
+            checks.append(("infer", lambda: check_properties(configs, "inference.yaml", "infer", own)))
+        checks += [("net_in_out", lambda: check_net_in_out(bundle, own)), ("ckpt_export", lambda: check_export(bundle, own))]
         for name, check in checks:
             start = time.perf_counter()
             try:
