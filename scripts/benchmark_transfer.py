@@ -56,7 +56,8 @@ class Sizes:
     """Run sizes: the demo defaults fit about an hour on 2 CPU cores; ``--protocol`` uses the paper's."""
 
     demo_studies: int = 600
-    pretrain: list[str] = field(default_factory=lambda: ["--epochs", "8"])
+    pretrain_epochs: int = 8
+    pretrain: list[str] = field(default_factory=list)
     downstream: dict[str, list[str]] = field(default_factory=lambda: {t: [] for t in TASKS})
     depth: int = 50
 
@@ -68,7 +69,8 @@ def demo_sizes(quick: bool) -> Sizes:
     tiny = ["--image_size", "64", "--batch_size", "8", "--epochs", "2", "--num_workers", "0"]
     return Sizes(
         demo_studies=60,
-        pretrain=["--epochs", "2", "--resize", "72", "--image_size", "64", "--batch_size", "8", "--num_workers", "0"],
+        pretrain_epochs=2,
+        pretrain=["--resize", "72", "--image_size", "64", "--batch_size", "8", "--num_workers", "0"],
         downstream={t: list(tiny) for t in TASKS},
         depth=18,
     )
@@ -78,7 +80,8 @@ def protocol_sizes() -> Sizes:
     """The paper's settings (SPEC §1/§2); meant for a GPU."""
     return Sizes(
         demo_studies=0,
-        pretrain=["--image_size", "224", "--resize", "256", "--batch_size", "512", "--epochs", "50", "--amp", "true"],
+        pretrain_epochs=50,
+        pretrain=["--image_size", "224", "--resize", "256", "--batch_size", "512", "--amp", "true"],
         downstream={
             "classification": ["--image_size", "224", "--epochs", "50"],
             "segmentation": ["--image_size", "224", "--epochs", "50"],
@@ -106,7 +109,7 @@ def pretrain(name: str, data: Path, sizes: Sizes, work: Path, env: dict, fresh: 
     root = work / f"pretrain-{name}"
     models = root / "models"
     if fresh or not (models / "encoder.pt").is_file():
-        args = ["--dataset_dir", str(data), "--image_depth", str(sizes.depth), *sizes.pretrain]
+        args = ["--dataset_dir", str(data), "--image_depth", str(sizes.depth), "--epochs", str(sizes.pretrain_epochs), *sizes.pretrain]
         if name == "mflag-no-orth":
             args += ["--orth_weight", "0.0"]
         print(f"pre-training {name} ...", flush=True)
@@ -206,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.depth:
         sizes.depth = args.depth
     if args.pretrain_epochs:
-        sizes.pretrain = [*sizes.pretrain, "--epochs", str(args.pretrain_epochs)]  # the last value wins
+        sizes.pretrain_epochs = args.pretrain_epochs
     datasets = dict(item.split("=", 1) for item in args.dataset)
     unknown = set(datasets) - {"pretrain", *TASKS}
     if unknown:
@@ -236,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.platform()}, {os.cpu_count()} CPU cores, python {platform.python_version()}",
         "minutes": round((time.time() - start) / 60, 1),
         "datasets": {k: str(v) for k, v in folders.items()},
-        "sizes": {"demo_studies": sizes.demo_studies, "pretrain": sizes.pretrain, "downstream": sizes.downstream, "depth": sizes.depth},
+        "sizes": {"demo_studies": sizes.demo_studies, "pretrain_epochs": sizes.pretrain_epochs, "pretrain": sizes.pretrain, "downstream": sizes.downstream, "depth": sizes.depth},
         "fractions": args.fractions,
         "metrics": {t: METRICS[t][0] for t in args.tasks},
         "scores": scores,
