@@ -3,20 +3,32 @@
 ``SupervisedTrainer`` assumes ``(inputs, targets) → one loss``; M-FLAG's step takes images *and* report texts (or
 cached text features) and yields two loss terms that we want to log separately, so only the iteration is replaced.
 Everything else (events, handlers, metrics, AMP flag, ``torch.compile`` option) is MONAI's.
+
+Large batches on small memory (``micro_batch_size``): the orthogonality loss is a statistic of the whole batch, so
+gradient accumulation (several small ``C``) is not the same loss. Gradient caching computes the exact loss of the
+whole batch while the encoder holds one micro-batch of activations at a time; see :func:`gradient_cached_backward`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import torch
+import torch.distributed as dist
+from ignite.engine import Events
 from monai.engines import SupervisedTrainer
 from monai.engines.utils import IterationEvents
 from monai.utils import CommonKeys as Keys
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.parallel import DistributedDataParallel
 
-__all__ = ["MFLAGTrainer", "paper_restart_period", "loss_terms", "resolve_amp_dtype"]
+__all__ = ["MFLAGTrainer", "gradient_cached_backward", "loss_terms", "paper_restart_period", "resolve_amp_dtype"]
 
-LOSS_KEYS = ("loss", "loss_align", "loss_orth")
+LOSS_KEYS = ("loss", "loss_align", "loss_orth", "loss_orth_floor")
+logger = logging.getLogger(__name__)
 
 
 def resolve_amp_dtype(amp_dtype: torch.dtype | str, device: torch.device | str) -> torch.dtype:
@@ -27,7 +39,9 @@ def resolve_amp_dtype(amp_dtype: torch.dtype | str, device: torch.device | str) 
         if torch.device(device).type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.bfloat16
-    return {"float16": torch.float16, "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}[amp_dtype]
+    return {"float16": torch.float16, "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}[
+        amp_dtype
+    ]
 
 
 def paper_restart_period(epochs: int, num_samples: int, batch_size: int, fraction: float = 0.4) -> int:
@@ -38,6 +52,120 @@ def paper_restart_period(epochs: int, num_samples: int, batch_size: int, fractio
 def loss_terms(output: Mapping[str, torch.Tensor]) -> dict[str, float]:
     """The loss terms of one iteration's output as floats (for stats and TensorBoard handlers)."""
     return {k: float(output[k]) for k in LOSS_KEYS if k in output}
+
+
+@contextlib.contextmanager
+def _frozen_batchnorm_statistics(module: nn.Module) -> Iterator[None]:
+    """Run the block with BatchNorm normalising by batch statistics as usual, then put the running statistics back.
+
+    The gradient-cached step encodes every image twice (without, then with autograd); the running statistics must
+    see each image once, as in a plain step.
+    """
+    saved = [
+        (m, m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone())
+        for m in module.modules()
+        if isinstance(m, _BatchNorm) and m.track_running_stats and m.running_mean is not None
+    ]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for m, mean, var, count in saved:
+                m.running_mean.copy_(mean)
+                m.running_var.copy_(var)
+                m.num_batches_tracked.copy_(count)
+
+
+def _rng_states(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The CPU and (on CUDA) device random states, to replay a stochastic forward pass exactly."""
+    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+def _set_rng_states(states: tuple[torch.Tensor, torch.Tensor | None], device: torch.device) -> None:
+    torch.set_rng_state(states[0])
+    if states[1] is not None:
+        torch.cuda.set_rng_state(states[1], device)
+
+
+def gradient_cached_backward(
+    model: nn.Module,
+    images: torch.Tensor,
+    text_features: torch.Tensor,
+    loss_function: Callable[..., Mapping[str, torch.Tensor]],
+    micro_batch_size: int,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    backward: Callable[[torch.Tensor], None] = torch.Tensor.backward,
+    on_forward: Callable[[], None] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Back-propagate the exact M-FLAG loss of a whole batch, holding one micro-batch of encoder activations.
+
+    (a) encode the images in micro-batches without autograd, giving ``Z`` for the whole batch; (b) with ``Z`` as a
+    leaf, run both projection heads and the loss on the whole batch and back-propagate, which leaves the heads'
+    gradients and ``dL/dZ``; (c) per micro-batch, encode again with autograd and back-propagate its slice of
+    ``dL/dZ`` into the encoder. Gradients are accumulated into ``.grad`` (zero them before).
+
+    What differs from one pass over the whole batch: the encoder's BatchNorm normalises each micro-batch with its
+    own statistics (as per-GPU BatchNorm does in multi-GPU training); with the encoder's BatchNorm in eval mode, or
+    one micro-batch, loss and gradients are those of the single pass. The running statistics see every image once.
+    Random ops inside the encoder (e.g. dropout) replay the same draws in (a) and (c).
+
+    Args:
+        model: an :class:`~mflag_monai.networks.MFLAG` (not wrapped in DDP).
+        images: ``[B, C, H, W]`` on the model's device, already augmented.
+        text_features: ``[B, H]`` frozen language-model features.
+        loss_function: ``MFLAGOutput -> {"loss", ...}`` (an :class:`~mflag_monai.losses.MFLAGLoss`).
+        micro_batch_size: images per encoder pass.
+        autocast: a factory of the mixed-precision context, entered around every forward pass.
+        backward: how to back-propagate the total loss (e.g. through a ``GradScaler``); ``dL/dZ`` carries its scale.
+        on_forward: called once the loss is computed (for engine events).
+
+    Returns:
+        the loss function's output for the whole batch.
+    """
+    if micro_batch_size < 1:
+        raise ValueError(f"micro_batch_size must be >= 1, got {micro_batch_size}")
+    encoder = model.image_encoder
+    chunks = images.split(micro_batch_size)
+    rng = []
+    with torch.no_grad(), _frozen_batchnorm_statistics(encoder):  # (a)
+        features = []
+        for chunk in chunks:
+            rng.append(_rng_states(images.device))
+            with autocast():
+                features.append(encoder(chunk))
+    z = torch.cat(features).detach().requires_grad_(True)
+    with autocast():  # (b)
+        losses = loss_function(model.project(z, text_features))
+    if on_forward is not None:
+        on_forward()
+    backward(losses["loss"])
+    grad_z = z.grad
+    after_loss_rng = _rng_states(images.device)
+    start = 0
+    for chunk, state in zip(chunks, rng):  # (c)
+        _set_rng_states(state, images.device)
+        with autocast():
+            chunk_features = encoder(chunk)
+        chunk_features.backward(grad_z[start : start + len(chunk)])
+        start += len(chunk)
+    _set_rng_states(after_loss_rng, images.device)
+    return dict(losses)
+
+
+def _average_gradients(parameters: Sequence[torch.nn.Parameter]) -> None:
+    """All-reduce and average gradients over the process group: what DDP's reducer does, for a step that did not
+    go through DDP's forward (gradient caching calls the wrapped module's parts directly)."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return
+    world = dist.get_world_size()
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
 
 
 class MFLAGTrainer(SupervisedTrainer):
@@ -54,6 +182,9 @@ class MFLAGTrainer(SupervisedTrainer):
         amp_dtype: autocast dtype when ``amp`` is on: ``"auto"`` (bf16 where the GPU supports it, else fp16),
             ``torch.float16`` (with the grad scaler on GPU) or ``torch.bfloat16``.
         channels_last: feed images in channels-last memory format (faster convolutions on recent GPUs/CPUs).
+        micro_batch_size: images per encoder pass; ``None`` or the batch size: one plain pass. Smaller: the exact
+            loss of the whole batch through gradient caching (:func:`gradient_cached_backward`), with the encoder
+            holding only this many images' activations. The bundle's inferer is not used on that path.
         other arguments: as :class:`monai.engines.SupervisedTrainer`.
     """
 
@@ -66,6 +197,7 @@ class MFLAGTrainer(SupervisedTrainer):
         text_cache=None,
         amp_dtype: torch.dtype | str = "auto",
         channels_last: bool = False,
+        micro_batch_size: int | None = None,
         **kwargs,
     ) -> None:
         kwargs.setdefault("decollate", False)  # the output is a few scalar losses: nothing to decollate
@@ -77,8 +209,42 @@ class MFLAGTrainer(SupervisedTrainer):
         if channels_last:
             self.network.to(memory_format=torch.channels_last)
         self.skipped_images = 0  # images that failed to decode (with the dataset's skip setting on), whole run
-        self._use_scaler = self.amp and self.amp_dtype == torch.float16 and torch.device(self.state.device).type == "cuda"
+        self._use_scaler = (
+            self.amp and self.amp_dtype == torch.float16 and torch.device(self.state.device).type == "cuda"
+        )
         self.scaler = torch.amp.GradScaler("cuda", enabled=self._use_scaler)
+        if micro_batch_size is not None and int(micro_batch_size) < 1:
+            raise ValueError(f"micro_batch_size must be a positive number of images, got {micro_batch_size}")
+        self.micro_batch_size = None if micro_batch_size is None else int(micro_batch_size)
+        loader = self.data_loader
+        batch = getattr(loader, "batch_size", None)
+        if batch and getattr(loader, "drop_last", False) and len(loader.dataset) < batch:
+            raise ValueError(
+                f"batch_size {batch} is larger than the {len(loader.dataset)} training samples, so no full batch "
+                "can be formed: lower batch_size or add data (the demo: --demo_studies)."
+            )
+        self.add_event_handler(Events.STARTED, self._warn_below_floor)
+
+    def _warn_below_floor(self, engine: MFLAGTrainer) -> None:
+        """Warn when the batch is so far below the feature width that the orthogonality loss is mostly its floor."""
+        batch = getattr(engine.data_loader, "batch_size", None)
+        if batch is None:
+            return
+        network = getattr(engine.network, "module", engine.network)
+        orth = getattr(engine.loss_function, "orthogonality", None)
+        feature = getattr(engine.loss_function, "orth_feature", "image_feature")
+        if orth is None or not hasattr(network, "image_encoder"):
+            return
+        dim = network.image_encoder.feature_dim if feature == "image_feature" else network.image_projector.out_dim
+        effective = batch * (dist.get_world_size() if orth.gathers() else 1)
+        if effective < dim / 4:
+            micro = self.micro_batch_size or batch
+            engine.logger.warning(
+                f"The orthogonality loss sees batches of {effective} features of width {dim}: it cannot go below "
+                f"{orth.floor(batch, int(dim)):.1f} (logged as loss_orth_floor), and its gradient is mostly that "
+                f"floor. A larger batch in the same memory: --batch_size {max(512, int(dim) // 4)} "
+                f"--micro_batch_size {micro} (exact gradient caching; bundles/pretrain/docs/README.md)."
+            )
 
     def _text_inputs(self, batchdata: dict) -> tuple[list[str] | None, torch.Tensor | None]:
         """Report texts for the language model, or their features (from the batch or the cache)."""
@@ -113,22 +279,75 @@ class MFLAGTrainer(SupervisedTrainer):
 
         engine.network.train()
         engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
-        device_type = torch.device(device).type
-        with torch.autocast(device_type=device_type, dtype=self.amp_dtype, enabled=bool(engine.amp)):
+        if self.micro_batch_size is not None and self.micro_batch_size < len(images):
+            losses = self._gradient_cached_step(engine, images, texts, features)
+        else:
+            losses = self._plain_step(engine, images, texts, features)
+        if self._use_scaler:
+            self.scaler.step(engine.optimizer)
+            self.scaler.update()
+        else:
+            engine.optimizer.step()
+        engine.fire_event(IterationEvents.MODEL_COMPLETED)
+        engine.state.output = {
+            Keys.LOSS: losses["loss"].detach(),
+            **{k: losses[k] for k in LOSS_KEYS[1:] if k in losses},
+        }
+        return engine.state.output
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        return torch.autocast(torch.device(self.state.device).type, dtype=self.amp_dtype, enabled=bool(self.amp))
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self._use_scaler else loss).backward()
+
+    def _plain_step(self, engine: MFLAGTrainer, images, texts, features) -> Mapping[str, torch.Tensor]:
+        """One forward/backward of the whole batch."""
+        with self._autocast():
             # through the inferer (SimpleInferer by default) so that a bundle can swap it, as MONAI's trainers do
             output = engine.inferer(images, engine.network, texts=texts, text_features=features)
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
             losses = engine.loss_function(output)
         engine.fire_event(IterationEvents.LOSS_COMPLETED)
-        if self._use_scaler:
-            self.scaler.scale(losses["loss"]).backward()
-            engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-            self.scaler.step(engine.optimizer)
-            self.scaler.update()
-        else:
-            losses["loss"].backward()
-            engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-            engine.optimizer.step()
-        engine.fire_event(IterationEvents.MODEL_COMPLETED)
-        engine.state.output = {Keys.LOSS: losses["loss"].detach(), **{k: losses[k] for k in LOSS_KEYS[1:]}}
-        return engine.state.output
+        self._backward(losses["loss"])
+        engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+        return losses
+
+    def _gradient_cached_step(self, engine: MFLAGTrainer, images, texts, features) -> Mapping[str, torch.Tensor]:
+        """The exact whole-batch loss with micro-batched encoder passes (:func:`gradient_cached_backward`).
+
+        Under DDP the wrapped module's parts are called directly (DDP's reducer expects one forward and one backward
+        per step), so buffers are broadcast and gradients averaged here, as DDP would.
+        """
+        wrapped = engine.network
+        model = getattr(wrapped, "module", wrapped)
+        ddp = isinstance(wrapped, DistributedDataParallel) and dist.is_available() and dist.is_initialized()
+        if ddp and wrapped.broadcast_buffers:
+            for buffer in model.buffers():
+                dist.broadcast(buffer, src=0)
+        if features is None:  # no cache: the frozen language model over micro-batches too
+            features = torch.cat(
+                [
+                    model.encode_text(texts[i : i + self.micro_batch_size])
+                    for i in range(0, len(texts), self.micro_batch_size)
+                ]
+            ).to(images.device)
+
+        def forward_done() -> None:
+            engine.fire_event(IterationEvents.FORWARD_COMPLETED)
+            engine.fire_event(IterationEvents.LOSS_COMPLETED)
+
+        losses = gradient_cached_backward(
+            model,
+            images,
+            features,
+            engine.loss_function,
+            self.micro_batch_size,
+            autocast=self._autocast,
+            backward=self._backward,
+            on_forward=forward_done,
+        )
+        if ddp:
+            _average_gradients([p for p in model.parameters() if p.requires_grad])
+        engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+        return losses

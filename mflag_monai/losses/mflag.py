@@ -5,6 +5,12 @@
 * orthogonality: on the raw encoder feature ``Z`` (``B × D``, not normalised, not centred), ``C = ZᵀZ / B`` and
   ``L = ½ [Σᵢ (Cᵢᵢ − 1)² + λ Σ_{i≠j} Cᵢⱼ²]`` with ``λ = 0.0051``.
 * total: ``w_orth · L_orth + w_align · L_align`` with both weights 1.
+
+Both losses run in fp32 outside autocast: under fp16 autocast ``ZᵀZ`` would be formed in half precision, where any
+entry above 65504 overflows to ``inf`` (post-ReLU ResNet features reach that easily).
+
+When ``B < D``, ``C`` has rank at most ``B`` and ``L_orth`` cannot go below :func:`orthogonality_floor`; the
+pre-training log shows that floor next to the loss so that a plateau is not read as a training failure.
 """
 
 from __future__ import annotations
@@ -16,7 +22,34 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.loss import _Loss
 
-__all__ = ["AlignmentLoss", "OrthogonalityLoss", "MFLAGLoss"]
+from ..utils.dist import is_distributed
+
+__all__ = ["AlignmentLoss", "MFLAGLoss", "OrthogonalityLoss", "orthogonality_floor"]
+
+
+def orthogonality_floor(batch_size: int, dim: int, lambd: float = 0.0051, scale: float = 0.5) -> float:
+    """The lowest value the orthogonality loss can reach on ``batch_size × dim`` features (SPEC §3b).
+
+    ``C = ZᵀZ/B`` has rank ≤ ``B``; the minimum ``scale·λ·D·(D − B) / ((1 − λ)·B + λ·D)`` is reached with
+    ``Cᵢᵢ = 1 / (1 + λ(D/B − 1))``. It is 0 once ``B ≥ D``. Gradient accumulation does not lower it: only a larger
+    batch inside one ``C`` does (``micro_batch_size`` in the pre-training bundle).
+    """
+    b, d = int(batch_size), int(dim)
+    if b < 1 or d < 1:
+        raise ValueError(f"batch_size and dim must be positive, got {b} and {d}")
+    if b >= d:
+        return 0.0
+    return scale * lambd * d * (d - b) / ((1.0 - lambd) * b + lambd * d)
+
+
+def _no_autocast(device: torch.device):
+    """A context that turns autocast off on ``device``'s type (the losses need fp32 whatever the caller runs)."""
+    return torch.autocast(device_type=device.type, enabled=False)
+
+
+def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in fp32 if it is in a half-precision type; fp64 stays fp64 (the reference tests use it)."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 class AlignmentLoss(_Loss):
@@ -34,12 +67,13 @@ class AlignmentLoss(_Loss):
         """Return the scalar loss for ``[B, D]`` projections."""
         if image_proj.shape != text_proj.shape:
             raise ValueError(f"Projection shapes differ: {tuple(image_proj.shape)} vs {tuple(text_proj.shape)}")
-        x = F.normalize(image_proj.float(), dim=-1)
-        y = F.normalize(text_proj.float(), dim=-1)
-        per_pair = 2.0 - 2.0 * (x * y).sum(-1)
-        if self.symmetric:
-            per_pair = per_pair + (2.0 - 2.0 * (y * x).sum(-1))
-        return per_pair.mean()
+        with _no_autocast(image_proj.device):
+            x = F.normalize(_at_least_fp32(image_proj), dim=-1)
+            y = F.normalize(_at_least_fp32(text_proj), dim=-1)
+            per_pair = 2.0 - 2.0 * (x * y).sum(-1)
+            if self.symmetric:
+                per_pair = per_pair + (2.0 - 2.0 * (y * x).sum(-1))
+            return per_pair.mean()
 
 
 class OrthogonalityLoss(_Loss):
@@ -62,14 +96,24 @@ class OrthogonalityLoss(_Loss):
         """Return the scalar loss for a ``[B, D]`` feature matrix."""
         if z.ndim != 2:
             raise ValueError(f"Expected a [B, D] feature matrix, got shape {tuple(z.shape)}")
-        z = z.float() if z.dtype in (torch.float16, torch.bfloat16) else z  # the Gram matrix overflows fp16
-        if self.gather_distributed and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            z = torch.cat(dist_nn.all_gather(z))  # autograd-aware: every rank gets gradients for its own rows
-        c = z.T @ z / z.shape[0]
-        diag = torch.diagonal(c)
-        on_diag = (diag - 1.0).pow(2).sum()
-        off_diag = c.pow(2).sum() - diag.pow(2).sum()
-        return self.scale * (on_diag + self.lambd * off_diag)
+        with _no_autocast(z.device):  # autocast would cast the matmul back to half precision
+            z = _at_least_fp32(z)
+            if self.gathers():
+                z = torch.cat(dist_nn.all_gather(z))  # autograd-aware: every rank gets gradients for its own rows
+            c = z.T @ z / z.shape[0]
+            diag = torch.diagonal(c)
+            on_diag = (diag - 1.0).pow(2).sum()
+            off_diag = c.pow(2).sum() - diag.pow(2).sum()
+            return self.scale * (on_diag + self.lambd * off_diag)
+
+    def gathers(self) -> bool:
+        """True when ``C`` is formed over the features of all processes (gathering on and distributed)."""
+        return self.gather_distributed and is_distributed()
+
+    def floor(self, batch_size: int, dim: int) -> float:
+        """:func:`orthogonality_floor` of one process's batch of ``batch_size`` (times the world size if gathering)."""
+        effective = batch_size * (dist.get_world_size() if self.gathers() else 1)
+        return orthogonality_floor(effective, dim, self.lambd, self.scale)
 
 
 class MFLAGLoss(nn.Module):
@@ -77,7 +121,9 @@ class MFLAGLoss(nn.Module):
 
     Call as ``loss(output)`` with an :class:`~mflag_monai.networks.MFLAGOutput` (or
     ``loss(image_feature, image_proj, text_proj)``). Returns a dict with ``loss`` (the total, to back-propagate),
-    ``loss_align`` and ``loss_orth`` (detached, for logging).
+    ``loss_align`` and ``loss_orth`` (detached, for logging) and ``loss_orth_floor``, the lowest value ``loss_orth``
+    can reach at this batch size and feature width (:func:`orthogonality_floor`; 0 once the batch reaches the
+    width), so that ``loss_orth - loss_orth_floor`` is what training can still remove.
 
     Args:
         lambd: off-diagonal weight of the orthogonality loss (0.0051).
@@ -118,4 +164,10 @@ class MFLAGLoss(nn.Module):
         orth_input = image_feature if self.orth_feature == "image_feature" else image_proj
         orth = self.orthogonality(orth_input)
         total = self.orth_weight * orth + self.align_weight * align
-        return {"loss": total, "loss_align": align.detach(), "loss_orth": orth.detach()}
+        floor = self.orthogonality.floor(*orth_input.shape)
+        return {
+            "loss": total,
+            "loss_align": align.detach(),
+            "loss_orth": orth.detach(),
+            "loss_orth_floor": torch.tensor(floor, device=orth.device),
+        }

@@ -85,7 +85,15 @@ class MFLAG(nn.Module):
             if texts is None:
                 raise ValueError("MFLAG.forward needs texts or text_features.")
             text_features = self.encode_text(texts)
-        z = self.image_encoder(images)
+        return self.project(self.image_encoder(images), text_features)
+
+    def project(self, image_feature: torch.Tensor, text_features: torch.Tensor) -> MFLAGOutput:
+        """Both projection heads on encoder features ``[B, D]`` and language-model features ``[B, H]``.
+
+        The second half of :meth:`forward`; gradient-cached pre-training calls it on the whole batch after encoding
+        the images in micro-batches.
+        """
+        z = image_feature
         return MFLAGOutput(z, self.image_projector(z), self.text_projector(text_features.to(z.dtype)))
 
     def parameter_counts(self) -> dict[str, int]:

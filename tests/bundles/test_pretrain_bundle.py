@@ -130,3 +130,30 @@ def test_resume_continues_from_the_newest_checkpoint(trained, tiny_bert_dir: Pat
     assert history[2]["iteration"] == history[1]["iteration"] + (history[1]["iteration"] - history[0]["iteration"])
     state = torch.load(bundle_root / "models" / "checkpoints" / "checkpoint_epoch=3.pt", weights_only=True)
     assert state["trainer"]["iteration"] == history[2]["iteration"]
+
+
+def test_micro_batches_keep_the_loss_of_the_whole_batch(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    """Learning rate 0: the first epoch's alignment loss is the same whether the encoder sees 4 or 16 images a pass
+    (only the encoder's BatchNorm statistics differ, per micro-batch)."""
+    history = {}
+    for micro in (4, 16):
+        result = run_bundle(
+            tmp_path / f"micro{micro}", tmp_path / "demo", tiny_bert_dir,
+            "--demo_studies", "40", "--batch_size", "16", "--micro_batch_size", str(micro),
+            "--learning_rate", "0", "--epochs", "1", "--geometry_interval", "0",
+        )
+        assert result.returncode == 0, result.stderr[-4000:]
+        output = result.stdout + result.stderr
+        assert "cannot go below 34.9 (logged as loss_orth_floor)" in output  # batch 16 against 512 features
+        assert "--micro_batch_size" in output
+        history[micro] = json.loads((tmp_path / f"micro{micro}" / "eval" / "history.json").read_text())[0]
+    assert history[4]["iteration"] == history[16]["iteration"] == 2  # 32 training pairs in batches of 16
+    assert history[4]["train_loss_align"] == pytest.approx(history[16]["train_loss_align"], rel=0.05)
+    assert history[4]["train_loss_orth_floor"] == pytest.approx(34.948, abs=1e-3)
+
+
+def test_a_batch_larger_than_the_data_says_what_to_do(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    result = run_bundle(tmp_path / "b", tmp_path / "demo", tiny_bert_dir, "--batch_size", "512",
+                        "--micro_batch_size", "16", "--epochs", "1")
+    assert result.returncode != 0
+    assert "batch_size 512 is larger than the" in result.stderr and "--demo_studies" in result.stderr

@@ -59,7 +59,7 @@ def test_training_iterations_run_and_report_both_losses(tiny_bert_dir: Path, tmp
     trainer = make_trainer(model, None, batches, channels_last=True)
     trainer.run()
     out = trainer.state.output
-    assert set(out) == {"loss", "loss_align", "loss_orth"}
+    assert set(out) == {"loss", "loss_align", "loss_orth", "loss_orth_floor"}
     assert out["loss"].item() == pytest.approx(out["loss_align"].item() + out["loss_orth"].item(), rel=1e-5)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mflag_monai.losses import AlignmentLoss, MFLAGLoss, OrthogonalityLoss
+from mflag_monai.losses import AlignmentLoss, MFLAGLoss, OrthogonalityLoss, orthogonality_floor
 from mflag_monai.networks import MFLAGOutput
 
 
@@ -88,3 +88,55 @@ def test_loss_gradients_flow_only_through_inputs() -> None:
     yp = torch.randn(4, 3, requires_grad=True)
     MFLAGLoss()(z, xp, yp)["loss"].backward()
     assert z.grad is not None and xp.grad is not None and yp.grad is not None
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_loss_under_cpu_autocast_is_finite_and_matches_fp32(dtype: torch.dtype) -> None:
+    torch.manual_seed(0)
+    z = torch.relu(torch.randn(16, 2048)) * 3  # entries of ZᵀZ well above fp16's 65504
+    xp, yp = torch.randn(16, 64), torch.randn(16, 64)
+    expected = MFLAGLoss()(z, xp, yp)
+    with torch.autocast("cpu", dtype=dtype):
+        # what a model under autocast hands the loss: half-precision activations
+        got = MFLAGLoss()(z.to(dtype), xp.to(dtype), yp.to(dtype))
+        assert (z.to(dtype).T @ z.to(dtype)).dtype == dtype  # autocast is really on here
+    for key in ("loss", "loss_align", "loss_orth"):
+        assert torch.isfinite(got[key]) and got[key].dtype == torch.float32
+        assert got[key].item() == pytest.approx(expected[key].item(), rel=0.01)
+
+
+# SPEC §3b: f*(B, D) at λ = 0.0051
+@pytest.mark.parametrize(
+    ("batch", "dim", "floor"),
+    [(1, 2048, 934.5), (16, 2048, 402.5), (64, 2048, 139.8), (128, 2048, 72.8), (512, 2048, 15.4),
+     (16, 512, 35.0), (64, 512, 8.8), (128, 512, 3.9), (512, 512, 0.0), (1024, 512, 0.0)],
+)
+def test_orthogonality_floor_values(batch: int, dim: int, floor: float) -> None:
+    assert orthogonality_floor(batch, dim) == pytest.approx(floor, abs=0.06)  # SPEC gives 0.1 steps
+
+
+def test_orthogonality_floor_is_reached_and_never_beaten() -> None:
+    b, d, lambd = 4, 12, 0.3  # a large λ makes the floor far from the collapsed value
+    floor = orthogonality_floor(b, d, lambd=lambd)
+    loss = OrthogonalityLoss(lambd=lambd)
+    torch.manual_seed(0)
+    z = torch.randn(b, d, dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([z], max_iter=500, tolerance_grad=1e-12, tolerance_change=1e-14)
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        value = loss(z)
+        value.backward()
+        return value
+
+    for _ in range(5):
+        optimizer.step(closure)
+    assert loss(z).item() == pytest.approx(floor, rel=1e-6)
+    for seed in range(20):  # random features sit above it
+        assert loss(torch.randn(b, d, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))).item() > floor
+
+
+def test_mflag_loss_reports_its_floor() -> None:
+    z, xp = torch.rand(16, 2048), torch.randn(16, 8)
+    assert MFLAGLoss()(z, xp, xp)["loss_orth_floor"].item() == pytest.approx(402.5, abs=0.05)
+    assert MFLAGLoss(orth_feature="image_proj")(z, xp, xp)["loss_orth_floor"].item() == 0.0  # 16 >= 8

@@ -10,7 +10,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "benchmark_pretrain.py"
-TINY = ["--depth", "18", "--image-size", "64", "--batch-size", "4", "--warmup", "1", "--steps", "1", "--text-layers", "2"]
+TINY = ["--depth", "18", "--image-size", "64", "--batch-size", "4", "--warmup", "1", "--steps", "1", "--text-layers", "2",
+        "--large-batch", "8", "--micro-batch-sizes", "2", "4"]
 
 
 def test_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
@@ -22,17 +23,20 @@ def test_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
     )
     assert res.returncode == 0, res.stdout + res.stderr
 
-    for name in ("mflag-cached", "mflag-uncached", "supervised"):
+    for name in ("mflag-cached", "mflag-uncached", "supervised", "mflag-micro2", "mflag-micro4"):
         assert any(line.startswith(name) for line in res.stdout.splitlines()), res.stdout
     assert "img/s" in res.stdout and "vs supervised" in res.stdout
     assert "(a)/(c)" in res.stdout and "(a)/(b)" in res.stdout
     assert "PASS" in res.stdout or "FAIL" in res.stdout
 
     data = json.loads(out.read_text())
-    assert set(data["results"]) == {"mflag-cached", "mflag-uncached", "supervised"}
+    assert set(data["results"]) == {"mflag-cached", "mflag-uncached", "supervised", "mflag-micro2", "mflag-micro4"}
     for r in data["results"].values():
         assert r["img_per_s"] > 0 and r["ms_per_step"] > 0 and r["peak_mb"] >= 0
-    assert set(data["ratios"]) == {"(a)/(c) cached/supervised", "(a)/(b) cached/uncached"}
+    assert data["results"]["mflag-micro2"]["batch"] == 8 and data["results"]["mflag-micro2"]["micro_batch"] == 2
+    assert data["results"]["mflag-cached"]["batch"] == 4
+    assert set(data["ratios"]) == {"(a)/(c) cached/supervised", "(a)/(b) cached/uncached",
+                                   "mflag-micro2/cached", "mflag-micro4/cached"}
     assert all(r["value"] > 0 for r in data["ratios"].values())
     assert data["args"]["depth"] == 18 and data["args"]["text_layers"] == 2
     assert data["machine"]["torch"] == __import__("torch").__version__
