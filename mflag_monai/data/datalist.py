@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import ast
+import hashlib
 import json
 import logging
 import os
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..utils.dist import rank_zero_first
-from .check import DatalistError, check_datalist
 from ..utils.io import atomic_write_json
+from .check import DatalistError, check_datalist
 from .prepare import get_preparer
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["load_datalist", "resolve_datalist", "list_images", "IMAGE_SUFFIXES"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "PRETRAIN_DATASETS",
+    "detect_dataset",
+    "list_images",
+    "load_datalist",
+    "merge_datalists",
+    "resolve_datalist",
+]
 
 IMAGE_SUFFIXES = (".dcm", ".dicom", ".png", ".jpg", ".jpeg")
 
@@ -34,8 +46,27 @@ def load_datalist(path: str | os.PathLike) -> dict[str, list[dict]]:
 DEMO_FOLDERS = {"mimic-cxr-labels": "mimic-cxr"}
 
 
+# The image–report collections: a folder of any of them is recognised by its files, whatever ``dataset`` says.
+PRETRAIN_DATASETS = ("mimic-cxr", "iu-xray", "chexpert-plus")
+
+
+def detect_dataset(root: str | os.PathLike) -> str | None:
+    """The image–report collection a folder holds, from its files (``None`` when it is none of them)."""
+    from .chexpert_plus import detect_chexpert_plus
+    from .iu_xray import detect_iu_xray
+
+    root = Path(root)
+    if (root / "mimic-cxr-2.0.0-metadata.csv").is_file():
+        return "mimic-cxr"
+    if detect_chexpert_plus(root):
+        return "chexpert-plus"
+    if detect_iu_xray(root):
+        return "iu-xray"
+    return None
+
+
 def resolve_datalist(
-    dataset_dir: str | os.PathLike = DEMO,
+    dataset_dir: str | os.PathLike | Sequence[str | os.PathLike] = DEMO,
     datalist_file: str | os.PathLike | None = None,
     dataset: str = "mimic-cxr",
     demo_subdir: str | None = None,
@@ -48,9 +79,13 @@ def resolve_datalist(
 
     Args:
         dataset_dir: ``"demo"`` (the built-in demo data, generated on first use), a dataset folder in its official
-            layout (prepared with the ``dataset`` preparer), or a datalist ``.json`` used as it is.
-        datalist_file: where the prepared datalist is written and reused while it is current.
-        dataset: the preparer's name (``prepare NAME`` on the command line).
+            layout (prepared with the ``dataset`` preparer), or a datalist ``.json`` used as it is. Or a list of those
+            (also as its text, ``"['/data/mimic-cxr', '/data/iu-xray.json']"``): each is resolved, and the splits
+            are merged (:func:`merge_datalists`): every entry keeps its ``source``, an image listed twice is kept once.
+        datalist_file: where the prepared datalist is written and reused while it is current (for a list, one file
+            per folder beside it: ``<stem>.<dataset>-<hash of the folder>.json``).
+        dataset: the preparer's name (``prepare NAME`` on the command line). When it names an image–report collection
+            (:data:`PRETRAIN_DATASETS`), a folder holding another one of them is prepared as what it holds.
         demo_subdir: the demo dataset's folder (default: the ``dataset`` name, or its entry in ``DEMO_FOLDERS``).
         demo_studies: size of the generated demo collection (default: the generator's).
         skip_bad_entries: drop entries with problems (missing files, unreadable headers, empty reports, bad labels)
@@ -61,8 +96,21 @@ def resolve_datalist(
     Raises:
         DatalistError: the datalist has problems and ``skip_bad_entries`` is off; the message lists all of them.
     """
+    sources = _as_sources(dataset_dir)
     with rank_zero_first():  # under torchrun, rank 0 generates/prepares; the others then read the same files
-        splits = _resolve(str(dataset_dir), datalist_file, dataset, demo_subdir, demo_studies, prepare_options)
+        if isinstance(sources, str):
+            splits = _resolve(sources, datalist_file, dataset, demo_subdir, demo_studies, prepare_options)[1]
+        else:
+            parts = []
+            for source in sources:
+                own_file = None
+                if datalist_file is not None and not source.endswith(".json"):
+                    stem = Path(datalist_file)
+                    key = hashlib.sha1(source.encode()).hexdigest()[:8]  # a file name, not security
+                    own_file = stem.with_name(f"{stem.stem}.{Path(source).name or 'root'}-{key}.json")
+                parts.append(_resolve(source, own_file, dataset, demo_subdir, demo_studies, prepare_options))
+            splits, notes = merge_datalists(parts)
+            print(f"Merged {len(parts)} datalists:\n{notes}", flush=True)
     report = check_datalist(splits, report_key=report_key)  # headers only: no pixel is decoded here
     if report.problems:
         print(f"Datalist check:\n{report.format()}", flush=True)
@@ -74,9 +122,104 @@ def resolve_datalist(
     return report.clean if report.errors else splits
 
 
-def _resolve(source, datalist_file, dataset, demo_subdir, demo_studies, prepare_options) -> dict[str, list[dict]]:
+def _as_sources(dataset_dir: object) -> str | list[str]:
+    """One source (a string) or several (a list); a list given as its text is read as a list."""
+    if isinstance(dataset_dir, (list, tuple)):
+        sources = [str(s) for s in dataset_dir]
+    else:
+        text = str(dataset_dir).strip()
+        if not text.startswith("["):
+            return text
+        try:
+            parsed = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            parsed = None
+        sources = [str(s) for s in parsed] if isinstance(parsed, (list, tuple)) else None
+        if sources is None:
+            raise ValueError(f"dataset_dir {text!r} starts with '[' but is not a list of paths")
+    if not sources:
+        raise ValueError("dataset_dir is an empty list: give at least one folder or datalist")
+    return sources
+
+
+def merge_datalists(parts: Sequence[tuple[str, dict[str, list[dict]]]]) -> tuple[dict[str, list[dict]], str]:
+    """Merge several datalists' splits into one.
+
+    Every entry gets ``"source"`` (its own when it has one, else its part's name). An image already listed, by an
+    earlier part or earlier in the same part, is dropped: the same file, or the same ``image_id`` / ``dicom_id``
+    within the same source (one image in two layouts of one collection). Entries are given the same keys, so that
+    batches mixing sources collate: a text key missing from some entries is filled with ``""``; any other key
+    missing from some is removed from all.
+
+    Args:
+        parts: ``(source name, {"training": [...], ...})`` in order; the first listing of an image wins.
+
+    Returns:
+        The merged splits and a few lines saying what came from where.
+    """
+    seen: set[tuple] = set()
+    merged: dict[str, list[dict]] = {}
+    lines, duplicates = [], Counter()
+    for name, splits in parts:
+        sizes = Counter()
+        for split, entries in splits.items():
+            target = merged.setdefault(split, [])
+            for entry in entries:
+                source = str(entry.get("source") or name)
+                keys = {("file", os.path.normpath(os.path.abspath(str(entry.get("image", "")))))}
+                image_id = entry.get("image_id", entry.get("dicom_id"))
+                if image_id:
+                    keys.add(("id", source, str(image_id)))
+                if keys & seen:
+                    duplicates[name] += 1
+                    continue
+                seen |= keys
+                target.append({**entry, "source": source})
+                sizes[split] += 1
+        listed = ", ".join(f"{split} {n}" for split, n in sizes.items()) or "no entries"
+        lines.append(
+            f"  {name}: {listed}" + (f"; {duplicates[name]} images already listed, dropped" if duplicates[name] else "")
+        )
+    everything = [e for entries in merged.values() for e in entries]
+    for key in sorted({k for e in everything for k in e}):
+        values = [e[key] for e in everything if key in e]
+        if len(values) == len(everything):
+            continue
+        if all(isinstance(v, str) for v in values):
+            for e in everything:
+                e.setdefault(key, "")
+            lines.append(f"  {key!r}: missing in {len(everything) - len(values)} entries, set to ''")
+        else:
+            for e in everything:
+                e.pop(key, None)
+            lines.append(
+                f"  {key!r}: missing in {len(everything) - len(values)} entries and not text, removed from all"
+            )
+    return merged, "\n".join(lines)
+
+
+def _newest_input(root: Path, dataset: str) -> float:
+    """The newest modification time among a dataset folder's tables (and, for IU X-ray, its reports and folders),
+    so that a prepared datalist is made again when they change."""
+    files = list(root.glob("*.csv"))
+    if dataset == "iu-xray":
+        files += [
+            *root.glob("*.xml"),
+            *root.glob("*/*.xml"),
+            *root.glob("*/*.csv"),
+            *(p for p in root.iterdir() if p.is_dir()),
+        ]
+    elif dataset == "chexpert-plus":
+        files += list(root.glob("*/*.csv"))
+    return max((p.stat().st_mtime for p in files), default=0.0)
+
+
+def _resolve(
+    source, datalist_file, dataset, demo_subdir, demo_studies, prepare_options
+) -> tuple[str, dict[str, list[dict]]]:
+    """``(source name, splits)`` of one ``dataset_dir`` value."""
     if source.endswith(".json"):
-        return load_datalist(source)
+        return _json_source_name(source), load_datalist(source)
     if source == DEMO:
         from .demo import ensure_demo_data
 
@@ -86,19 +229,30 @@ def _resolve(source, datalist_file, dataset, demo_subdir, demo_studies, prepare_
         root = Path(source).expanduser().resolve()
         if not root.is_dir():
             raise FileNotFoundError(f"dataset_dir {source!r} is neither 'demo', a datalist .json, nor a folder.")
+    if dataset in PRETRAIN_DATASETS:
+        dataset = detect_dataset(root) or dataset
     stamp = {"dataset": dataset, "root": str(root), "options": {k: str(v) for k, v in sorted(prepare_options.items())}}
-    stamp["newest_input"] = max((p.stat().st_mtime for p in root.glob("*.csv")), default=0.0)
+    stamp["newest_input"] = _newest_input(root, dataset)
     if datalist_file is not None and Path(datalist_file).is_file():
         content = json.loads(Path(datalist_file).read_text())
         if content.get("source") == stamp:
-            return {k: v for k, v in content.items() if isinstance(v, list)}
+            return dataset, {k: v for k, v in content.items() if isinstance(v, list)}
     out = Path(datalist_file) if datalist_file is not None else None
     prepared = get_preparer(dataset)(root, out=out, **prepare_options)
     logger.info("Prepared %s datalist from %s:\n%s", dataset, root, prepared.format_summary())
     print(f"Prepared {dataset} datalist from {root}:\n{prepared.format_summary()}", flush=True)
     if datalist_file is not None:
         atomic_write_json({**prepared.to_json(), "source": stamp}, datalist_file)
-    return prepared.datalist
+    return dataset, prepared.datalist
+
+
+def _json_source_name(path: str) -> str:
+    """A datalist file's source name: the dataset its summary names (the preparers write one), else its stem."""
+    try:
+        summary = json.loads(Path(path).read_text()).get("summary") or {}
+    except (OSError, ValueError, AttributeError):
+        summary = {}
+    return str(summary.get("dataset") or Path(path).stem) if isinstance(summary, dict) else Path(path).stem
 
 
 def list_images(path: str | os.PathLike, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> list[dict[str, str]]:

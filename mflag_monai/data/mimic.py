@@ -7,7 +7,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
-from ..transforms.text import assemble_report
+from ..transforms.text import mimic_report_text
 from .prepare import PreparedDatalist, register_preparer
 
 __all__ = ["prepare_mimic_cxr", "FRONTAL_VIEWS", "MIMIC_SPLITS"]
@@ -50,7 +50,9 @@ def prepare_mimic_cxr(
 
     Returns:
         Datalist entries ``{"image", "report", "subject_id", "study_id", "dicom_id"}`` under ``training`` /
-        ``validation`` / ``test``; studies with neither impression nor findings are dropped.
+        ``validation`` / ``test``. Reports are sectioned as the official MIMIC-CXR parser does
+        (:func:`~mflag_monai.transforms.text.mimic_report_text`); studies whose text comes out empty are dropped and
+        counted by reason in the summary (``studies with empty text: ...``).
     """
     root = Path(root).expanduser().resolve()
     reports_root = Path(reports_root).expanduser().resolve() if reports_root else root
@@ -58,6 +60,7 @@ def prepare_mimic_cxr(
     splits = {row["dicom_id"]: row["split"] for row in _read_csv(root / "mimic-cxr-2.0.0-split.csv")}
 
     counts: Counter[str] = Counter()
+    empty: Counter[str] = Counter()  # studies whose text is empty after sectioning, by reason
     reports: dict[tuple[str, str], str] = {}
     datalist: dict[str, list[dict]] = {key: [] for key in MIMIC_SPLITS.values()}
     for row in metadata:
@@ -80,9 +83,12 @@ def prepare_mimic_cxr(
         key = (subject, study)
         if key not in reports:
             report_file = _study_dir(reports_root, subject, study).with_suffix(".txt")
-            reports[key] = assemble_report(report_file.read_text(errors="replace")) if report_file.is_file() else ""
-            if not report_file.is_file():
-                counts["studies without a report file"] += 1
+            if report_file.is_file():
+                reports[key], why = mimic_report_text(report_file.read_text(errors="replace"), f"s{study}")
+            else:
+                reports[key], why = "", "no report file"
+            if why:  # each study counted once, whatever its number of images
+                empty[why] += 1
         if not reports[key]:
             counts["dropped: no impression and no findings"] += 1
             continue
@@ -90,6 +96,7 @@ def prepare_mimic_cxr(
             {"image": str(image), "report": reports[key], "subject_id": subject, "study_id": study, "dicom_id": dicom_id}
         )
     summary: dict[str, int | str] = {"dataset": "mimic-cxr", "root": str(root), **dict(counts)}
+    summary.update({f"studies with empty text: {why}": n for why, n in sorted(empty.items())})
     for split, entries in datalist.items():
         summary[f"kept: {split}"] = len(entries)
     summary["studies kept"] = len({(e["subject_id"], e["study_id"]) for v in datalist.values() for e in v})

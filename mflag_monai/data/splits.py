@@ -23,6 +23,7 @@ __all__ = [
     "SPLIT_NAMES",
     "seeded_split",
     "stratified_fraction",
+    "grouped_fraction",
     "seeded_subset",
     "resolve_masks_dir",
     "dicom_size",
@@ -148,6 +149,22 @@ def stratified_fraction(
         count = max(1, _round_half_up(len(stratum) * fraction))
         kept.extend(stratum[j] for j in rng.permutation(len(stratum))[:count])
     return [items[i] for i in sorted(kept)]
+
+
+def grouped_fraction(
+    items: Sequence[T], fraction: float, seed: int = 42, group_key: str | Callable[[Any], Hashable] | None = None
+) -> list[T]:
+    """Keep ``fraction`` of the *groups* of ``items`` (e.g. patients), every item of a kept group, in input order.
+
+    The groups are drawn with :func:`stratified_fraction` over the groups in first-seen order, so draws are nested
+    across fractions for the same seed, as there.
+    """
+    group_of = _key_fn(group_key)
+    if group_of is None:
+        return stratified_fraction(items, fraction, seed=seed)
+    groups = list(dict.fromkeys(group_of(item) for item in items))
+    kept = set(stratified_fraction(groups, fraction, seed=seed))
+    return [item for item in items if group_of(item) in kept]
 
 
 def seeded_subset(items: Sequence[T], count: int, seed: int = 42) -> list[T]:

@@ -15,9 +15,12 @@ from mflag_monai.data import get_preparer, resolve_datalist
 REPORT = " FINAL REPORT\n INDICATION: cough\n\n FINDINGS: \n Heart size is normal.\n\n IMPRESSION: \n No acute process.\n"
 
 
-def make_mimic(root: Path) -> Path:
-    """Three studies: one with a PA and a lateral image, one AP with only findings, one without either section."""
-    rows = [
+def make_mimic(root: Path, rows: list[tuple] | None = None) -> Path:
+    """Three studies: one with a PA and a lateral image, one AP with only findings, one without either section.
+
+    ``rows`` (dicom_id, subject, study, view, split, report text or None) replace them.
+    """
+    rows = rows or [
         ("d1", "10000032", "50000001", "PA", "train", REPORT),
         ("d2", "10000032", "50000001", "LATERAL", "train", None),
         ("d3", "11000045", "50000002", "AP", "validate", " FINDINGS: Small left effusion.\n"),
@@ -73,3 +76,37 @@ def test_resolve_reuses_current_datalist(tmp_path: Path) -> None:
     assert resolve_datalist(root, datalist_file=out) == first
     assert out.stat().st_mtime_ns == stamp
     assert resolve_datalist(str(out)) == first
+
+
+COMBINED = " FINAL REPORT\n INDICATION: fever\n\n FINDINGS AND IMPRESSION:\n Small right effusion.\n No pneumothorax.\n"
+TUBES = (
+    " FINAL REPORT\n FINDINGS:\n\n NG TUBE: tip in the stomach.\n ET TUBE: 4 cm above the carina.\n"
+    " Lungs are clear.\n\n IMPRESSION:\n Tubes in place.\n"
+)
+
+
+def test_sectioned_like_the_official_parser(tmp_path: Path) -> None:
+    rows = [
+        ("d1", "10000032", "50000001", "PA", "train", COMBINED),
+        ("d2", "10000033", "50000002", "AP", "train", TUBES),
+        ("d3", "10000034", "50000003", "PA", "train", " Chest radiograph, no headers at all.\n"),
+        ("d4", "10000035", "50000004", "PA", "train", " INDICATION: pain\n COMPARISON: none\n"),
+        ("d5", "10000036", "50000005", "PA", "train", " FINDINGS:\n\n IMPRESSION:\n"),
+        ("d6", "10000037", "50000006", "PA", "train", None),
+        ("d7", "10000037", "50000006", "AP", "train", None),  # a second image of the same study: counted once
+        ("d8", "10000038", "58235663", "PA", "train", " IMPRESSION: text the official rules leave out.\n"),
+    ]
+    prepared = get_preparer("mimic-cxr")(make_mimic(tmp_path, rows))
+    reports = {e["dicom_id"]: e["report"] for e in prepared.datalist["training"]}
+    assert reports == {
+        "d1": "Small right effusion. No pneumothorax.",
+        "d2": "Tubes in place. NG TUBE: tip in the stomach. ET TUBE: 4 cm above the carina. Lungs are clear.",
+    }
+    s = prepared.summary
+    assert s["studies with empty text: no section header"] == 1
+    assert s["studies with empty text: no impression or findings section"] == 1
+    assert s["studies with empty text: impression and findings sections empty"] == 1
+    assert s["studies with empty text: no report file"] == 1
+    assert s["studies with empty text: no findings (per-study rule)"] == 1
+    assert s["dropped: no impression and no findings"] == 6
+    assert "studies with empty text: no report file" in prepared.format_summary()
