@@ -14,6 +14,7 @@ The metric definitions are in :mod:`mflag_monai.metrics.geometry`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -30,12 +31,13 @@ from ..metrics.geometry import latent_geometry
 from ..utils.dist import rank
 from ..utils.io import atomic_write_json
 from ..utils.plots import plot_spectra
-from .pretrain import MFLAGTrainer
+from .pretrain import MFLAGTrainer, batchnorm_statistics_kept
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "GEOMETRY_METRICS",
+    "TRAIN_MODE_PREFIX",
     "LatentGeometryHandler",
     "collect_latents",
     "compare_spectra",
@@ -48,6 +50,8 @@ __all__ = [
 ]
 
 PREFIX = "geom_"
+# the same metrics with BatchNorm normalising by each batch's own statistics, as in training (``batchnorm="batch"``)
+TRAIN_MODE_PREFIX = "geom_trainmode_"
 # the scalars of latent_geometry, logged as geom_<name>
 GEOMETRY_METRICS = (
     "erank_feature",
@@ -121,29 +125,42 @@ def collect_latents(
     device: torch.device | str = "cpu",
     batch_size: int = 32,
     image_key: str = "image",
+    batchnorm: str = "eval",
 ) -> dict[str, torch.Tensor]:
     """Encoder features and both projections (``[N, ·]`` float32 on the CPU) of every item of ``dataset``.
 
-    The model runs in eval mode (BatchNorm running statistics, no gradients) and in float32; its previous mode is
-    restored. Batches are collated by hand rather than by a ``DataLoader``: a loader draws its base seed from the
-    global RNG, and the diagnostics must not change the training run they observe.
+    The model runs without gradients and in float32; its previous mode is restored. ``batchnorm="eval"`` uses the
+    running statistics (what a downstream task sees); ``"batch"`` normalises each batch of ``batch_size`` by its own
+    statistics, as training does, with the running statistics left untouched. A gap between the two is the sign of a
+    network that relies on batch-level information. Batches are collated by hand rather than by a ``DataLoader``: a
+    loader draws its base seed from the global RNG, and the diagnostics must not change the training run they observe.
     """
+    if batchnorm not in ("eval", "batch"):
+        raise ValueError(f"batchnorm must be 'eval' or 'batch', got {batchnorm!r}")
     net = _unwrap(network)
     was_training = net.training
     net.eval()
+    batch_norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if batchnorm == "batch":
+        for m in batch_norms:
+            m.train()
     out: dict[str, list[torch.Tensor]] = {"image_feature": [], "image_proj": [], "text_proj": []}
+    kept = batchnorm_statistics_kept(net) if batchnorm == "batch" else contextlib.nullcontext()
     try:
-        for start in range(0, len(dataset), batch_size):
-            batch = list_data_collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
-            texts, features = text_inputs(batch)
-            if features is not None:
-                features = torch.as_tensor(features).to(device).float()
-            images = batch[image_key]
-            # a MetaTensor's metadata tracking only slows the forward pass down
-            images = images.as_tensor() if hasattr(images, "as_tensor") else torch.as_tensor(images)
-            result = net(images.to(device).float(), texts=texts, text_features=features)
-            for name in out:
-                out[name].append(getattr(result, name).detach().float().cpu())
+        with kept:
+            for start in range(0, len(dataset), batch_size):
+                batch = list_data_collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+                if batchnorm == "batch" and len(batch[image_key]) < 2:
+                    continue  # a last batch of one has no batch statistics
+                texts, features = text_inputs(batch)
+                if features is not None:
+                    features = torch.as_tensor(features).to(device).float()
+                images = batch[image_key]
+                # a MetaTensor's metadata tracking only slows the forward pass down
+                images = images.as_tensor() if hasattr(images, "as_tensor") else torch.as_tensor(images)
+                result = net(images.to(device).float(), texts=texts, text_features=features)
+                for name in out:
+                    out[name].append(getattr(result, name).detach().float().cpu())
     finally:
         net.train(was_training)
     return {name: torch.cat(parts) for name, parts in out.items()}
@@ -191,6 +208,9 @@ class LatentGeometryHandler:
             describe the newest diagnostics); ``None`` writes nothing.
         cache: keep the preprocessed subset in memory (decoded once, at the first diagnostics).
         image_key: the batch's image key.
+        train_mode: also compute the metrics with BatchNorm using each batch's own statistics, as in training
+            (``geom_trainmode_*``; running statistics untouched). Eval mode is what a downstream task sees; a gap
+            between the two means the network relies on batch-level information that eval mode lacks.
     """
 
     def __init__(
@@ -204,8 +224,10 @@ class LatentGeometryHandler:
         output_dir: str | os.PathLike | None = None,
         cache: bool = True,
         image_key: str = "image",
+        train_mode: bool = True,
     ) -> None:
         self.data = data
+        self.train_mode = train_mode
         self.transform = transform
         self.split = split
         self.interval = int(interval)
@@ -247,6 +269,7 @@ class LatentGeometryHandler:
         """Compute and publish the diagnostics (or clear last epoch's values when not due)."""
         for name in GEOMETRY_METRICS:
             engine.state.metrics.pop(PREFIX + name, None)
+            engine.state.metrics.pop(TRAIN_MODE_PREFIX + name, None)
         if not self.due(engine) or rank() > 0:
             return
         network = engine.network  # type: ignore[attr-defined]
@@ -258,6 +281,11 @@ class LatentGeometryHandler:
         latents = collect_latents(network, dataset, text_inputs, engine.state.device, self.batch_size, self.image_key)
         self.last = latent_geometry(**latents)
         metrics = geometry_metrics(self.last)
+        if self.train_mode:
+            batch_stats = collect_latents(
+                network, dataset, text_inputs, engine.state.device, self.batch_size, self.image_key, batchnorm="batch"
+            )
+            metrics.update(geometry_metrics(latent_geometry(**batch_stats), TRAIN_MODE_PREFIX))
         engine.state.metrics.update(metrics)
         logger.info("Latent geometry, epoch %d: %s", engine.state.epoch, {k: round(v, 4) for k, v in metrics.items()})
         if self.output_dir is not None:
@@ -279,6 +307,8 @@ def write_geometry(
     metrics = geometry_metrics(geometry)
     content = {"metrics": metrics, "split": split, "num_samples": samples, **dict(info or {})}
     content["spectra"] = geometry["spectra"]  # last: the long lists
+    if "train_mode_metrics" in geometry:
+        content["train_mode_metrics"] = geometry["train_mode_metrics"]
     json_path = atomic_write_json(content, output_dir / json_name)
     where = f"epoch {info['epoch']}, " if info and "epoch" in info else ""
     title = f"Spectrum ({where}{split}, {samples} samples)"
@@ -326,8 +356,10 @@ def evaluate_geometry(
     if len(entries) < 2:
         raise ValueError(f"Latent geometry needs at least 2 samples; split {split!r} has {len(entries)}.")
     text_inputs = trainer_text_inputs(_unwrap(network), text_cache)
-    latents = collect_latents(network, Dataset(entries, transform), text_inputs, device, batch_size)
-    geometry = latent_geometry(**latents)
+    dataset = Dataset(entries, transform)
+    geometry = latent_geometry(**collect_latents(network, dataset, text_inputs, device, batch_size))
+    batch_stats = latent_geometry(**collect_latents(network, dataset, text_inputs, device, batch_size, batchnorm="batch"))
+    geometry["train_mode_metrics"] = geometry_metrics(batch_stats, TRAIN_MODE_PREFIX)
     extra = {**({"checkpoint": str(weights)} if weights is not None else {}), **dict(info or {})}
     json_path, png_path = write_geometry(geometry, output_dir, "geometry.json", split_used, len(entries), extra)
     content = json.loads(json_path.read_text())

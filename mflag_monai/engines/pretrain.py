@@ -25,7 +25,14 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.parallel import DistributedDataParallel
 
-__all__ = ["MFLAGTrainer", "gradient_cached_backward", "loss_terms", "paper_restart_period", "resolve_amp_dtype"]
+__all__ = [
+    "MFLAGTrainer",
+    "batchnorm_statistics_kept",
+    "gradient_cached_backward",
+    "loss_terms",
+    "paper_restart_period",
+    "resolve_amp_dtype",
+]
 
 LOSS_KEYS = ("loss", "loss_align", "loss_orth", "loss_orth_floor")
 logger = logging.getLogger(__name__)
@@ -55,11 +62,12 @@ def loss_terms(output: Mapping[str, torch.Tensor]) -> dict[str, float]:
 
 
 @contextlib.contextmanager
-def _frozen_batchnorm_statistics(module: nn.Module) -> Iterator[None]:
+def batchnorm_statistics_kept(module: nn.Module) -> Iterator[None]:
     """Run the block with BatchNorm normalising by batch statistics as usual, then put the running statistics back.
 
-    The gradient-cached step encodes every image twice (without, then with autograd); the running statistics must
-    see each image once, as in a plain step.
+    The gradient-cached step encodes every image twice (without, then with autograd), and the running statistics
+    must see each image once, as in a plain step; the diagnostics look at the network with batch statistics without
+    changing it.
     """
     saved = [
         (m, m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone())
@@ -127,7 +135,7 @@ def gradient_cached_backward(
     encoder = model.image_encoder
     chunks = images.split(micro_batch_size)
     rng = []
-    with torch.no_grad(), _frozen_batchnorm_statistics(encoder):  # (a)
+    with torch.no_grad(), batchnorm_statistics_kept(encoder):  # (a)
         features = []
         for chunk in chunks:
             rng.append(_rng_states(images.device))
