@@ -1,6 +1,6 @@
 """Evaluation metrics of the downstream protocols."""
 
-from .classification import MeanAUROCMetric, classification_report, per_label_auroc
+from .classification import MeanAUROCMetric, classification_report, mean_auroc, per_label_auroc
 from .detection import DetectionMAPMetric, detection_output_transform, detection_report
 from .dice import PerImageDiceMetric, mean_dice, per_image_dice
 from .geometry import alignment, effective_rank, latent_geometry, singular_value_spectrum, uniformity
@@ -17,6 +17,7 @@ __all__ = [
     "detection_report",
     "effective_rank",
     "latent_geometry",
+    "mean_auroc",
     "mean_dice",
     "metric_description",
     "per_image_dice",
