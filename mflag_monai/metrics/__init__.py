@@ -2,7 +2,7 @@
 
 from .classification import MeanAUROCMetric, classification_report, mean_auroc, per_label_auroc
 from .detection import DetectionMAPMetric, detection_output_transform, detection_report
-from .dice import PerImageDiceMetric, mean_dice, per_image_dice
+from .dice import PerImageDiceMetric, batch_mean_dice, batched_from_engine, mean_dice, per_image_dice
 from .geometry import alignment, effective_rank, latent_geometry, singular_value_spectrum, uniformity
 from .protocol import PROTOCOLS, metric_description
 
@@ -12,6 +12,8 @@ __all__ = [
     "MeanAUROCMetric",
     "PerImageDiceMetric",
     "alignment",
+    "batch_mean_dice",
+    "batched_from_engine",
     "classification_report",
     "detection_output_transform",
     "detection_report",
