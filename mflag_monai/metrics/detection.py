@@ -72,6 +72,7 @@ def iou_thresholds(iou_range: Sequence[float] = IOU_RANGE) -> np.ndarray:
     return np.asarray([round(float(v), 10) for v in values], dtype=np.float64)
 
 
+# MONAI's box_iou computes in float32 and adds float32's epsilon to the union, so an IoU equal to a threshold misses it
 def box_iou_float64(boxes1: np.ndarray, boxes2: np.ndarray) -> np.ndarray:
     """Pairwise IoU ``[N, M]`` of ``[N, 4]`` and ``[M, 4]`` ``[x1, y1, x2, y2]`` boxes, in float64.
 
@@ -90,8 +91,8 @@ def box_iou_float64(boxes1: np.ndarray, boxes2: np.ndarray) -> np.ndarray:
 
 def _numpy(x: Any, shape: tuple[int, ...], dtype: type) -> np.ndarray:
     """A float64 or int64 array of ``shape`` (float32 inputs convert exactly)."""
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
+    if isinstance(x, torch.Tensor):  # via float64/int64: numpy has no bfloat16
+        x = x.detach().cpu().to(torch.float64 if x.is_floating_point() else torch.int64).numpy()
     return np.asarray(x if x is not None else [], dtype=np.float64 if dtype is float else np.int64).reshape(shape)
 
 
@@ -100,6 +101,7 @@ def _on_cpu(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in item.items()}
 
 
+# MONAI's COCOMetric keeps counts and recall in float32, so a recall on a recall point can fall below it
 def _coco_precision(
     matches: Sequence[Mapping[Any, Mapping[str, np.ndarray]]], classes: Sequence[int], num_thresholds: int, max_det: int
 ) -> np.ndarray:
