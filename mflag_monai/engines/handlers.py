@@ -243,6 +243,10 @@ class ClassificationReportWriter:
     for multi-class) to a JSON file, and a ROC-curve PNG.
 
     Expects decollated outputs with ``pred`` (probabilities ``[C]``) and ``label`` (``[C]`` binary/one-hot).
+    Probabilities are kept at the network's precision (no cast to float32, which would create ties).
+
+    Args:
+        protocol: ``"standard"`` or ``"mgca"`` (:func:`~mflag_monai.metrics.classification_report`).
     """
 
     def __init__(
@@ -252,10 +256,14 @@ class ClassificationReportWriter:
         problem: str = "multi-label",
         roc_path: str | os.PathLike | None = None,
         info: Mapping | None = None,
+        protocol: str = "standard",
     ) -> None:
+        from ..metrics.protocol import check_protocol
+
         self.filepath = Path(filepath)
         self.names = list(names)
         self.problem = problem
+        self.protocol = check_protocol(protocol)
         self.roc_path = Path(roc_path) if roc_path else None
         self.info = dict(info or {})
         self.probs: list[torch.Tensor] = []
@@ -274,19 +282,22 @@ class ClassificationReportWriter:
         """Keep this batch's probabilities and labels."""
         rows = engine.state.output if isinstance(engine.state.output, list) else [engine.state.output]
         for row in rows:
-            self.probs.append(torch.as_tensor(row["pred"]).detach().float().cpu().reshape(-1))
+            pred = torch.as_tensor(row["pred"]).detach().cpu().reshape(-1)
+            self.probs.append(pred if pred.dtype == torch.float64 else pred.to(torch.float64))  # exact for float32/16
             self.labels.append(torch.as_tensor(row["label"]).detach().float().cpu().reshape(-1))
 
     def write(self, engine: Engine) -> None:
         """Write the report (and the ROC plot)."""
-        from ..metrics import classification_report
+        from ..metrics import classification_report, per_label_auroc
         from ..utils.plots import save_roc_curves
 
         probs, labels = torch.stack(self.probs), torch.stack(self.labels)
-        report = classification_report(probs, labels, self.names, self.problem)
+        report = classification_report(probs, labels, self.names, self.problem, self.protocol)
         atomic_write_json({**report, **self.info}, self.filepath)
         if self.roc_path is not None:
-            save_roc_curves(probs.numpy(), labels.numpy(), self.names, list(report["auroc"].values()), self.roc_path)
+            # the curves are the ROC curves whatever the protocol; their legend gives the area under them
+            aucs = list(report["auroc"].values()) if self.protocol == "standard" else per_label_auroc(probs, labels)
+            save_roc_curves(probs.numpy(), labels.numpy(), self.names, aucs, self.roc_path)
         logger.info("Mean AUROC %.4f over %d images; report written to %s", report["mean_auroc"], len(probs), self.filepath)
 
 
@@ -304,7 +315,7 @@ class DetectionReportWriter:
         max_overlays: how many images get an overlay.
         info: extra facts written into the report (dataset, split, checkpoint, ...).
         report_kwargs: passed to :func:`~mflag_monai.metrics.detection_report` (``iou_range``, ``max_detections``,
-            ``positive_images_only``).
+            ``positive_images_only``, ``protocol``).
     """
 
     def __init__(

@@ -1,10 +1,29 @@
 """Evaluation metrics of the downstream protocols."""
 
-from .classification import MeanAUROCMetric, classification_report, per_label_auroc
+from .classification import MeanAUROCMetric, classification_report, mean_auroc, per_label_auroc
 from .detection import DetectionMAPMetric, detection_output_transform, detection_report
-from .dice import PerImageDiceMetric, mean_dice, per_image_dice
+from .dice import PerImageDiceMetric, batch_mean_dice, batched_from_engine, mean_dice, per_image_dice
 from .geometry import alignment, effective_rank, latent_geometry, singular_value_spectrum, uniformity
+from .protocol import PROTOCOLS, metric_description
 
-__all__ = ["PerImageDiceMetric", "mean_dice", "per_image_dice", "classification_report", "per_label_auroc", "MeanAUROCMetric",
-           "DetectionMAPMetric", "detection_report", "detection_output_transform",
-           "effective_rank", "singular_value_spectrum", "alignment", "uniformity", "latent_geometry"]
+__all__ = [
+    "PROTOCOLS",
+    "DetectionMAPMetric",
+    "MeanAUROCMetric",
+    "PerImageDiceMetric",
+    "alignment",
+    "batch_mean_dice",
+    "batched_from_engine",
+    "classification_report",
+    "detection_output_transform",
+    "detection_report",
+    "effective_rank",
+    "latent_geometry",
+    "mean_auroc",
+    "mean_dice",
+    "metric_description",
+    "per_image_dice",
+    "per_label_auroc",
+    "singular_value_spectrum",
+    "uniformity",
+]

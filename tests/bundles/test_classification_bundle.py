@@ -50,6 +50,17 @@ def test_train_and_evaluate(ws) -> None:
     assert (ws["cls"] / "eval" / "roc.png").stat().st_size > 1000
 
 
+def test_evaluate_in_the_mgca_protocol(ws) -> None:
+    """--metric_protocol mgca: MGCA's AUROC (a comparability mode), said so in the report."""
+    log_dir = ws["cls"] / "eval_mgca"
+    args = [*ws["common"], "--metric_protocol", "mgca", "--log_dir", str(log_dir)]
+    bundle("evaluating", [CLS / "train.yaml", CLS / "evaluate.yaml"], ws["cls"], *args)
+    report = json.loads((log_dir / "metrics.json").read_text())
+    assert report["protocol"] == "mgca" == report["metric_protocol"]
+    assert report["metric"].startswith("comparability mode")
+    assert all(0.0 <= a <= 1.0 for a in report["auroc"].values()) and 0.0 <= report["mean_auroc"] <= 1.0
+
+
 def test_mlflow_tracking_records_params_and_validation_metrics(ws) -> None:
     (run,) = tracked_runs(ws["cls"])
     assert run["experiment"] == "mflag_classification" and run["status"] == "FINISHED"

@@ -69,6 +69,23 @@ def test_evaluate_writes_map_per_iou_and_overlays(trained) -> None:
     assert overlays and len(overlays) == len(report["overlays"]) and overlays[0].stat().st_size > 1000
 
 
+def test_evaluate_in_the_mgca_protocol(trained) -> None:
+    """--metric_protocol mgca: MGCA's evaluation (a comparability mode), said so in the report."""
+    configs = [str(CONFIGS / "train.yaml"), str(CONFIGS / "evaluate.yaml")]
+    log_dir = trained["bundle"] / "eval_mgca"
+    args = ["--dataset_dir", str(trained["rsna"]), *TINY, "--metric_protocol", "mgca", "--log_dir", str(log_dir)]
+    result = bundle("evaluating", configs, trained["bundle"], *args)
+    assert result.returncode == 0, result.stderr[-5000:]
+    report = json.loads((log_dir / "metrics.json").read_text())
+    assert report["protocol"] == "mgca" == report["metric_protocol"]
+    assert report["metric"].startswith("comparability mode")
+    datalist = json.loads((trained["bundle"] / "models" / "datalist_rsna-pneumonia_1.0.json").read_text())
+    test_images = len(datalist["test"])
+    assert report["images"] + report["images_skipped"] == test_images
+    assert report["images"] == 0 or 0.0 <= report["mAP"] <= 1.0
+    assert report["metrics"]["val_map"] == report["mAP"] or report["images"] == 0
+
+
 def test_inference_writes_boxes_in_the_input_pixels(trained) -> None:
     dicoms = sorted((trained["rsna"] / "stage_2_train_images").glob("*.dcm"))[:2]
     folder = trained["root"] / "inputs"

@@ -65,6 +65,18 @@ def test_evaluate_writes_metrics_and_overlays(trained) -> None:
     assert (trained["bundle"] / "eval" / "overlays.png").stat().st_size > 1000
 
 
+def test_evaluate_in_the_mgca_protocol(trained) -> None:
+    """--metric_protocol mgca: MGCA's mean of batch means (a comparability mode), said so in the metrics file."""
+    configs = [str(CONFIGS / "train.yaml"), str(CONFIGS / "evaluate.yaml")]
+    log_dir = trained["bundle"] / "eval_mgca"
+    args = ["--dataset_dir", str(trained["siim"]), *TINY, "--metric_protocol", "mgca", "--log_dir", str(log_dir)]
+    result = bundle("evaluating", configs, trained["bundle"], *args)
+    assert result.returncode == 0, result.stderr[-5000:]
+    metrics = json.loads((log_dir / "metrics.json").read_text())
+    assert metrics["metric_protocol"] == "mgca" and metrics["metric"].startswith("comparability mode")
+    assert metrics["batch_size"] == 4 and 0.0 <= metrics["metrics"]["val_dice"] <= 1.0
+
+
 def test_inference_writes_masks_of_the_input_size(trained) -> None:
     images = sorted(trained["siim"].rglob("*.dcm"))[:3]
     folder = trained["root"] / "inputs"

@@ -1,13 +1,21 @@
-"""Detection mAP (IoU 0.40:0.05:0.75, COCO-style 101-point AP) against a case computed by hand."""
+"""Detection mAP (IoU 0.40:0.05:0.75): cases computed by hand, and seeded random cases against COCO AP written from
+its definition (and pycocotools where it installs) for the standard protocol, and against a re-derivation of MGCA's
+released evaluation for the mgca protocol."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from mflag_monai.metrics import DetectionMAPMetric, detection_output_transform, detection_report
+from mflag_monai.metrics.detection import box_iou_float64, iou_thresholds
+
+THRESHOLDS = [0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75]
 
 # Image A: two true boxes; image B: one. Four detections, ranked by score:
 #   p1 0.9 on A, IoU 1 with a1                    -> TP at every threshold
@@ -40,7 +48,7 @@ def test_hand_computed_two_image_case() -> None:
     assert (report["images"], report["true_boxes"], report["predicted_boxes"]) == (2, 3, 4)
 
 
-def test_negative_images_and_mgca_mode() -> None:
+def test_negative_images_and_positive_images_only() -> None:
     """A false positive on an image without true box costs precision, unless only positive images are scored."""
     preds = [PREDS[0], {"boxes": [[0, 0, 5, 5]], "scores": [0.95], "labels": [0]}]
     targets = [TARGETS[0], {"boxes": [], "labels": []}]
@@ -78,3 +86,393 @@ def test_ignite_metric_accumulates_evaluator_outputs() -> None:
     assert metric.get_buffer()["ap_per_iou"]["0.75"] == pytest.approx(AP_075)
     metric.reset()
     assert math.isnan(metric.aggregate())
+
+
+# ------------------------------------------------------------------------------------------- float64 pitfalls by hand
+
+
+def one_box_case(iou_width: int) -> tuple[list[dict], list[dict]]:
+    """A true box of 20 x 10 pixels and one detection inside it of ``iou_width`` x 10: IoU = iou_width / 20 exactly."""
+    return (
+        [{"boxes": [[0, 0, iou_width, 10]], "scores": [0.9], "labels": [0]}],
+        [{"boxes": [[0, 0, 20, 10]], "labels": [0]}],
+    )
+
+
+@pytest.mark.parametrize("width", [9, 13, 14])  # IoU exactly 0.45, 0.65, 0.70
+def test_iou_equal_to_the_threshold_matches(width: int) -> None:
+    """COCO matches at IoU >= threshold; float32 IoU (with an epsilon in the union) put these just below it."""
+    preds, targets = one_box_case(width)
+    assert box_iou_float64(np.array(preds[0]["boxes"]), np.array(targets[0]["boxes"]))[0, 0] == width / 20
+    aps = detection_report(preds, targets)["ap_per_iou"]
+    for threshold, ap in aps.items():  # 1 - 1e-16: COCO's precision tp / (tp + fp + eps) of a single detection
+        assert ap == pytest.approx(1.0 if float(threshold) <= width / 20 else 0.0, abs=1e-12), threshold
+
+
+def test_recall_on_a_recall_point_reads_its_own_precision() -> None:
+    """25 true boxes; detections TP, FP, TP: recall 1/25 = 0.04 lies on a recall point, which reads precision 1.
+
+    With float32 recall (0.0399999991 < 0.04) the point 0.04 would read the next precision, 2/3.
+    """
+    targets = [{"boxes": [[0, 0, 10, 10]], "labels": [0]} for _ in range(25)]
+    preds = [{"boxes": [], "scores": [], "labels": []} for _ in range(25)]
+    preds[0] = {"boxes": [[0, 0, 10, 10]], "scores": [0.9], "labels": [0]}
+    preds[1] = {"boxes": [[50, 50, 60, 60]], "scores": [0.8], "labels": [0]}
+    preds[2] = {"boxes": [[0, 0, 10, 10]], "scores": [0.7], "labels": [0]}
+    # recall 1/25, 1/25, 2/25; monotone precision 1, 2/3, 2/3: the points 0 .. 0.04 read 1, 0.05 .. 0.08 read 2/3
+    expected = (5 + 4 * 2 / 3) / 101
+    report = detection_report(preds, targets)
+    assert report["mAP"] == pytest.approx(expected, abs=1e-12)
+    assert all(ap == pytest.approx(expected, abs=1e-12) for ap in report["ap_per_iou"].values())
+
+
+def test_thresholds_are_the_decimal_values() -> None:
+    assert iou_thresholds().tolist() == THRESHOLDS
+    assert iou_thresholds((0.5, 0.95, 0.05)).tolist() == [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]
+
+
+# ------------------------------------------------------------------------------------------------ seeded random cases
+
+
+def random_case(rng: np.random.Generator) -> tuple[list[dict], list[dict]]:
+    """Up to 10 images: some without true box, some without detection, some with 101-140 detections (beyond COCO's
+    100), tied scores in half the cases, a second class in some, and detections nested in a 20 x 10 true box with an
+    IoU of exactly 0.40, 0.45, ..., 0.75."""
+    preds, targets = [], []
+    num_classes = 2 if rng.random() < 0.2 else 1
+    tied = rng.random() < 0.5
+    for _ in range(int(rng.integers(1, 11))):
+        gt = []
+        for _ in range(0 if rng.random() < 0.2 else int(rng.integers(1, 5))):
+            if rng.random() < 0.3:
+                x, y = (int(v) for v in rng.integers(0, 60, 2))
+                gt.append([x, y, x + 20, y + 10])
+            else:
+                x, y, w, h = (int(v) for v in rng.integers([0, 0, 2, 2], [60, 60, 30, 30]))
+                gt.append([x, y, x + w, y + h])
+        det = []
+        num_det = 0 if rng.random() < 0.2 else int(rng.integers(101, 141) if rng.random() < 0.1 else rng.integers(1, 8))
+        for _ in range(num_det):
+            r = rng.random()
+            if gt and r < 0.3:  # nested in a true box: IoU exactly k/20 for a 20 x 10 box
+                g = gt[int(rng.integers(len(gt)))]
+                w = int(rng.integers(8, 16)) if g[2] - g[0] == 20 and g[3] - g[1] == 10 else g[2] - g[0]
+                det.append([g[0], g[1], g[0] + w, g[3]])
+            elif gt and r < 0.7:  # jittered true box
+                g = gt[int(rng.integers(len(gt)))]
+                j = rng.integers(-4, 5, 4)
+                x1, y1 = g[0] + j[0], g[1] + j[1]
+                det.append([x1, y1, max(x1 + 1, g[2] + j[2]), max(y1 + 1, g[3] + j[3])])
+            else:
+                x, y, w, h = (int(v) for v in rng.integers([0, 0, 2, 2], [60, 60, 30, 30]))
+                det.append([x, y, x + w, y + h])
+        scores = np.round(rng.random(num_det), 1) if tied else rng.random(num_det)
+        preds.append(
+            {
+                "boxes": np.asarray(det, dtype=np.float64).reshape(-1, 4),
+                "scores": scores.astype(np.float32).astype(np.float64),  # a detector's float32 scores
+                "labels": rng.integers(0, num_classes, num_det),
+            }
+        )
+        targets.append(
+            {"boxes": np.asarray(gt, dtype=np.float64).reshape(-1, 4), "labels": rng.integers(0, num_classes, len(gt))}
+        )
+    return preds, targets
+
+
+def cases(seed: int, n: int) -> list[tuple[list[dict], list[dict]]]:
+    rng = np.random.default_rng(seed)
+    return [random_case(rng) for _ in range(n)]
+
+
+def coco_ap_reference(
+    preds: list[dict], targets: list[dict], thresholds: list[float], max_det: int = 100
+) -> list[float]:
+    """COCO AP at each threshold, written from the definition (pycocotools' evaluateImg and accumulate), float64.
+
+    Per image and class: detections ranked by score (ties in input order), the first ``max_det`` kept; each is
+    matched to the unmatched true box of highest IoU with IoU >= threshold (of equal IoUs, the later box). Over all
+    images the detections are ranked by score again (ties: image order, then rank in the image). Precision
+    tp / (tp + fp) is made monotone from the right and read at the recall points 0, 0.01, ..., 1 (the first detection
+    whose recall reaches the point; 0 beyond the last). AP is the mean over the points and over the classes that
+    have a true box; NaN when none has one. The recall points are COCO's ``np.linspace(0, 1, 101)``: ten of them lie
+    one ulp above their decimal (0.35, 0.41, 0.47, 0.57, 0.69, 0.70, 0.82, 0.83, 0.94, 0.95), so a recall of exactly
+    7/10 does not reach the point "0.70" in COCO AP.
+    """
+
+    def iou(d: np.ndarray, g: np.ndarray) -> float:  # pycocotools' bbIou, from [x, y, w, h]
+        dx, dy, dw, dh = d[0], d[1], d[2] - d[0], d[3] - d[1]
+        gx, gy, gw, gh = g[0], g[1], g[2] - g[0], g[3] - g[1]
+        w = min(dx + dw, gx + gw) - max(dx, gx)
+        h = min(dy + dh, gy + gh) - max(dy, gy)
+        if w <= 0 or h <= 0:
+            return 0.0
+        return w * h / (dw * dh + gw * gh - w * h)
+
+    points = np.linspace(0.0, 1.0, 101).tolist()
+    classes = sorted({int(c) for t in targets for c in t["labels"]})
+    aps = []
+    for thr in thresholds:
+        per_class = []
+        for c in classes:
+            ranked, num_gt = [], 0
+            for p, t in zip(preds, targets):
+                gt = [b for b, label in zip(t["boxes"], t["labels"]) if label == c]
+                num_gt += len(gt)
+                dets = [(s, b) for b, s, label in zip(p["boxes"], p["scores"], p["labels"]) if label == c]
+                dets = sorted(dets, key=lambda d: -d[0])[:max_det]
+                matched: set[int] = set()
+                for score, box in dets:
+                    best, best_iou = -1, min(thr, 1 - 1e-10)
+                    for g, gbox in enumerate(gt):
+                        if g in matched:
+                            continue
+                        value = iou(box, gbox)
+                        if value >= best_iou:
+                            best, best_iou = g, value
+                    if best >= 0:
+                        matched.add(best)
+                    ranked.append((score, best >= 0))
+            if num_gt == 0:
+                continue
+            ranked = sorted(ranked, key=lambda d: -d[0])
+            tp = np.cumsum([m for _, m in ranked], dtype=np.float64)
+            fp = np.cumsum([not m for _, m in ranked], dtype=np.float64)
+            recall = tp / num_gt
+            precision = [a / (a + b) for a, b in zip(tp, fp)]
+            for i in range(len(precision) - 2, -1, -1):
+                precision[i] = max(precision[i], precision[i + 1])
+            read = []
+            for r in points:
+                reached = [i for i, v in enumerate(recall) if v >= r]
+                read.append(precision[reached[0]] if reached else 0.0)
+            per_class.append(read)
+        aps.append(float(np.mean(per_class)) if per_class else math.nan)
+    return aps
+
+
+def assert_close(actual: float, expected: float, tol: float, what: str) -> float:
+    """``|actual - expected| <= tol`` (NaN only against NaN); returns the difference (0 for NaN pairs)."""
+    if math.isnan(expected) or math.isnan(actual):
+        assert math.isnan(expected) and math.isnan(actual), (what, actual, expected)
+        return 0.0
+    assert abs(actual - expected) <= tol, (what, actual, expected)
+    return abs(actual - expected)
+
+
+def test_default_map_equals_coco_ap_from_its_definition() -> None:
+    """The issue's acceptance: default mAP equals COCO AP to 1e-9 on seeded cases (ties, empty images, > 100 boxes)."""
+    worst, undefined = 0.0, 0
+    for n, (preds, targets) in enumerate(cases(seed=20, n=150)):
+        report = detection_report(preds, targets)
+        reference = coco_ap_reference(preds, targets, THRESHOLDS)
+        for ap, ref in zip(report["ap_per_iou"].values(), reference):
+            worst = max(worst, assert_close(ap, ref, 1e-9, f"case {n} AP"))
+        defined = [a for a in reference if not math.isnan(a)]
+        undefined += not defined
+        # every threshold has the same classes, so the mean over all equals the mean of the per-threshold APs
+        worst = max(
+            worst, assert_close(report["mAP"], float(np.mean(defined)) if defined else math.nan, 1e-9, f"case {n}")
+        )
+    assert undefined < 20  # most cases have a true box
+    assert worst <= 1e-9
+
+
+def test_default_map_equals_pycocotools() -> None:
+    """pycocotools' COCOeval itself (area range 'all', maxDets 100, the protocol's IoU thresholds)."""
+    pytest.importorskip("pycocotools")
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    def coco(images: list[dict], anns: list[dict], categories: list[dict]) -> COCO:
+        data = COCO()
+        data.dataset = {"images": images, "annotations": anns, "categories": categories}
+        with contextlib.redirect_stdout(io.StringIO()):
+            data.createIndex()
+        return data
+
+    for n, (preds, targets) in enumerate(cases(seed=21, n=150)):
+        images = [{"id": i} for i in range(len(preds))]
+        labels = {int(c) for item in preds + targets for c in item["labels"]}
+        categories = [{"id": c} for c in sorted(labels)]
+
+        def anns(items: list[dict], with_scores: bool) -> list[dict]:
+            out = []
+            for i, item in enumerate(items):
+                for j, (b, c) in enumerate(zip(item["boxes"], item["labels"])):
+                    w, h = b[2] - b[0], b[3] - b[1]
+                    ann = {"id": len(out) + 1, "image_id": i, "category_id": int(c), "bbox": [b[0], b[1], w, h]}
+                    ann.update(area=w * h, iscrowd=0)
+                    if with_scores:
+                        ann["score"] = float(item["scores"][j])
+                    out.append(ann)
+            return out
+
+        evaluation = COCOeval(
+            coco(images, anns(targets, False), categories), coco(images, anns(preds, True), categories), "bbox"
+        )
+        evaluation.params.iouThrs = np.asarray(THRESHOLDS)
+        evaluation.params.maxDets = [100]
+        evaluation.params.areaRng, evaluation.params.areaRngLbl = [[0, 1e10]], ["all"]
+        with contextlib.redirect_stdout(io.StringIO()):
+            evaluation.evaluate()
+            evaluation.accumulate()
+        precision = evaluation.eval["precision"][:, :, :, 0, 0]
+        defined = precision[precision > -1]
+        expected = float(np.mean(defined)) if defined.size else math.nan
+        assert_close(detection_report(preds, targets)["mAP"], expected, 1e-12, f"case {n}")
+
+
+# ------------------------------------------------------------------------------------------------ mgca protocol
+
+
+def mgca_reference(preds: list[dict], targets: list[dict], thresholds: list[float]) -> tuple[float, list[float]]:
+    """MGCA's released evaluation re-derived in numpy float32: ``ssl_detector.py`` passes an image to the metric only
+    when it has a box after the confidence threshold and NMS and a true box; ``torchmetrics==0.8.2``'s
+    ``MeanAveragePrecision`` then (area range "all", 100 detections per image): torchvision's float32 IoU, a match
+    needs IoU > threshold in float32, of equal IoUs the first true box; detections ranked by ``torch.sort`` (whose
+    order of tied scores is part of the definition, so it is used here too); float32 counts, recall and precision;
+    zigzags removed by repeated float32 additions; recall points ``torch.linspace(0, 1, 101)``. Returns
+    ``(mAP, AP per threshold)``; NaN when no kept image has a true box."""
+    f32 = np.float32
+    kept = [(p, t) for p, t in zip(preds, targets) if len(p["boxes"]) and len(t["boxes"])]
+    points = torch.linspace(0.0, 1.0, 101).numpy()
+    classes = sorted({int(c) for p, t in kept for c in [*p["labels"], *t["labels"]]})
+    table = -np.ones((len(thresholds), 101, len(classes)), dtype=f32)
+
+    def area(b: np.ndarray) -> np.ndarray:
+        return (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+
+    for k, c in enumerate(classes):
+        scores_all, matches_all, num_gt = [], [], 0
+        for p, t in kept:
+            det = np.asarray(p["boxes"], f32)[np.asarray(p["labels"]) == c]
+            scores = np.asarray(p["scores"], f32)[np.asarray(p["labels"]) == c]
+            gt = np.asarray(t["boxes"], f32)[np.asarray(t["labels"]) == c]
+            if not len(det) and not len(gt):
+                continue
+            order = torch.sort(torch.from_numpy(scores), descending=True).indices.numpy()
+            det, scores = det[order][:100], scores[order]
+            num_gt += len(gt)
+            matches = np.zeros((len(thresholds), len(det)), dtype=bool)
+            if len(det) and len(gt):
+                wh = np.clip(
+                    np.minimum(det[:, None, 2:], gt[None, :, 2:]) - np.maximum(det[:, None, :2], gt[None, :, :2]),
+                    0,
+                    None,
+                )
+                inter = wh[..., 0] * wh[..., 1]
+                iou = inter / (area(det)[:, None] + area(gt)[None, :] - inter)
+                for i, thr in enumerate(thresholds):
+                    taken = np.zeros(len(gt), dtype=bool)
+                    for d in range(len(det)):
+                        masked = iou[d] * ~taken
+                        m = int(np.argmax(masked))
+                        if masked[m] > f32(thr):
+                            matches[i, d], taken[m] = True, True
+            scores_all.append(scores[:100])
+            matches_all.append(matches)
+        if num_gt == 0:
+            continue
+        scores = np.concatenate(scores_all)
+        order = torch.argsort(torch.from_numpy(scores), descending=True).numpy()
+        matches = np.concatenate(matches_all, axis=1)[:, order]
+        for i in range(len(thresholds)):
+            tp = np.cumsum(matches[i], dtype=f32)
+            fp = np.cumsum(~matches[i], dtype=f32)
+            recall = tp / f32(num_gt)
+            precision = tp / (fp + tp + f32(np.finfo(np.float64).eps))
+            diff = np.ones(1, dtype=f32)
+            while not np.all(diff == 0):
+                diff = np.clip(np.concatenate([precision[1:] - precision[:-1], np.zeros(1, f32)]), 0, None)
+                precision = precision + diff
+            idx = np.searchsorted(recall, points, side="left")
+            table[i, :, k] = [precision[j] if j < len(precision) else 0 for j in idx]
+
+    def mean(values: np.ndarray) -> float:
+        values = values[values > -1]
+        return float(np.mean(values, dtype=np.float64)) if values.size else math.nan
+
+    return mean(table), [mean(table[i]) for i in range(len(thresholds))]
+
+
+def test_mgca_skips_images_without_detection_or_true_box() -> None:
+    """MGCA's code never counted the true boxes of images left without a detection, nor detections on negatives."""
+    preds = [
+        {"boxes": [[0, 0, 10, 10]], "scores": [0.9], "labels": [0]},  # A: found
+        {"boxes": [], "scores": [], "labels": []},  # B: its true box is missed
+        {"boxes": [[30, 30, 40, 40]], "scores": [0.95], "labels": [0]},  # C: a false positive on a negative image
+    ]
+    targets = [{"boxes": [[0, 0, 10, 10]], "labels": [0]}, {"boxes": [[20, 20, 30, 30]], "labels": [0]}]
+    targets.append({"boxes": [], "labels": []})
+    mgca = detection_report(preds, targets, protocol="mgca")
+    assert (mgca["mAP"], mgca["images"], mgca["images_skipped"], mgca["true_boxes"]) == (1.0, 1, 2, 1)
+    # standard: FP (0.95), TP (0.9) with 2 true boxes: recall 0, 1/2; precision 0, 1/2 -> 1/2 up to recall 1/2
+    standard = detection_report(preds, targets)
+    assert standard["mAP"] == pytest.approx(51 * 0.5 / 101, abs=1e-12) and standard["images"] == 3
+    assert standard["protocol"] == "standard" and mgca["protocol"] == "mgca"
+
+
+def test_mgca_needs_iou_strictly_above_the_threshold() -> None:
+    """IoU exactly 0.5 (a 10 x 10 detection in a 20 x 10 true box): standard matches it up to 0.50, MGCA below."""
+    preds, targets = one_box_case(10)
+    standard = detection_report(preds, targets)["ap_per_iou"]
+    mgca = detection_report(preds, targets, protocol="mgca")["ap_per_iou"]
+    assert [standard[k] for k in ("0.45", "0.50", "0.55")] == pytest.approx([1.0, 1.0, 0.0], abs=1e-12)
+    assert [mgca[k] for k in ("0.45", "0.50", "0.55")] == [1.0, 0.0, 0.0]
+
+
+def test_mgca_equals_the_rederivation_of_mgca_code() -> None:
+    worst, differs = 0.0, 0
+    for n, (preds, targets) in enumerate(cases(seed=22, n=120)):
+        report = detection_report(preds, targets, protocol="mgca")
+        expected, expected_per_iou = mgca_reference(preds, targets, THRESHOLDS)
+        worst = max(worst, assert_close(report["mAP"], expected, 1e-6, f"case {n}"))
+        for ap, ref in zip(report["ap_per_iou"].values(), expected_per_iou):
+            assert_close(ap, ref, 1e-6, f"case {n} AP")
+        standard = detection_report(preds, targets)["mAP"]
+        differs += not math.isnan(expected) and not abs(expected - standard) < 1e-6
+    assert differs > 30  # the two protocols do differ on these cases
+    assert worst <= 1e-6
+
+
+def test_mgca_equals_torchmetrics_0_8_where_installed() -> None:
+    """MGCA's metric itself, where ``torchmetrics`` 0.8.x is installed (MGCA pinned 0.8.2)."""
+    torchmetrics = pytest.importorskip("torchmetrics")
+    if not torchmetrics.__version__.startswith("0.8."):
+        pytest.skip(f"torchmetrics {torchmetrics.__version__}: MGCA's code used 0.8.2")
+    from torchmetrics.detection.mean_ap import MeanAveragePrecision
+
+    for n, (preds, targets) in enumerate(cases(seed=23, n=60)):
+        metric = MeanAveragePrecision(iou_thresholds=THRESHOLDS)
+        kept = [(p, t) for p, t in zip(preds, targets) if len(p["boxes"]) and len(t["boxes"])]  # ssl_detector.py
+        if not kept:
+            continue
+        metric.update(
+            [{k: torch.as_tensor(p[k], dtype=torch.float32 if k != "labels" else None) for k in p} for p, _ in kept],
+            [{k: torch.as_tensor(t[k], dtype=torch.float32 if k != "labels" else None) for k in t} for _, t in kept],
+        )
+        expected = float(metric.compute()["map"])
+        assert_close(
+            detection_report(preds, targets, protocol="mgca")["mAP"],
+            math.nan if expected == -1 else expected,
+            0.0,
+            f"case {n}",
+        )
+
+
+def test_protocol_is_checked() -> None:
+    with pytest.raises(ValueError, match="protocol"):
+        detection_report(PREDS, TARGETS, protocol="coco")
+    with pytest.raises(ValueError, match="positive_images_only"):
+        detection_report(PREDS, TARGETS, positive_images_only=True, protocol="mgca")
+    with pytest.raises(ValueError, match="protocol"):
+        DetectionMAPMetric(protocol="MGCA")
+
+
+def test_ignite_metric_in_mgca_protocol() -> None:
+    metric = DetectionMAPMetric(protocol="mgca")
+    preds, targets = one_box_case(10)
+    metric(preds, targets)
+    assert metric.aggregate() == pytest.approx(2 / 8)  # matched at 0.40 and 0.45 only
+    assert metric.get_buffer()["protocol"] == "mgca"

@@ -1,13 +1,15 @@
-"""Per-image Dice (SPEC §2): hand-computed cases, the empty-mask rule, and the MONAI evaluator path."""
+"""Per-image Dice (SPEC §2): hand-computed cases, the empty-mask rule, seeded cases against the rule written in
+numpy, the MONAI evaluator path, and the mgca protocol (MGCA's mean of batch means) against MGCA's own code."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from mflag_monai.metrics import PerImageDiceMetric, mean_dice, per_image_dice
+from mflag_monai.metrics import PerImageDiceMetric, batch_mean_dice, batched_from_engine, mean_dice, per_image_dice
 
 
 def batch() -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,3 +84,120 @@ def test_in_a_supervised_evaluator() -> None:
     )
     evaluator.run()
     assert evaluator.state.metrics["val_dice"] == pytest.approx(sum(EXPECTED) / 4)
+
+
+# ------------------------------------------------------------------------------------------------ seeded cases
+
+
+def dice_rule(pred: np.ndarray, target: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """SPEC §2's per-image Dice in float64: foreground where pred > threshold and target > 0.5; an empty ground
+    truth scores 1 if the prediction is empty, else 0."""
+    out = []
+    for p, t in zip(pred.reshape(len(pred), -1) > threshold, target.reshape(len(target), -1) > 0.5):
+        if not t.any():
+            out.append(0.0 if p.any() else 1.0)
+        else:
+            out.append(2.0 * np.sum(p & t) / (np.sum(p) + np.sum(t)))
+    return np.asarray(out)
+
+
+def random_batch(rng: np.random.Generator, size: int, side: int = 24) -> tuple[torch.Tensor, torch.Tensor]:
+    """``size`` images ``[1, side, side]``: probabilities (some exactly 0.5, some all below the threshold) and masks
+    (0/1 or 0/255, a third of them empty)."""
+    pred = rng.random((size, 1, side, side)).astype(np.float32) * rng.choice([0.4, 1.0, 1.2], size=(size, 1, 1, 1))
+    pred[rng.random(pred.shape) < 0.05] = 0.5
+    target = (rng.random((size, 1, side, side)) < rng.random((size, 1, 1, 1)) * 0.6).astype(np.float32)
+    target[rng.random(size) < 1 / 3] = 0
+    if rng.random() < 0.5:
+        target *= 255
+    return torch.from_numpy(np.clip(pred, 0, 1)), torch.from_numpy(target)
+
+
+def test_dice_equals_the_per_image_rule_on_seeded_cases() -> None:
+    """The issue's acceptance: per-image Dice equals the protocol's rule to 1e-7."""
+    rng = np.random.default_rng(20)
+    worst = 0.0
+    for _ in range(200):
+        pred, target = random_batch(rng, int(rng.integers(1, 9)))
+        expected = dice_rule(pred.numpy(), target.numpy())
+        got = per_image_dice(pred, target).double().numpy()
+        worst = max(worst, float(np.max(np.abs(got - expected))))
+        assert abs(mean_dice(pred, target) - float(np.mean(expected))) <= 1e-7
+    assert worst <= 1e-7
+
+
+# ------------------------------------------------------------------------------------------------ mgca protocol
+
+
+def mgca_get_dice(probability: torch.Tensor, truth: torch.Tensor, threshold: float = 0.5) -> float:
+    """MGCA's ``SSLSegmenter.get_dice`` (released code, ``mgca/models/ssl_segmenter.py``), unchanged."""
+    batch_size = len(truth)
+    with torch.no_grad():
+        probability = probability.view(batch_size, -1)
+        truth = truth.view(batch_size, -1)
+        assert probability.shape == truth.shape
+
+        p = (probability > threshold).float()
+        t = (truth > 0.5).float()
+
+        t_sum = t.sum(-1)
+        p_sum = p.sum(-1)
+        neg_index = torch.nonzero(t_sum == 0)
+        pos_index = torch.nonzero(t_sum >= 1)
+
+        dice_neg = (p_sum == 0).float()
+        dice_pos = 2 * (p * t).sum(-1) / ((p + t).sum(-1))
+
+        dice_neg = dice_neg[neg_index]
+        dice_pos = dice_pos[pos_index]
+        dice = torch.cat([dice_pos, dice_neg])
+
+    return torch.mean(dice).detach().item()
+
+
+def test_mgca_mean_of_batch_means_equals_mgca_code() -> None:
+    """MGCA's test epoch: get_dice per batch, then np.array(batch values).mean(); the last batch is short."""
+    rng = np.random.default_rng(21)
+    differs = 0
+    for _ in range(40):
+        sizes = [8] * int(rng.integers(1, 4)) + [int(rng.integers(1, 8))]
+        batches = [random_batch(rng, n) for n in sizes]
+        expected = float(np.array([mgca_get_dice(p[:, 0], t[:, 0]) for p, t in batches]).mean())
+        metric = PerImageDiceMetric(protocol="mgca")
+        for p, t in batches:
+            metric([i for i in p], [i for i in t])  # decollated, as the evaluator hands them over
+        assert abs(metric.aggregate().item() - expected) <= 1e-12
+        standard = float(np.mean(np.concatenate([dice_rule(p.numpy(), t.numpy()) for p, t in batches])))
+        differs += abs(expected - standard) > 1e-6
+        per_image = [(per_image_dice(p, t), (t > 0.5).flatten(1).any(1)) for p, t in batches]
+        assert abs(batch_mean_dice(per_image) - expected) <= 1e-12
+    assert differs > 20  # a short last batch moves the mean
+
+
+@pytest.mark.parametrize("protocol", ["standard", "mgca"])
+def test_protocols_in_a_supervised_evaluator(protocol: str) -> None:
+    """Batches of 3 over the 4 hand-made images, whole batches per update (what the bundle configures): the mean over
+    images, or MGCA's mean of the batch means (2/3 + 1 + 0) / 3 and 0."""
+    from monai.engines import SupervisedEvaluator
+    from monai.handlers import IgniteMetricHandler
+
+    pred, target = batch()
+    data = [{"image": pred[i], "label": target[i]} for i in range(4)]
+    evaluator = SupervisedEvaluator(
+        device=torch.device("cpu"),
+        val_data_loader=torch.utils.data.DataLoader(data, batch_size=3),
+        network=torch.nn.Identity(),
+        key_val_metric={
+            "val_dice": IgniteMetricHandler(
+                metric_fn=PerImageDiceMetric(protocol=protocol), output_transform=batched_from_engine(["pred", "label"])
+            )
+        },
+    )
+    evaluator.run()
+    expected = sum(EXPECTED) / 4 if protocol == "standard" else ((2 / 3 + 1 + 0) / 3 + 0) / 2
+    assert evaluator.state.metrics["val_dice"] == pytest.approx(expected)
+
+
+def test_protocol_is_checked() -> None:
+    with pytest.raises(ValueError, match="protocol"):
+        PerImageDiceMetric(protocol="batch")
