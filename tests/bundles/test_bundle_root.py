@@ -15,7 +15,12 @@ REPO = Path(__file__).resolve().parents[2]
 # every config, with the ones it is layered over (as the bundles' docs run them)
 CONFIGS = {
     "pretrain": [["train.yaml"], ["train.yaml", "evaluate.yaml"], ["inference.yaml"]],
-    "classification": [["train.yaml"], ["train.yaml", "evaluate.yaml"], ["train.yaml", "zero_shot.yaml"], ["inference.yaml"]],
+    "classification": [
+        ["train.yaml"],
+        ["train.yaml", "evaluate.yaml"],
+        ["train.yaml", "zero_shot.yaml"],
+        ["inference.yaml"],
+    ],
     "segmentation": [["train.yaml"], ["train.yaml", "evaluate.yaml"], ["inference.yaml"]],
     "detection": [["train.yaml"], ["train.yaml", "evaluate.yaml"], ["inference.yaml"]],
 }
@@ -46,7 +51,9 @@ def test_relative_config_paths_give_the_relative_root(tmp_path: Path, monkeypatc
 
 def test_an_explicit_bundle_root_wins(tmp_path: Path) -> None:
     config = REPO / "bundles" / "segmentation" / "configs" / "inference.yaml"
-    workflow = ConfigWorkflow(config_file=str(config), logging_file=False, workflow_type=None, bundle_root=str(tmp_path))
+    workflow = ConfigWorkflow(
+        config_file=str(config), logging_file=False, workflow_type=None, bundle_root=str(tmp_path)
+    )
     workflow.parser.parse(reset=True)
     assert workflow.parser.get_parsed_content("ckpt_path") == str(tmp_path / "models" / "model.pt")
 
