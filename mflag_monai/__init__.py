@@ -4,7 +4,7 @@ Sub-packages: ``networks`` (encoders, projectors, the M-FLAG model), ``losses``,
 augmentations, report text), ``data`` (demo data, dataset preparation, datalists), ``engines`` (trainer, handlers).
 """
 
-from . import data, engines, losses, networks, transforms, utils
+from . import bundle, data, engines, losses, networks, transforms, utils
 
 __version__ = "0.1.0"
-__all__ = ["data", "engines", "losses", "networks", "transforms", "utils", "__version__"]
+__all__ = ["bundle", "data", "engines", "losses", "networks", "transforms", "utils", "__version__"]

@@ -13,6 +13,7 @@ import torch
 from ignite.engine import Engine, Events
 from torch import nn
 
+from ..utils.dicom import DICOM_UIDS, dicom_identifiers, source_of
 from ..utils.io import atomic_torch_save, atomic_write_bytes, atomic_write_json
 from .pretrain import loss_terms
 
@@ -375,7 +376,8 @@ class DetectionReportWriter:
 
 
 class PredictionCSVWriter:
-    """Write ``image,<label 1>,<label 2>,...`` rows of per-label probabilities for every image of an inference run."""
+    """Write ``image,StudyInstanceUID,SeriesInstanceUID,SOPInstanceUID,<label 1>,<label 2>,...`` rows of per-label
+    probabilities for every image of an inference run (the identifiers are empty for PNG/JPG inputs)."""
 
     def __init__(self, filepath: str | os.PathLike, names: list[str], image_key: str = "image") -> None:
         self.filepath = Path(filepath)
@@ -392,9 +394,10 @@ class PredictionCSVWriter:
         """Keep (file name, probabilities) for each image of the batch."""
         rows = engine.state.output if isinstance(engine.state.output, list) else [engine.state.output]
         for row in rows:
-            source = row[self.image_key].meta.get("filename_or_obj", "") if hasattr(row[self.image_key], "meta") else ""
+            image = row[self.image_key]
+            uids = dicom_identifiers(image)
             probs = torch.as_tensor(row["pred"]).detach().float().cpu().reshape(-1).tolist()
-            self.rows.append([source, *[f"{p:.6f}" for p in probs]])
+            self.rows.append([source_of(image), *(uids[k] for k in DICOM_UIDS), *[f"{p:.6f}" for p in probs]])
 
     def write(self, engine: Engine) -> None:
         """Write the CSV atomically."""
@@ -403,7 +406,7 @@ class PredictionCSVWriter:
 
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(["image", *self.names])
+        writer.writerow(["image", *DICOM_UIDS, *self.names])
         writer.writerows(self.rows)
         atomic_write_bytes(self.filepath, buffer.getvalue().encode())
         logger.info("Predictions for %d images written to %s", len(self.rows), self.filepath)

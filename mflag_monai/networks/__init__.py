@@ -1,6 +1,7 @@
 """Networks: the image encoder, the frozen text encoder, projection heads and the M-FLAG model."""
 
 from .classification import CXRClassifier, build_classifier
+from .embedder import MFLAGImageEmbedder, build_image_embedder
 from .detection import CXRRetinaNet, CXRRetinaNetDetector, FrozenEncoderFPN, build_detector, build_retinanet
 from .factory import build_mflag
 from .image_encoder import RESNET_LAYOUTS, ResNetEncoder, build_image_encoder, load_encoder_state_dict, load_weights_file
@@ -23,6 +24,8 @@ __all__ = [
     "MFLAG",
     "MFLAGOutput",
     "build_mflag",
+    "MFLAGImageEmbedder",
+    "build_image_embedder",
     "CXRClassifier",
     "build_classifier",
     "FrozenEncoderUNet",

@@ -28,4 +28,6 @@ class ProjectionHead(nn.Sequential):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Project ``[B, in_dim]`` to ``[B, out_dim]``."""
-        return super().forward(x)
+        for layer in self:  # nn.Sequential's loop, written out: TorchScript cannot compile super().forward
+            x = layer(x)
+        return x

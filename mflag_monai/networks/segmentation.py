@@ -29,9 +29,11 @@ def check_pretrained_encoder(path: str | os.PathLike | None) -> str | None:
         return None
     if not Path(path).is_file():
         raise FileNotFoundError(
-            f"Pre-trained encoder not found: {path}. Make it with the pre-training bundle:\n"
+            f"Pre-trained encoder not found: {path}. This bundle takes the image encoder of the M-FLAG pre-training "
+            "bundle (metadata.json: pretrained_encoder). Run the pretrain bundle first:\n"
             "  python -m monai.bundle run training --config_file bundles/pretrain/configs/train.yaml\n"
-            "or pass --pretrained_encoder null to start from a random encoder on purpose."
+            "and pass --pretrained_encoder <its models/encoder.pt> when it is not the sibling folder ../pretrain, "
+            "or pass --pretrained_encoder null for a random encoder."
         )
     return str(path)
 

@@ -24,6 +24,7 @@ from monai.apps.detection.transforms.box_ops import resize_boxes
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
+from ..utils.dicom import dicom_identifiers
 from ..utils.io import atomic_write_json
 
 __all__ = ["original_size", "ResizeBoxesd", "RestoreBoxesd", "SaveBoxesd", "BOX_CONVENTION"]
@@ -83,7 +84,8 @@ class RestoreBoxesd(_BoxScaled):
 
 
 class SaveBoxesd(MapTransform):
-    """Write an image's predicted boxes as ``<stem>_boxes.json`` and, optionally, ``<stem>_boxes.png`` (the boxes drawn
+    """Write an image's predicted boxes as ``<stem>_boxes.json`` (with the DICOM study/series/SOP instance UIDs of a
+    DICOM input) and, optionally, ``<stem>_boxes.png`` (the boxes drawn
     on the original image).
 
     Expects the boxes already in original-image pixels (after :class:`RestoreBoxesd`).
@@ -133,7 +135,8 @@ class SaveBoxesd(MapTransform):
                 }
                 for box, score, label in zip(boxes.tolist(), scores.tolist(), labels.tolist())
             ]
-            record = {"image": source, "rows": rows, "columns": cols, "convention": BOX_CONVENTION, "boxes": objects}
+            record = {"image": source, **dicom_identifiers(d[self.ref_key]), "rows": rows, "columns": cols}
+            record.update({"convention": BOX_CONVENTION, "boxes": objects})
             written = [str(atomic_write_json(record, self.output_dir / f"{stem}_boxes.json"))]
             if self.overlay:
                 from ..utils.overlay import save_box_overlay

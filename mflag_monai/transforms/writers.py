@@ -12,6 +12,9 @@ import torch.nn.functional as F
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
+from ..utils.dicom import dicom_identifiers
+from ..utils.io import atomic_write_json
+
 __all__ = ["RestoreSized", "SaveMaskd"]
 
 
@@ -38,7 +41,8 @@ class RestoreSized(MapTransform):
 
 
 class SaveMaskd(MapTransform):
-    """Write a binary mask ``[1, H, W]`` as ``<stem>_mask.png`` (0/255, same H × W as the input) and ``.nii.gz``.
+    """Write a binary mask ``[1, H, W]`` as ``<stem>_mask.png`` (0/255, same H × W as the input) and ``.nii.gz``, and
+    ``<stem>_mask.json`` naming the input, its DICOM study/series/SOP instance UIDs (empty for PNG/JPG) and the files.
 
     The NIfTI stores the mask with the first axis along the image columns (x) and the second along the rows (y), and
     the input's pixel spacing in its affine, which is how ITK-based viewers place a 2D image.
@@ -85,5 +89,8 @@ class SaveMaskd(MapTransform):
                 affine = np.diag([spacing[1], spacing[0], 1.0, 1.0])  # x = columns, y = rows
                 nib.save(nib.Nifti1Image(mask.T.copy(), affine), str(path))
                 written.append(str(path))
+            # the masks' link to the study they belong to (file names alone do not carry it)
+            record = {"image": str(meta["filename_or_obj"]), **dicom_identifiers(d[self.ref_key]), "files": list(written)}
+            written.append(str(atomic_write_json(record, self.output_dir / f"{stem}_mask.json")))
             d[f"{key}_files"] = written
         return d

@@ -73,9 +73,15 @@ def test_inference_writes_a_csv(ws) -> None:
     images = ws["root"] / "demo" / "chexpert" / "CheXpert-v1.0-small" / "valid"
     bundle("run", [CLS / "inference.yaml"], ws["cls"], "--input_path", str(images), "--encoder_depth", "18", "--image_size", "64")
     rows = list(csv.reader((ws["cls"] / "eval" / "inference" / "predictions.csv").open()))
-    assert rows[0] == ["image", "Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"]
+    uids = ["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"]
+    assert rows[0] == ["image", *uids, "Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"]
     assert len(rows) - 1 == len(list(images.rglob("*.jpg")))
-    assert all(0.0 <= float(v) <= 1.0 for v in rows[1][1:])
+    assert all(0.0 <= float(v) <= 1.0 for v in rows[1][4:]) and rows[1][1:4] == ["", "", ""]  # JPG: no UIDs
+    # a second run writes beside the first one, which stays as it was
+    before = (ws["cls"] / "eval" / "inference" / "predictions.csv").read_bytes()
+    bundle("run", [CLS / "inference.yaml"], ws["cls"], "--input_path", str(images), "--encoder_depth", "18", "--image_size", "64")
+    assert (ws["cls"] / "eval" / "inference" / "predictions.csv").read_bytes() == before
+    assert (ws["cls"] / "eval" / "inference_2" / "predictions.csv").read_bytes() == before  # same model, same inputs
 
 
 def test_zero_shot_and_retrieval(ws) -> None:

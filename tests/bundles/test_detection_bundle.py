@@ -103,6 +103,12 @@ def test_inference_writes_boxes_in_the_input_pixels(trained) -> None:
     boxes = np.array([b["box"] for b in record["boxes"]])
     assert boxes[:, 2].max() <= 90 and boxes[:, 3].max() <= 70 and boxes[:, 2].max() > 64  # original pixels, x = column
     assert record["boxes"][0]["label_name"] == "opacity"
+    assert record["SOPInstanceUID"] == record["StudyInstanceUID"] == ""  # a PNG has no DICOM identifiers
+    import pydicom
+
+    ds = pydicom.dcmread(dicoms[0], stop_before_pixels=True)
+    record = json.loads((out / f"{dicoms[0].stem}_boxes.json").read_text())
+    assert (record["StudyInstanceUID"], record["SeriesInstanceUID"], record["SOPInstanceUID"]) == (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
 
 
 def test_default_encoder_path_missing_or_null_on_purpose(workspace, tmp_path: Path) -> None:
@@ -122,6 +128,7 @@ def test_default_encoder_path_missing_or_null_on_purpose(workspace, tmp_path: Pa
     message = str(info.value.__cause__)
     assert str(tmp_path / "b" / ".." / "pretrain" / "models" / "encoder.pt") in message
     assert "bundles/pretrain/configs/train.yaml" in message and "--pretrained_encoder null" in message
+    assert "Run the pretrain bundle first" in message and "metadata.json: pretrained_encoder" in message
     assert network(pretrained_encoder=None).feature_extractor.freeze_encoder
 
 

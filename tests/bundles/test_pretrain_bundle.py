@@ -157,3 +157,51 @@ def test_a_batch_larger_than_the_data_says_what_to_do(tmp_path: Path, tiny_bert_
                         "--micro_batch_size", "16", "--epochs", "1")
     assert result.returncode != 0
     assert "batch_size 512 is larger than the" in result.stderr and "--demo_studies" in result.stderr
+
+
+def test_inference_writes_embeddings_with_identifiers_and_scores_reports(trained, tmp_path: Path) -> None:
+    """configs/inference.yaml on the trained bundle: the settings come from models/encoder.json; DICOM and PNG in."""
+    import csv
+
+    import numpy as np
+    import pydicom
+    from PIL import Image
+
+    bundle_root, _ = trained
+    files = bundle_root.parent / "demo" / "mimic-cxr" / "files"
+    dicoms = sorted(files.rglob("*.dcm"))[:3]
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for image in dicoms:
+        (inputs / image.name).symlink_to(image)
+    Image.fromarray(np.full((80, 60), 128, np.uint8)).save(inputs / "export.png")
+    reports = tmp_path / "reports.csv"
+    with reports.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["image", "report"])
+        for image in dicoms:  # the study's report, named by the image's file name
+            writer.writerow([image.name, (image.parent.parent / f"{image.parent.name}.txt").read_text()])
+    config = str(REPO / "bundles" / "pretrain" / "configs" / "inference.yaml")
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", config, "--bundle_root", str(bundle_root),
+           "--input_path", str(inputs), "--reports", str(reports)]  # fmt: skip
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-5000:]
+    out = bundle_root / "eval" / "inference"
+    index = list(csv.DictReader((out / "embeddings.csv").open()))
+    assert [Path(r["image"]).name for r in index] == sorted(p.name for p in inputs.iterdir())
+    arrays = np.load(out / "embeddings.npz")
+    assert arrays["feature"].shape == (4, 512) and arrays["projection"].shape == (4, 1024)  # ResNet-18, projector
+    for i, row in enumerate(index):
+        single = np.load(out / row["file"])
+        assert np.array_equal(single["feature"], arrays["feature"][i]) and str(single["image"]) == row["image"]
+        if row["image"].endswith(".png"):
+            assert row["SOPInstanceUID"] == row["StudyInstanceUID"] == ""
+            continue
+        ds = pydicom.dcmread(row["image"], stop_before_pixels=True)
+        assert (row["StudyInstanceUID"], row["SeriesInstanceUID"], row["SOPInstanceUID"]) == (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+        assert str(single["SOPInstanceUID"]) == ds.SOPInstanceUID
+    scored = list(csv.DictReader((out / "similarity.csv").open()))
+    assert len(scored) == 3 and all(-1.0 <= float(r["similarity"]) <= 1.0 for r in scored)
+    summary = json.loads((out / "similarity.json").read_text())
+    assert summary["num_images"] == 3 and summary["num_images_without_report"] == 1
+    assert set(summary["image_to_text"]) == {"R@1", "R@5", "R@10"}

@@ -96,11 +96,42 @@ def test_inference_writes_masks_of_the_input_size(trained) -> None:
     assert (out / f"{stem}_mask.png").is_file()
 
 
+def test_a_copy_outside_the_repository_runs_inference_from_its_own_folder(trained, tmp_path: Path) -> None:
+    """The bundle folder alone (as `monai.bundle download` unpacks it) and its trained model: no --bundle_root, run from
+    that folder. Outputs carry the DICOM UIDs; a second run writes beside the first, not over it."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import pydicom
+
+    copy = tmp_path / "segmentation"
+    shutil.copytree(REPO / "bundles" / "segmentation", copy)
+    (copy / "models").mkdir()
+    shutil.copy(trained["bundle"] / "models" / "model.pt", copy / "models" / "model.pt")
+    image = sorted(trained["siim"].rglob("*.dcm"))[0]
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.yaml", "--input_path", str(image), "--encoder_depth", "18", "--image_size", "64"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    for run in ("inference", "inference_2"):
+        result = subprocess.run(cmd, cwd=copy, capture_output=True, text=True, timeout=600, env=env)
+        assert result.returncode == 0, result.stderr[-5000:]
+        out = copy / "eval" / run
+        stem = image.name[: -len(".dcm")]
+        assert (out / f"{stem}_mask.png").is_file() and (out / f"{stem}_mask.nii.gz").is_file()
+        record = json.loads((out / f"{stem}_mask.json").read_text())
+        ds = pydicom.dcmread(image, stop_before_pixels=True)
+        assert record["SOPInstanceUID"] == ds.SOPInstanceUID and record["StudyInstanceUID"] == ds.StudyInstanceUID
+        assert record["SeriesInstanceUID"] == ds.SeriesInstanceUID and record["image"] == str(image)
+    assert "holds an earlier run's outputs" in result.stdout + result.stderr
+
+
 def test_missing_encoder_says_how_to_make_it(workspace, tmp_path: Path) -> None:
     args = ["--dataset_dir", str(workspace["siim"]), "--pretrained_encoder", str(tmp_path / "nope.pt"), *TINY]
     result = bundle("training", [str(CONFIGS / "train.yaml")], tmp_path / "b", *args)
     assert result.returncode != 0
-    assert "bundles/pretrain/configs/train.yaml" in result.stderr and "--pretrained_encoder null" in result.stderr
+    assert "bundles/pretrain/configs/train.yaml" in result.stderr and "--pretrained_encoder null for a random encoder" in result.stderr
+    assert "Run the pretrain bundle first" in result.stderr
 
 
 def test_random_encoder_on_purpose(workspace, tmp_path: Path) -> None:
