@@ -82,4 +82,3 @@ def concise_errors(debug: bool = False) -> None:
 
     hook.__wrapped__ = previous  # type: ignore[attr-defined]
     sys.excepthook = hook
-
