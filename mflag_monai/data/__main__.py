@@ -94,21 +94,31 @@ def build_parser() -> argparse.ArgumentParser:
         ds.add_argument("--out", default=None, help="datalist JSON to write (default: DATASET.json here)")
         params = inspect.signature(fn).parameters
         if "fraction" in params:
-            ds.add_argument("--fraction", type=float, default=1.0, help="share of the training split kept: 0.01, 0.1, 1.0")
+            ds.add_argument(
+                "--fraction", type=float, default=1.0, help="share of the training split kept: 0.01, 0.1, 1.0"
+            )
         if "seed" in params:
             ds.add_argument("--seed", type=int, default=42, help="seed of the splits and the fraction draw")
         ds.set_defaults(options=_add_preparer_options(ds, fn))
-        ds.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="print the traceback of an error")
+        ds.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help="print the traceback of an error"
+        )
 
     check = sub.add_parser("check", help="report every problem of a datalist (missing files, unreadable headers, ...)")
     check.add_argument("datalist", help="datalist JSON")
-    check.add_argument("--task", choices=TASKS, default=None, help="what the datalist is for (default: from the entries)")
+    check.add_argument(
+        "--task", choices=TASKS, default=None, help="what the datalist is for (default: from the entries)"
+    )
     check.add_argument("--dataset", default=None, help="classification: the dataset, for its number of labels")
     check.add_argument("--num-classes", "--num_classes", type=int, default=None, help="labels or classes of the task")
     check.add_argument("--report-key", "--report_key", default=None, help="check this key for empty report text")
-    check.add_argument("--skip-bad", "--skip_bad", default=None, metavar="OUT", help="write the entries without errors to OUT")
+    check.add_argument(
+        "--skip-bad", "--skip_bad", default=None, metavar="OUT", help="write the entries without errors to OUT"
+    )
     check.add_argument("--no-headers", action="store_true", help="only check that files exist (faster)")
-    check.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="print the traceback of an error")
+    check.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="print the traceback of an error"
+    )
 
     demo = sub.add_parser("demo", help="write the built-in synthetic demo data")
     demo.add_argument("--out", default=None, help="folder (default: the demo cache folder)")

@@ -267,8 +267,14 @@ def check_datalist(
         objects = [e for e in entries if isinstance(e, Mapping)]
         lengths = Counter(len(e[label_key]) for e in objects if isinstance(e.get(label_key), (list, tuple)))
         expected = lengths.most_common(1)[0][0] if lengths else None
-        # the keys and value kinds most entries share: a batch of entries that differ does not collate
-        key_sets = Counter(frozenset(e) for e in objects)
+        # the keys and value kinds most entries share: a batch of entries that differ does not collate (keys with
+        # checks of their own are left to those, so that each problem is said once)
+        own = (
+            {image_key, report_key}
+            | ({label_key} if schema.task in ("classification", "segmentation") else set())
+            | ({schema.boxes_key, schema.box_labels_key} if schema.task == "detection" else set())
+        )
+        key_sets = Counter(frozenset(k for k in e if k not in own) for e in objects)
         common_keys = key_sets.most_common(1)[0][0] if key_sets else frozenset()
         kinds = {k: Counter(_kind(e[k]) for e in objects if k in e).most_common(1)[0][0] for k in common_keys}
         for i, entry in enumerate(entries):
@@ -323,11 +329,12 @@ def check_datalist(
             nulls = sorted(str(k) for k, v in entry.items() if v is None and k not in (report_key, image_key))
             if nulls:
                 add(f"null value{'s' if len(nulls) > 1 else ''} in {', '.join(map(repr, nulls))}", "null value")
-            extra, lacking = sorted(set(entry) - common_keys), sorted(common_keys - set(entry))
+            keys = set(entry) - own
+            extra, lacking = sorted(keys - common_keys), sorted(common_keys - keys)
             if extra or lacking:
                 parts = ([f"extra key(s) {extra}"] if extra else []) + ([f"lacks {lacking}"] if lacking else [])
                 add(f"{'; '.join(parts)} unlike the other entries (a batch would not collate)", "inconsistent keys")
-            for k in sorted(common_keys & set(entry), key=str):
+            for k in sorted(common_keys & keys, key=str):
                 kind = _kind(entry[k])
                 if kind not in (kinds[k], "null") and not {kind, kinds[k]} <= {"number"}:
                     add(f"'{k}' is {kind}, other entries hold {kinds[k]}", "inconsistent type")

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["PreparedDatalist", "PREPARERS", "register_preparer", "get_preparer", "walk_files"]
+__all__ = ["PREPARERS", "PreparedDatalist", "get_preparer", "register_preparer", "walk_files"]
 
 
 def walk_files(root: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
