@@ -191,6 +191,7 @@ class LatentGeometryHandler:
             describe the newest diagnostics); ``None`` writes nothing.
         cache: keep the preprocessed subset in memory (decoded once, at the first diagnostics).
         image_key: the batch's image key.
+        skip_bad_images: leave out (and count) images that fail to load instead of stopping the run.
     """
 
     def __init__(
@@ -204,8 +205,10 @@ class LatentGeometryHandler:
         output_dir: str | os.PathLike | None = None,
         cache: bool = True,
         image_key: str = "image",
+        skip_bad_images: bool = False,
     ) -> None:
         self.data = data
+        self.skip_bad_images = skip_bad_images
         self.transform = transform
         self.split = split
         self.interval = int(interval)
@@ -236,11 +239,14 @@ class LatentGeometryHandler:
             entries = fixed_subset(entries, self.max_samples)
             if len(entries) < 2:
                 raise ValueError(f"Latent geometry needs at least 2 samples; split {self.split!r} has {len(entries)}.")
-            self._dataset = (
-                CacheDataset(entries, self.transform, num_workers=None, progress=False)
-                if self.cache
-                else Dataset(entries, self.transform)
-            )
+            if self.skip_bad_images:  # images that fail to load are left out (counted), as in training
+                from ..data.dataset import build_eval_dataset
+
+                self._dataset = build_eval_dataset(entries, self.transform, True, f"{self._split_used} (geometry)")
+            elif self.cache:
+                self._dataset = CacheDataset(entries, self.transform, num_workers=None, progress=False)
+            else:
+                self._dataset = Dataset(entries, self.transform)
         return self._dataset
 
     def __call__(self, engine: Engine) -> None:
