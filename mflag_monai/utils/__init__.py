@@ -13,16 +13,16 @@ from .io import (
 )
 
 __all__ = [
-    "is_distributed",
-    "rank",
-    "rank_zero_first",
+    "InputError",
     "atomic_torch_save",
     "atomic_write",
     "atomic_write_bytes",
     "atomic_write_json",
+    "concise_errors",
+    "is_distributed",
+    "rank",
+    "rank_zero_first",
     "require_file",
     "require_writable",
     "safe_torch_load",
-    "InputError",
-    "concise_errors",
 ]
