@@ -157,3 +157,19 @@ def test_a_batch_larger_than_the_data_says_what_to_do(tmp_path: Path, tiny_bert_
                         "--micro_batch_size", "16", "--epochs", "1")
     assert result.returncode != 0
     assert "batch_size 512 is larger than the" in result.stderr and "--demo_studies" in result.stderr
+
+
+def test_no_report_text_under_cache_eval_or_models(trained) -> None:
+    bundle_root, _ = trained
+    datalist = json.loads((bundle_root / "datalists" / "datalist_pretrain.json").read_text())
+    reports = {e["report"] for split in ("training", "validation", "test") for e in datalist.get(split, [])}
+    assert len(reports) > 10
+    checked = 0
+    for folder in ("cache", "eval", "models"):
+        for path in (bundle_root / folder).rglob("*"):
+            if path.is_file():
+                content = path.read_bytes()
+                leaked = [r for r in reports if r.encode() in content]
+                assert not leaked, f"report text in {path.relative_to(bundle_root)}: {leaked[0][:60]!r}"
+                checked += 1
+    assert checked > 10 and list((bundle_root / "cache" / "images").rglob("*.pt"))
