@@ -25,7 +25,13 @@ TASKS = ("pretrain", "classification", "segmentation", "detection", "images")
 
 
 class DatalistError(InputError):
-    """A datalist with errors; the first line names the first problem (entry, file, what), the rest list them all."""
+    """A datalist with errors; the first line (``headline``) names the first problem (entry, file, what), the rest
+    list them all."""
+
+    @property
+    def headline(self) -> str:
+        """The first line of the message: what a one-line error shows."""
+        return str(self).split("\n", 1)[0]
 
 
 @dataclass(frozen=True)

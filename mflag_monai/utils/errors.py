@@ -50,15 +50,17 @@ def find_input_error(err: BaseException | None, extra: tuple[type[BaseException]
 
 
 def format_error(err: BaseException) -> str:
-    """``error: <message>`` on one line (a multi-line message keeps its first line and says how many follow)."""
+    """``error: <message>`` on one line: the error's ``headline`` when it has one, else its lines joined."""
     if isinstance(err, KeyError) and err.args:
         message = str(err.args[0])  # str(KeyError) adds quotes
     elif isinstance(err, OSError) and err.filename is not None and not isinstance(err, InputError):
         message = f"{err.strerror or type(err).__name__} ({err.filename})"
     else:
         message = str(err) or type(err).__name__
-    lines = [line for line in message.splitlines() if line.strip()] or [type(err).__name__]
-    return f"error: {lines[0].strip()}"
+    if getattr(err, "headline", None):  # e.g. a datalist report: the full list was printed above
+        return f"error: {err.headline}"
+    lines = [line.strip() for line in message.splitlines() if line.strip()] or [type(err).__name__]
+    return "error: " + " ".join(lines)  # a hint on the following lines (a command to run) is kept
 
 
 def concise_errors(debug: bool = False) -> None:
