@@ -7,8 +7,11 @@ encoder, found by the downstream bundles' default ``pretrained_encoder`` path (`
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -18,6 +21,38 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = {"encoder_depth": 18, "image_size": 64}
 # Settings of ours, not MONAI Label's, that keep a CPU run short.
 FAST = {"batch_size": 2, "num_workers": 0, "fraction": 1.0}
+
+
+def monailabel_installed() -> bool:
+    """Whether the real MONAI Label package (the ``monailabel`` extra) can be imported.
+
+    ``scripts/monailabel`` (the app) has no ``__init__.py``: with ``scripts/`` on ``sys.path`` Python would import it
+    as a namespace package called ``monailabel``, so a plain ``importorskip`` would not skip without the extra.
+    """
+    try:
+        spec = importlib.util.find_spec("monailabel")
+        return spec is not None and spec.origin not in (None, "namespace") and importlib.util.find_spec("monailabel.interfaces") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def require_monailabel() -> None:
+    """Skip the calling test (or module, at import) unless the ``monailabel`` extra is installed."""
+    import pytest
+
+    if not monailabel_installed():
+        pytest.skip("the monailabel extra is not installed", allow_module_level=True)
+
+
+def load_script(path: str | os.PathLike, name: str | None = None) -> ModuleType:
+    """Import a script file as a module without putting its folder on ``sys.path`` (which could shadow packages)."""
+    path = Path(path)
+    name = name or path.stem
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling look the module up by name
+    spec.loader.exec_module(module)
+    return module
 
 
 def make_tiny_encoder(path: Path, depth: int = 18) -> Path:

@@ -16,9 +16,9 @@ from . import object_cxr  # noqa: F401
 from . import mimic_labels  # noqa: F401
 from . import iu_xray  # noqa: F401
 from . import chexpert_plus  # noqa: F401
-from .check import DatalistError, DatalistReport, check_datalist
+from .check import DatalistError, DatalistReport, DatalistSchema, check_datalist
 from .datalist import list_images, load_datalist, merge_datalists, resolve_datalist
-from .dataset import CACHE_MODES, SkipBadImages, build_dataset, skip_none_collate, skip_none_list
+from .dataset import CACHE_MODES, SkipBadImages, build_dataset, build_eval_dataset, skip_none_collate, skip_none_list
 from .prepare import PREPARERS, PreparedDatalist, get_preparer, register_preparer
 from .text_features import TextFeatureCache, build_text_feature_cache, text_key, text_model_identity
 
@@ -33,9 +33,11 @@ __all__ = [
     "check_datalist",
     "DatalistReport",
     "DatalistError",
+    "DatalistSchema",
     "list_images",
     "CACHE_MODES",
     "build_dataset",
+    "build_eval_dataset",
     "SkipBadImages",
     "skip_none_collate",
     "skip_none_list",

@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..utils.dist import rank_zero_first
+from ..utils.errors import InputError
 from ..utils.io import atomic_write_json
-from .check import DatalistError, check_datalist
+from .check import DatalistError, DatalistSchema, check_datalist
 from .prepare import get_preparer
 
 logger = logging.getLogger(__name__)
@@ -33,13 +34,36 @@ IMAGE_SUFFIXES = (".dcm", ".dicom", ".png", ".jpg", ".jpeg")
 DEMO = "demo"
 
 
-def load_datalist(path: str | os.PathLike) -> dict[str, list[dict]]:
-    """Read a datalist JSON (``{"training": [...], ...}``); the ``summary`` entry, if any, is dropped."""
+def load_datalist(path: str | os.PathLike) -> dict[str, list]:
+    """Read a datalist JSON (``{"training": [...], ...}``); the ``summary`` and ``source`` entries are dropped.
+
+    Raises:
+        InputError: the file is missing, is not JSON, or is not an object of splits; the message names the file.
+            Entries are not checked here (:func:`~mflag_monai.data.check_datalist` does, one line per entry).
+    """
     path = Path(path)
+    if path.is_dir():
+        raise InputError("is a folder, not a datalist .json", path)
     if not path.is_file():
-        raise FileNotFoundError(f"Datalist not found: {path}")
-    content = json.loads(path.read_text())
-    return {k: v for k, v in content.items() if isinstance(v, list)}
+        raise InputError("datalist not found", path)
+    try:
+        content = json.loads(path.read_text())
+    except UnicodeDecodeError as err:
+        raise InputError(f"not a text file, so not a datalist JSON ({err.reason} at byte {err.start})", path) from err
+    except json.JSONDecodeError as err:
+        raise InputError(f"not valid JSON: {err.msg} at line {err.lineno} column {err.colno}", path) from err
+    if not isinstance(content, dict):
+        raise InputError(
+            f'a datalist is a JSON object of splits ({{"training": [...], "validation": [...]}}), not a {type(content).__name__}',
+            path,
+        )
+    splits = {k: v for k, v in content.items() if k not in ("summary", "source")}
+    for name, entries in splits.items():
+        if not isinstance(entries, list):
+            raise InputError(f"split {name!r} is a {type(entries).__name__}, not a list of entries", path)
+    if not splits:
+        raise InputError("no splits (expected 'training', 'validation' and/or 'test' lists)", path)
+    return splits
 
 
 # Datasets read from another dataset's demo folder (the MIMIC-CXR labels come with the MIMIC-CXR release).
@@ -73,6 +97,7 @@ def resolve_datalist(
     demo_studies: int | None = None,
     skip_bad_entries: bool = False,
     report_key: str | None = None,
+    schema: DatalistSchema | str | None = None,
     **prepare_options: object,
 ) -> dict[str, list[dict]]:
     """The splits a bundle uses, preparing them when needed.
@@ -91,10 +116,13 @@ def resolve_datalist(
         skip_bad_entries: drop entries with problems (missing files, unreadable headers, empty reports, bad labels)
             instead of refusing to start.
         report_key: the report text key, checked for empty text (pre-training).
+        schema: what the task needs of every entry (:class:`~mflag_monai.data.check.DatalistSchema`, or a task name:
+            ``"pretrain"``, ``"classification"`` (label count from ``dataset``), ``"segmentation"``, ``"detection"``).
         prepare_options: passed to the preparer.
 
     Raises:
-        DatalistError: the datalist has problems and ``skip_bad_entries`` is off; the message lists all of them.
+        DatalistError: the datalist has problems and ``skip_bad_entries`` is off, or a required split is missing or
+            left empty (skipping cannot help then); the first line names the first problem, the rest list them all.
     """
     sources = _as_sources(dataset_dir)
     with rank_zero_first():  # under torchrun, rank 0 generates/prepares; the others then read the same files
@@ -111,15 +139,31 @@ def resolve_datalist(
                 parts.append(_resolve(source, own_file, dataset, demo_subdir, demo_studies, prepare_options))
             splits, notes = merge_datalists(parts)
             print(f"Merged {len(parts)} datalists:\n{notes}", flush=True)
-    report = check_datalist(splits, report_key=report_key)  # headers only: no pixel is decoded here
+    if isinstance(schema, str):
+        schema = DatalistSchema.for_task(schema, dataset=dataset)
+    report = check_datalist(splits, report_key=report_key, schema=schema)  # headers only: no pixel decoded here
     if report.problems:
         print(f"Datalist check:\n{report.format()}", flush=True)
-    if report.errors and not skip_bad_entries:
+    where = _source_label(sources)
+    fatal = report.split_errors
+    if report.errors and skip_bad_entries and not fatal:
+        clean = report.clean
+        fatal = [p for p in check_datalist(clean, read_headers=False, schema=schema).split_errors]
+        if not fatal:
+            print(f"Skipping {len(report.errors)} bad entries (--skip_bad_entries true)", flush=True)
+            return clean
+    if fatal or report.errors:
+        first = (fatal or report.errors)[0]
+        hint = "" if fatal else f"; {len(report.errors)} bad entries in all (listed above): fix them, or pass --skip_bad_entries true"
         raise DatalistError(
-            f"The datalist has {len(report.errors)} problem entries (listed above); fix them, or pass "
-            "--skip_bad_entries true to train without them.\n" + report.format(limit=20)
+            f"{str(first).removeprefix('error: ')}{hint} (datalist {where})\n" + report.format(limit=20)
         )
-    return report.clean if report.errors else splits
+    return splits
+
+
+def _source_label(sources: str | list[str]) -> str:
+    """How an error names the datalist: its file or folder (or the list of them)."""
+    return sources if isinstance(sources, str) else ", ".join(sources)
 
 
 def _as_sources(dataset_dir: object) -> str | list[str]:

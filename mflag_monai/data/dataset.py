@@ -11,10 +11,22 @@ import logging
 
 from monai.data import CacheDataset, Dataset, PersistentDataset, list_data_collate
 from torch.utils.data import Dataset as TorchDataset
+from torch.utils.data import Subset
+
+from ..utils.errors import InputError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CACHE_MODES", "build_dataset", "SkipBadImages", "SkippingCacheDataset", "skip_none_collate", "skip_none_list"]
+__all__ = [
+    "CACHE_MODES",
+    "ImageCacheDataset",
+    "SkipBadImages",
+    "SkippingCacheDataset",
+    "build_dataset",
+    "build_eval_dataset",
+    "skip_none_collate",
+    "skip_none_list",
+]
 
 CACHE_MODES = ("persistent", "memory", "none")
 
@@ -27,6 +39,8 @@ def build_dataset(
     signature: str = "",
     num_workers: int | None = 1,
     skip_bad_images: bool = False,
+    image_key: str = "image",
+    file_key: str | None = "image_path",
 ) -> Dataset:
     """A MONAI dataset that caches everything before the first random transform.
 
@@ -41,22 +55,73 @@ def build_dataset(
         num_workers: threads used to fill a memory cache.
         skip_bad_images: images that fail to decode are skipped (logged, and counted by :func:`skip_none_collate`,
             which the data loader must then use) instead of stopping the run.
+        image_key: the image path key; with ``cache="persistent"`` only this key's transformed image is stored on
+            disk (never the report text or any other field of the entry).
+        file_key: each item keeps its image file path under this key (batches can then name their files, e.g. when
+            a loss turns NaN); ``None`` to leave the entries as they are.
     """
     if cache not in CACHE_MODES:
         raise ValueError(f"cache must be one of {CACHE_MODES}, got {cache!r}")
+    if file_key:
+        data = [{**e, file_key: str(e.get(image_key, ""))} if isinstance(e, dict) else e for e in data]
     if cache == "persistent":
         if cache_dir is None:
             raise ValueError("cache='persistent' needs a cache_dir")
         folder = Path(cache_dir) / hashlib.sha1(signature.encode()).hexdigest()[:12]
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "signature.txt").write_text(signature + "\n")
-        dataset = PersistentDataset(data=list(data), transform=transform, cache_dir=folder)
+        dataset = ImageCacheDataset(data=list(data), transform=transform, cache_dir=folder, cache_keys=(image_key,))
     elif cache == "memory":
         cache_class = SkippingCacheDataset if skip_bad_images else CacheDataset
         dataset = cache_class(data=list(data), transform=transform, num_workers=num_workers, progress=True)
     else:
         dataset = Dataset(data=list(data), transform=transform)
     return SkipBadImages(dataset) if skip_bad_images else dataset
+
+
+class ImageCacheDataset(PersistentDataset):
+    """MONAI's ``PersistentDataset`` that stores only the images (``cache_keys``) on disk, keyed by their file.
+
+    ``PersistentDataset`` pickles the whole entry as it is after the deterministic transforms: report text and
+    identifiers would sit in plain text in the cache folder. Here the deterministic transforms see the cached keys
+    alone (they must only read those), and the rest of the entry joins the cached image before the random ones.
+    """
+
+    def __init__(self, data: Sequence[dict], transform: Callable, cache_dir: str | os.PathLike, cache_keys=("image",)):
+        super().__init__(data=data, transform=transform, cache_dir=cache_dir)
+        self.cache_keys = tuple(cache_keys)
+
+    def _transform(self, index: int):
+        entry = self.data[index]
+        cached = self._cachecheck({k: entry[k] for k in self.cache_keys if k in entry})
+        rest = {k: v for k, v in entry.items() if k not in self.cache_keys}
+        return self._post_transform({**rest, **cached})
+
+
+def build_eval_dataset(
+    data: Sequence[dict], transform: Callable, skip_bad_images: bool = False, name: str = "validation"
+) -> Dataset:
+    """A ``CacheDataset`` of an evaluation split; with ``skip_bad_images``, without the entries whose images fail to
+    load (counted and printed, with the first reason), so that validation runs on what loads instead of stopping.
+
+    Raises:
+        InputError: with ``skip_bad_images``, when no image of the split loads.
+    """
+    if not skip_bad_images:
+        return CacheDataset(data=list(data), transform=transform, progress=False)
+    dataset = SkippingCacheDataset(data=list(data), transform=transform, progress=False)
+    failed = [i for i, item in enumerate(dataset._cache) if isinstance(item, _FailedItem)]
+    if not failed:
+        return dataset
+    first = dataset._cache[failed[0]].error
+    message = f"Skipping {len(failed)} of {len(dataset)} {name} images that failed to load (first: {first})"
+    logger.warning(message)
+    print(message, flush=True)
+    skipped = set(failed)
+    kept = [i for i in range(len(dataset)) if i not in skipped]
+    if not kept:
+        raise InputError(f"none of the {len(dataset)} {name} images loads; the first: {first}")
+    return Subset(dataset, kept)
 
 
 def _image_error(err: BaseException) -> BaseException | None:

@@ -22,7 +22,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
 
-from .prepare import PreparedDatalist, register_preparer
+from .prepare import PreparedDatalist, register_preparer, walk_files
 from .splits import SPLIT_NAMES, grouped_fraction, seeded_split
 
 logger = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ def detect_iu_xray(root: Path) -> bool:
 def _index_images(root: Path) -> dict[str, dict[str, Path]]:
     """``{image id: {".png": path, ".dcm": path}}`` for every PNG and DICOM under ``root``."""
     index: dict[str, dict[str, Path]] = {}
-    for path in sorted(root.rglob("*")):
+    for path in sorted(walk_files(root)):
         suffix = path.suffix.lower()
         if suffix in _IMAGE_SUFFIXES and path.is_file():
             index.setdefault(iu_image_id(path.name), {}).setdefault(suffix, path)

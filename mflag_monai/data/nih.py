@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from .labels import DEFAULT_MIN_STRATUM, NIH_14, multilabel_stratum, positives_per_label
-from .prepare import PreparedDatalist, register_preparer
+from .prepare import PreparedDatalist, register_preparer, walk_files
 from .splits import SPLIT_NAMES, seeded_split, stratified_fraction
 
 __all__ = ["prepare_nih", "read_nih_entries", "NO_FINDING"]
@@ -109,7 +109,7 @@ def prepare_nih(
 
     # One walk of the tree; a name found twice is ambiguous, so the first (sorted) wins and the rest are counted.
     files: dict[str, Path] = {}
-    for path in sorted(root.rglob("*")):
+    for path in sorted(walk_files(root)):
         if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
             if path.name in files:
                 counts["duplicate image names (first kept)"] += 1

@@ -14,7 +14,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
-from .prepare import PreparedDatalist, register_preparer
+from .prepare import PreparedDatalist, register_preparer, walk_files
 from .splits import SPLIT_NAMES, seeded_split, stratified_fraction
 
 __all__ = ["prepare_object_cxr", "read_object_cxr_csv", "parse_object_cxr_annotation", "OBJECT_TYPES"]
@@ -84,7 +84,7 @@ def read_object_cxr_csv(path: str | os.PathLike) -> list[tuple[str, list[tuple[s
 def _find_images(root: Path) -> dict[str, list[Path]]:
     """Every JPG/PNG under ``root`` by file name (one walk; a name may occur in several folders)."""
     found: dict[str, list[Path]] = {}
-    for path in sorted(root.rglob("*")):
+    for path in sorted(walk_files(root)):
         if path.suffix.lower() in (".jpg", ".jpeg", ".png") and path.is_file():
             found.setdefault(path.name, []).append(path)
     return found

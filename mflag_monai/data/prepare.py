@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
-__all__ = ["PreparedDatalist", "PREPARERS", "register_preparer", "get_preparer"]
+__all__ = ["PREPARERS", "PreparedDatalist", "get_preparer", "register_preparer", "walk_files"]
+
+
+def walk_files(root: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Every file under ``root``, symlinked folders followed (``Path.rglob`` does not enter them, and datasets are
+    often linked in from another disk), each real folder visited once; sorted per folder. ``suffix`` (e.g.
+    ``".dcm"``, any case) keeps only those files."""
+    seen: set[str] = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a link back up the tree
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        for name in sorted(files):
+            if suffix is None or name.lower().endswith(suffix.lower()):
+                yield Path(folder) / name
 
 
 @dataclass

@@ -7,7 +7,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
-from .prepare import PreparedDatalist, register_preparer
+from .prepare import PreparedDatalist, register_preparer, walk_files
 from .rle import EMPTY_RLE, rle_decode_union
 from .splits import (
     SPLIT_NAMES,
@@ -93,7 +93,7 @@ def prepare_siim(
     # One walk of the tree; several files of the same name would be ambiguous, so the first (sorted) wins.
     dicoms: dict[str, Path] = {}
     duplicates = 0
-    for path in sorted(root.rglob("*.dcm")):
+    for path in sorted(walk_files(root, ".dcm")):
         if path.stem in dicoms:
             duplicates += 1
         else:

@@ -19,7 +19,8 @@ import torch
 from tqdm import tqdm
 
 from ..utils.dist import rank_zero_first
-from ..utils.io import atomic_torch_save
+from ..utils.errors import InputError
+from ..utils.io import UnsafeCheckpointError, atomic_torch_save, safe_torch_load
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +103,14 @@ class TextFeatureCache:
         path = Path(cache_dir) / cls.filename(identity)
         if not path.is_file():
             return None
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        if payload.get("identity") != dict(identity):  # a hash collision or a hand-copied file
+        try:
+            payload = safe_torch_load(path)
+        except UnsafeCheckpointError:
+            raise
+        except InputError as err:  # cut short or damaged: computed again, and rewritten
+            logger.warning("Ignoring the text feature cache: %s", err)
+            return None
+        if not isinstance(payload, Mapping) or payload.get("identity") != dict(identity):  # a hash collision or a hand-copied file
             return None
         return cls(payload["features"], payload["keys"], payload["identity"])
 

@@ -211,6 +211,7 @@ class LatentGeometryHandler:
         train_mode: also compute the metrics with BatchNorm using each batch's own statistics, as in training
             (``geom_trainmode_*``; running statistics untouched). Eval mode is what a downstream task sees; a gap
             between the two means the network relies on batch-level information that eval mode lacks.
+        skip_bad_images: leave out (and count) images that fail to load instead of stopping the run.
     """
 
     def __init__(
@@ -225,9 +226,11 @@ class LatentGeometryHandler:
         cache: bool = True,
         image_key: str = "image",
         train_mode: bool = True,
+        skip_bad_images: bool = False,
     ) -> None:
         self.data = data
         self.train_mode = train_mode
+        self.skip_bad_images = skip_bad_images
         self.transform = transform
         self.split = split
         self.interval = int(interval)
@@ -258,11 +261,14 @@ class LatentGeometryHandler:
             entries = fixed_subset(entries, self.max_samples)
             if len(entries) < 2:
                 raise ValueError(f"Latent geometry needs at least 2 samples; split {self.split!r} has {len(entries)}.")
-            self._dataset = (
-                CacheDataset(entries, self.transform, num_workers=None, progress=False)
-                if self.cache
-                else Dataset(entries, self.transform)
-            )
+            if self.skip_bad_images:  # images that fail to load are left out (counted), as in training
+                from ..data.dataset import build_eval_dataset
+
+                self._dataset = build_eval_dataset(entries, self.transform, True, f"{self._split_used} (geometry)")
+            elif self.cache:
+                self._dataset = CacheDataset(entries, self.transform, num_workers=None, progress=False)
+            else:
+                self._dataset = Dataset(entries, self.transform)
         return self._dataset
 
     def __call__(self, engine: Engine) -> None:

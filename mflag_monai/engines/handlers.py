@@ -14,7 +14,8 @@ from ignite.engine import Engine, Events
 from torch import nn
 
 from ..utils.dicom import DICOM_UIDS, dicom_identifiers, source_of
-from ..utils.io import atomic_torch_save, atomic_write_bytes, atomic_write_json
+from ..utils.errors import InputError
+from ..utils.io import UnsafeCheckpointError, atomic_torch_save, atomic_write_bytes, atomic_write_json, safe_torch_load
 from .pretrain import loss_terms
 
 logger = logging.getLogger(__name__)
@@ -416,7 +417,12 @@ def resume_from_latest(ckpt_dir: str | os.PathLike, objects: Mapping[str, object
     """Load the newest ``checkpoint_epoch=N.pt`` of ``ckpt_dir`` into ``objects`` (network, optimizer, scheduler,
     trainer; the trainer's grad scaler too when saved) so that ``trainer.run()`` continues after epoch N.
 
-    Loading uses ``weights_only=True``. Returns the checkpoint used, or ``None`` (nothing to resume, or disabled).
+    A newest checkpoint that cannot be read (cut short, damaged) is reported and the previous one is used; a
+    checkpoint holding more than tensors is refused outright (it is never unpickled). Loading uses
+    ``weights_only=True``. Returns the checkpoint used, or ``None`` (nothing to resume, or disabled).
+
+    Raises:
+        InputError: no readable checkpoint is left, or one is unsafe; the message names the file.
     """
     if not enabled:
         return None
@@ -424,8 +430,21 @@ def resume_from_latest(ckpt_dir: str | os.PathLike, objects: Mapping[str, object
     if not checkpoints:
         logger.info("No checkpoint in %s: starting from scratch", ckpt_dir)
         return None
-    path = checkpoints[-1]
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state, path, damaged = None, None, []
+    for candidate in reversed(checkpoints):
+        try:
+            state, path = safe_torch_load(candidate), candidate
+            break
+        except UnsafeCheckpointError:
+            raise
+        except InputError as err:  # cut short by a crash mid-copy, or damaged: the previous one is complete
+            damaged.append(str(err))
+            logger.warning("Cannot resume from %s; trying the previous checkpoint", err)
+            print(f"warning: {err}; trying the previous checkpoint", flush=True)
+    if state is None:
+        raise InputError(f"no readable checkpoint to resume from ({len(damaged)} damaged: {damaged[0]})", ckpt_dir)
+    if not isinstance(state, Mapping):
+        raise InputError(f"not a training checkpoint (holds a {type(state).__name__})", path)
     objects = dict(objects)
     trainer = objects.get("trainer")
     if "scaler" in state and getattr(trainer, "scaler", None) is not None:
@@ -433,7 +452,7 @@ def resume_from_latest(ckpt_dir: str | os.PathLike, objects: Mapping[str, object
     configured_epochs = getattr(getattr(trainer, "state", None), "max_epochs", None)
     for name, obj in objects.items():
         if name not in state:
-            raise KeyError(f"{path} has no '{name}' entry (it holds {sorted(state)}); cannot resume from it")
+            raise InputError(f"no '{name}' entry (it holds {sorted(state)}); cannot resume from it", path)
         obj.load_state_dict(state[name])
     if configured_epochs is not None:  # the checkpoint carries the old run's max_epochs: keep this run's
         trainer.state.max_epochs = configured_epochs

@@ -291,6 +291,10 @@ class MFLAGTrainer(SupervisedTrainer):
             losses = self._gradient_cached_step(engine, images, texts, features)
         else:
             losses = self._plain_step(engine, images, texts, features)
+        if not torch.isfinite(losses["loss"].detach()).all():  # before the step: the weights stay finite, nothing saves
+            from .robustness import non_finite_loss_error
+
+            raise non_finite_loss_error(losses["loss"], engine.state.epoch, engine.state.iteration, batchdata)
         if self._use_scaler:
             self.scaler.step(engine.optimizer)
             self.scaler.update()

@@ -1,4 +1,5 @@
-"""Crash safety for the downstream bundles: atomic best-model files that survive a resume, and skipped-image counts.
+"""Crash safety for the downstream bundles: atomic best-model files that survive a resume, skipped-image counts, and a
+stop at the first NaN/inf loss.
 
 MONAI's ``CheckpointSaver`` writes the key-metric model in place (``atomic=False``) and forgets the best score when a
 run is resumed, so the first validation after a resume would overwrite a better model. :class:`BestModelSaver`
@@ -12,12 +13,21 @@ import logging
 import os
 from pathlib import Path
 
+import torch
 from ignite.engine import Engine, Events
 from torch import nn
 
+from ..utils.errors import InputError
 from ..utils.io import atomic_torch_save
 
-__all__ = ["BestModelSaver", "SkippedImageCounter"]
+__all__ = [
+    "BestModelSaver",
+    "NonFiniteLossError",
+    "SkippedImageCounter",
+    "StopOnNonFiniteLoss",
+    "batch_files",
+    "non_finite_loss_error",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -92,3 +102,68 @@ class SkippedImageCounter:
         engine.state.metrics["skipped_images"] = self.count
         if self.count:
             logger.warning("%d image(s) skipped so far because they failed to load", self.count)
+
+
+class NonFiniteLossError(InputError):
+    """Training produced a NaN or infinite loss; the message names the step and the batch's files."""
+
+
+def batch_files(batch: object, image_key: str = "image", file_key: str = "image_path", limit: int = 8) -> list[str]:
+    """The image files of a batch (dict or list of items): ``file_key`` entries, else the images' MetaTensor
+    ``filename_or_obj``; at most ``limit``."""
+    items = batch if isinstance(batch, list) else [batch]
+    files: list[str] = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        value = item.get(file_key)
+        if value is None:
+            meta = getattr(item.get(image_key), "meta", None) or {}
+            value = meta.get("filename_or_obj")
+        if isinstance(value, str):
+            files.append(value)
+        elif isinstance(value, (list, tuple)):
+            files.extend(str(v) for v in value)
+    return files[:limit]
+
+
+def non_finite_loss_error(
+    loss: torch.Tensor | float, epoch: int, iteration: int, batch: object, what: str = "loss"
+) -> NonFiniteLossError:
+    """The error a NaN/inf loss stops training with: the value, the step and the batch's files."""
+    files = batch_files(batch)
+    names = ", ".join(files) if files else "(file names not in the batch)"
+    return NonFiniteLossError(
+        f"{what} is {float(loss)} at epoch {epoch}, iteration {iteration}; training stopped and nothing from this "
+        f"step was saved. Check the batch's images and labels (or lower the learning rate): {names}"
+    )
+
+
+class StopOnNonFiniteLoss:
+    """Stop training with :class:`NonFiniteLossError` at the first NaN or infinite loss, naming the step and the
+    batch's files.
+
+    Ignite's ``TerminateOnNan`` ends the run *normally*: the completion handlers would still save the diverged
+    network (as "best", or as the final model) and the process would exit 0. Raising stops everything; the last
+    checkpoint written is from before the divergence.
+
+    Args:
+        output_key: the loss in ``engine.state.output`` (a dict, or a list of dicts).
+    """
+
+    def __init__(self, output_key: str = "loss") -> None:
+        self.output_key = output_key
+
+    def attach(self, engine: Engine) -> None:
+        """Check after every iteration (before anything at the epoch's end can save)."""
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        """Raise when this iteration's loss is not finite."""
+        output = engine.state.output
+        rows = output if isinstance(output, list) else [output]
+        for row in rows:
+            loss = row.get(self.output_key) if isinstance(row, dict) else None
+            if loss is not None and not bool(torch.isfinite(torch.as_tensor(loss, dtype=torch.float32)).all()):
+                value = torch.as_tensor(loss, dtype=torch.float32).reshape(-1)[0]
+                raise non_finite_loss_error(value, engine.state.epoch, engine.state.iteration, engine.state.batch)

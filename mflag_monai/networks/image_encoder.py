@@ -9,7 +9,6 @@ MONAI networks (``FlexibleUNet``, RetinaNet feature extractors) are built from.
 from __future__ import annotations
 
 import logging
-import pickle
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -17,6 +16,8 @@ import torch
 from monai.networks.nets import ResNet
 from monai.networks.nets.resnet import ResNetBlock, ResNetBottleneck
 from torch import nn
+
+from ..utils.io import safe_torch_load
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +133,8 @@ def load_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a state dict from ``.pt``/``.pth`` (with ``weights_only=True``) or ``.safetensors``.
 
     Checkpoints that wrap the weights (``{"state_dict": ...}``, ``{"model": ...}``, ``{"network": ...}``) are unwrapped.
+    A file holding other Python objects is refused (:class:`~mflag_monai.utils.io.UnsafeCheckpointError`): re-save
+    its state dict with ``torch.save(model.state_dict())``.
     """
     path = Path(path)
     if not path.is_file():
@@ -140,13 +143,7 @@ def load_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
 
         return load_file(str(path))
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)  # never runs code from the file
-    except pickle.UnpicklingError as err:
-        raise ValueError(
-            f"{path}: refused to load: the file holds Python objects other than tensors, which could run code "
-            f"when unpickled ({str(err).splitlines()[0]}). Re-save its state dict with torch.save(model.state_dict())."
-        ) from err
+    obj = safe_torch_load(path)  # never runs code from the file; one-line refusals naming it
     for key in ("state_dict", "model", "network", "encoder"):
         if isinstance(obj, Mapping) and key in obj and isinstance(obj[key], Mapping):
             obj = obj[key]

@@ -11,7 +11,11 @@ and PNG/JPG exports are read with Pillow (EXIF orientation applied, 8 or 16 bit)
 in [0, 1], rows first, bright = dense, as displayed.
 
 Any other file (colour or palette, multi-frame, no pixel data, truncated, malformed, compressed without an installed
-decoder, not DICOM at all) raises :class:`CXRImageError` with the one-line message ``"<path>: <reason>"``.
+decoder, not DICOM at all) raises :class:`CXRImageError` with the one-line message ``"<path>: <reason>"``. So do files
+whose pixel data does not fit their header (more bytes than Rows×Columns×frames×samples: extra frames without
+NumberOfFrames, RGB bytes labelled MONOCHROME2; Rows and Columns swapped) and images above :data:`MAX_PIXELS`.
+Values above BitsStored are masked off, as the standard says. Pixels are handled in float32 (never float64), so a
+large image costs 4 bytes a pixel per copy.
 """
 
 from __future__ import annotations
@@ -29,13 +33,28 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
 
+from ..utils.errors import InputError
+
 if TYPE_CHECKING:  # annotations only: pydicom is imported inside the functions that use it
     from pydicom.dataset import Dataset
     from pydicom.uid import UID
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CXRImageError", "read_cxr", "read_dicom", "read_bitmap", "LoadCXRImage", "LoadCXRImaged"]
+__all__ = [
+    "MAX_PIXELS",
+    "CXRImageError",
+    "LoadCXRImage",
+    "LoadCXRImaged",
+    "check_cxr_file",
+    "read_bitmap",
+    "read_cxr",
+    "read_dicom",
+]
+
+#: Largest image read (rows × columns): 8192², four times the largest chest radiograph detectors (~4300²). Larger
+#: files are refused before decoding (a 12000² image would cost gigabytes in the transform chain).
+MAX_PIXELS = 8192 * 8192
 
 DICOM_SUFFIXES = {".dcm", ".dicom", ".dic", ""}
 BITMAP_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
@@ -47,7 +66,7 @@ _DECODER_HINT = (
 )
 
 
-class CXRImageError(ValueError):
+class CXRImageError(InputError):
     """An image file that cannot be read as a 2D grayscale chest radiograph; the message names the file."""
 
 
@@ -93,7 +112,7 @@ def _window(x: np.ndarray, center: float, width: float, function: str) -> np.nda
     if function == "SIGMOID":
         if width <= 0:
             raise ValueError("WindowWidth must be > 0 for a SIGMOID window")
-        return 1.0 / (1.0 + np.exp(-4.0 * (x - center) / width))
+        return (1.0 / (1.0 + np.exp(-4.0 * (x - center) / width))).astype(np.float32, copy=False)
     if function == "LINEAR_EXACT":
         if width <= 0:
             raise ValueError("WindowWidth must be > 0 for a LINEAR_EXACT window")
@@ -102,21 +121,30 @@ def _window(x: np.ndarray, center: float, width: float, function: str) -> np.nda
         if width < 1:
             raise ValueError("WindowWidth must be >= 1 for a LINEAR window")
         lo, hi = center - 0.5 - (width - 1) / 2.0, center - 0.5 + (width - 1) / 2.0
-    return np.clip((x - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
+    out = np.subtract(x, lo, dtype=np.float32)  # one float32 copy, scaled and clipped in place
+    out /= np.float32(max(hi - lo, 1e-6))
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def _min_max(x: np.ndarray) -> np.ndarray:
     lo, hi = float(x.min()), float(x.max())
-    return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+    if hi <= lo:
+        return np.zeros_like(x, dtype=np.float32)
+    x = x - np.float32(lo)  # a new float32 array; the in-place division below adds no copy
+    x /= np.float32(hi - lo)
+    return x
 
 
-def _read_dataset(path: str) -> Dataset:
-    """``pydicom.dcmread``, falling back to ``force=True`` for data sets written without the preamble/meta header."""
+def _read_dataset(path: str, defer_size: str | None = None) -> Dataset:
+    """``pydicom.dcmread``, falling back to ``force=True`` for data sets written without the preamble/meta header.
+
+    ``defer_size`` leaves larger values (the pixel data) unread until used: their length is still known.
+    """
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     try:
-        return pydicom.dcmread(path)
+        return pydicom.dcmread(path, defer_size=defer_size)
     except InvalidDicomError:
         pass  # no 'DICM' marker: older exports write the bare data set, which is still DICOM
     except Exception as err:  # pydicom raises several types for broken headers
@@ -124,7 +152,7 @@ def _read_dataset(path: str) -> Dataset:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a forced read of a non-DICOM file warns about nonsense VRs
-            ds = pydicom.dcmread(path, force=True)
+            ds = pydicom.dcmread(path, force=True, defer_size=defer_size)
         # forced parsing of any byte stream "succeeds"; only standard identifying elements make it DICOM
         is_dicom = any(k in ds for k in ("SOPClassUID", "PixelData", "Modality", "StudyInstanceUID"))
     except Exception:
@@ -170,7 +198,53 @@ def _check_image_header(ds: Dataset) -> tuple[str, str]:
     rows, cols = _int_tag(ds, "Rows", 0), _int_tag(ds, "Columns", 0)
     if rows < 1 or cols < 1:
         raise _Refusal(f"empty image (Rows {rows}, Columns {cols})")
+    _check_size(rows, cols)
     return keyword, photometric
+
+
+def _check_size(rows: int, cols: int) -> None:
+    if rows * cols > MAX_PIXELS:
+        raise _Refusal(
+            f"image of {rows}x{cols} pixels is larger than the {MAX_PIXELS:,} pixels read "
+            "(mflag_monai.transforms.io.MAX_PIXELS); downscale the file"
+        )
+
+
+def _pixel_data_length(ds: Dataset, keyword: str) -> int | None:
+    """Bytes of the pixel data element without reading it (``None``: encapsulated, i.e. compressed)."""
+    element = ds.get_item(keyword)  # a raw element when the value is still unread (``defer_size``)
+    length = getattr(element, "length", None)
+    if length is None:  # already converted: the value is in memory
+        length = len(ds[keyword].value or b"")
+    return None if length == 0xFFFFFFFF else int(length)
+
+
+def _check_pixel_length(ds: Dataset, keyword: str, have: int) -> None:
+    """Refuse uncompressed pixel data whose length does not fit Rows×Columns×frames×samples×bits.
+
+    Shorter is a truncated file; longer means the header describes only part of the data (frames without
+    NumberOfFrames, colour bytes labelled monochrome, a wrong Rows/Columns): reading the first frame's worth of bytes
+    would be silently wrong. A tail under a tenth of the image is taken for padding (as pydicom does) and ignored.
+    """
+    rows, cols = _int_tag(ds, "Rows", 0), _int_tag(ds, "Columns", 0)
+    frames, samples = _int_tag(ds, "NumberOfFrames", 1), _int_tag(ds, "SamplesPerPixel", 1)
+    need = _expected_bytes(ds, keyword) * frames * samples
+    if have < need:
+        raise _Refusal(f"truncated pixel data ({have} of {need} bytes)")
+    if have <= need + max(need % 2, need // 10):
+        if have > need + (need % 2):  # pydicom reads the image and drops the tail (e.g. its MR_small_padded.dcm)
+            logger.warning("%d bytes of padding after the pixel data (%d bytes expected); ignored", have - need, need)
+        return
+    if have > need:
+        shape = f"Rows×Columns×frames×samples {rows}×{cols}×{frames}×{samples}"
+        ratio = have / need
+        guess = ""
+        if ratio == int(ratio):
+            guess = (
+                f": {int(ratio)} times one image's bytes, i.e. {int(ratio)} frames without NumberOfFrames, or "
+                f"{int(ratio)} samples (colour) labelled {str(ds.get('PhotometricInterpretation', '')).strip()}"
+            )
+        raise _Refusal(f"pixel data holds {have} bytes, more than the {need} of {shape}{guess}")
 
 
 def _transfer_syntax(ds: Dataset) -> UID:
@@ -232,17 +306,66 @@ def _decode(ds: Dataset, keyword: str) -> np.ndarray:
             raise _Refusal(f"cannot decode pixel data ({syntax.name}); {_DECODER_HINT}")
         if status == "unsupported":
             raise _Refusal(f"cannot decode pixel data ({syntax.name}): pydicom has no decoder for this transfer syntax")
-    else:  # check the length up front: pydicom's own message is long, and a short file is the common damage
-        have, need = len(ds[keyword].value or b""), _expected_bytes(ds, keyword)
-        if have < need:
-            raise _Refusal(f"truncated pixel data ({have} of {need} bytes)")
+    else:  # check the length up front: pydicom's own message is long, and a wrong length must not load silently
+        _check_pixel_length(ds, keyword, len(ds[keyword].value or b""))
     try:
         stored = ds.pixel_array
     except Exception as err:  # the plugin is installed, so the data itself is damaged or exotic
         raise _Refusal(f"cannot decode pixel data ({syntax.name}): {type(err).__name__}: {err}") from err
     if stored.ndim != 2:
         raise _Refusal(f"pixel data has shape {tuple(stored.shape)}; expected a 2D image")
-    return stored
+    _check_orientation(stored)
+    return _mask_to_bits_stored(stored, ds, keyword)
+
+
+def _mask_to_bits_stored(stored: np.ndarray, ds: Dataset, keyword: str) -> np.ndarray:
+    """Keep the low BitsStored bits of integer pixel data (PS3.5 8.1.1): the bits above may hold overlays or garbage,
+    and one stray high value would otherwise stretch the display range until the image is black."""
+    bits_stored, bits_allocated = _int_tag(ds, "BitsStored", 0), _int_tag(ds, "BitsAllocated", 0)
+    if keyword != "PixelData" or not 0 < bits_stored < bits_allocated or stored.dtype.kind not in "iu":
+        return stored
+    mask, half = (1 << bits_stored) - 1, 1 << (bits_stored - 1)
+    signed = _int_tag(ds, "PixelRepresentation", 0) == 1
+    low, high = (-half, half - 1) if signed else (0, mask)
+    if int(stored.min()) >= low and int(stored.max()) <= high:  # the common case: nothing to mask, no copy
+        return stored
+    if signed:  # two's complement in BitsStored bits: keep them, then sign-extend
+        values = stored.astype(np.int32) & mask
+        values[values >= half] -= 1 << bits_stored
+    else:
+        values = stored & stored.dtype.type(mask)
+    changed = int(np.count_nonzero(values != stored))
+    logger.warning("%d pixel values had bits set above BitsStored %d; masked off", changed, bits_stored)
+    return values.astype(stored.dtype, copy=False)  # the masked values fit the stored type
+
+
+def _roughness(flat: np.ndarray, width: int, rows: int = 256) -> float:
+    """Mean absolute difference between neighbouring pixels (vertical plus horizontal) of ``flat`` laid out ``width``
+    wide, over a band of ``rows`` rows from the middle (cheap on large images)."""
+    height = flat.size // width
+    start = max(0, height // 2 - rows // 2) * width
+    band = flat[start : start + min(rows, height) * width].reshape(-1, width).astype(np.float32)
+    return float(np.abs(np.diff(band, axis=0)).mean() + np.abs(np.diff(band, axis=1)).mean())
+
+
+def _check_orientation(stored: np.ndarray) -> None:
+    """Refuse pixel data whose Rows and Columns are swapped in the header.
+
+    A radiograph is smoother in its true layout than in any other: the same bytes laid out the wrong width put
+    unrelated pixels side by side (or, for a width that divides the true one, several image rows in one row, with a
+    jump at each seam). When the swapped layout is clearly smoother than the header's, the header is wrong. Square
+    images cannot tell, and noise-like images (both layouts equally rough) never trigger.
+    """
+    rows, cols = stored.shape
+    if rows == cols or min(rows, cols) < 8:
+        return
+    flat = stored.reshape(-1)
+    as_given, swapped = _roughness(flat, cols), _roughness(flat, rows)
+    if as_given > 1.3 * max(swapped, 1e-6):
+        raise _Refusal(
+            f"pixel data does not fit Rows {rows} x Columns {cols}: laid out {cols} rows of {rows} it is a smoother "
+            "image, so the header has Rows and Columns swapped"
+        )
 
 
 def _voi(path: str, ds: Dataset, values: np.ndarray, apply_window: bool) -> tuple[np.ndarray, str]:
@@ -251,7 +374,7 @@ def _voi(path: str, ds: Dataset, values: np.ndarray, apply_window: bool) -> tupl
     try:
         if apply_window and "VOILUTSequence" in ds and len(ds.VOILUTSequence):
             indices = np.rint(values).astype(np.int64)  # a LUT is indexed by integer modality values
-            return _min_max(np.asarray(apply_voi_lut(indices, ds, index=0), dtype=np.float64)), "lut"
+            return _min_max(np.asarray(apply_voi_lut(indices, ds, index=0), dtype=np.float32)), "lut"
         center, width = ds.get("WindowCenter"), ds.get("WindowWidth")
         if apply_window and center not in (None, "") and width not in (None, ""):
             function = str(ds.get("VOILUTFunction", "") or "")
@@ -285,7 +408,7 @@ def read_dicom(path: str | os.PathLike, apply_window: bool = True) -> tuple[np.n
         stored = _decode(ds, keyword)
         apply_modality_lut, _ = _pixel_utils()
         try:  # rescale slope/intercept or modality LUT (signed data comes out signed)
-            values = np.asarray(apply_modality_lut(stored, ds), dtype=np.float64)
+            values = np.asarray(apply_modality_lut(stored, ds), dtype=np.float32)
         except Exception as err:
             raise _Refusal(f"invalid modality LUT or rescale ({type(err).__name__}: {err})") from err
         if not np.isfinite(values).all():  # float pixel data can hold NaN/inf; nothing sensible to display
@@ -304,7 +427,56 @@ def read_dicom(path: str | os.PathLike, apply_window: bool = True) -> tuple[np.n
         raise CXRImageError(f"{path}: {why}") from why
     if photometric == "MONOCHROME1":  # high stored value = dark: flip so bright means dense, as displayed
         values = 1.0 - values
-    return values.astype(np.float32), meta
+    return values.astype(np.float32, copy=False), meta
+
+
+def check_cxr_file(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be read as a chest radiograph, from its header alone (no pixel is decoded), or ``None``.
+
+    Checks what :func:`read_cxr` checks before decoding, with the same words: for DICOM (with or without the preamble)
+    the image header, the size limit, the transfer syntax's decoder and the pixel data's length against
+    Rows×Columns×frames×samples; for PNG/JPG the header and the size limit. A file that passes can still fail to
+    decode (corrupt compressed data) or be refused for its content (swapped Rows/Columns), which only decoding shows.
+    """
+    path = str(path)
+    if os.path.isdir(path):
+        return "is a directory, not an image file"
+    if not os.path.isfile(path):
+        return "file not found"
+    try:
+        if not _is_dicom(path):
+            from PIL import Image
+
+            with Image.open(path) as img:  # parses the header only
+                if img.width * img.height > MAX_PIXELS:
+                    return (
+                        f"image of {img.height}x{img.width} pixels is larger than the {MAX_PIXELS:,} pixels read "
+                        "(mflag_monai.transforms.io.MAX_PIXELS); downscale the file"
+                    )
+            return None
+        ds = _read_dataset(path, defer_size="64 KB")
+        keyword, _ = _check_image_header(ds)
+        syntax = _transfer_syntax(ds)
+        length = _pixel_data_length(ds, keyword)
+        try:
+            compressed = syntax.is_compressed
+        except ValueError:  # pydicom < 3 raises for private UIDs
+            return f"cannot decode pixel data (unknown transfer syntax {syntax})"
+        if compressed or length is None:
+            status = _decoder_status(syntax)
+            if status == "missing":
+                return f"cannot decode pixel data ({syntax.name}); {_DECODER_HINT}"
+            if status == "unsupported":
+                return f"cannot decode pixel data ({syntax.name}): pydicom has no decoder for this transfer syntax"
+            return None
+        _check_pixel_length(ds, keyword, length)
+        return None
+    except _Refusal as why:
+        return str(why)
+    except CXRImageError as err:
+        return str(err).removeprefix(f"{path}: ")
+    except Exception as err:  # noqa: BLE001 - any parser error means the header is unreadable
+        return f"unreadable header ({type(err).__name__}: {err})".replace("\n", " ")
 
 
 def read_bitmap(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
@@ -314,21 +486,29 @@ def read_bitmap(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
     path = str(path)
     try:
         with Image.open(path) as img:
+            if img.width * img.height > MAX_PIXELS:  # before decoding: the header gives the size
+                raise CXRImageError(
+                    f"{path}: image of {img.height}x{img.width} pixels is larger than the {MAX_PIXELS:,} pixels read "
+                    "(mflag_monai.transforms.io.MAX_PIXELS); downscale the file"
+                )
             img = ImageOps.exif_transpose(img)
             mode = img.mode
             if mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(img, dtype=np.float64)
+                arr = np.asarray(img, dtype=np.float32)
                 scale = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
             else:
                 if mode not in ("L", "1"):
                     rgb = np.asarray(img.convert("RGB"), dtype=np.int16)
                     if np.abs(rgb[..., 0] - rgb[..., 1]).max() > 8 or np.abs(rgb[..., 1] - rgb[..., 2]).max() > 8:
                         warnings.warn(f"{path}: colour image converted to grey; is this a radiograph?", stacklevel=3)
-                arr = np.asarray(img.convert("L"), dtype=np.float64)
+                arr = np.asarray(img.convert("L"), dtype=np.float32)
                 scale = 255.0
+    except CXRImageError:
+        raise
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
         raise CXRImageError(f"{path}: not a readable image file ({type(err).__name__}: {err})") from err
-    return (arr / scale).astype(np.float32), {"source_format": Path(path).suffix.lower().lstrip("."), "pixel_spacing": [1.0, 1.0]}
+    arr /= np.float32(scale)  # in place: float32 throughout, one copy of the image
+    return arr, {"source_format": Path(path).suffix.lower().lstrip("."), "pixel_spacing": [1.0, 1.0]}
 
 
 def _is_dicom(path: str) -> bool:

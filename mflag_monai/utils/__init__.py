@@ -1,6 +1,28 @@
 """Small shared utilities."""
 
 from .dist import is_distributed, rank, rank_zero_first
-from .io import atomic_torch_save, atomic_write, atomic_write_bytes, atomic_write_json, require_file
+from .errors import InputError, concise_errors
+from .io import (
+    atomic_torch_save,
+    atomic_write,
+    atomic_write_bytes,
+    atomic_write_json,
+    require_file,
+    require_writable,
+    safe_torch_load,
+)
 
-__all__ = ["is_distributed", "rank", "rank_zero_first", "atomic_torch_save", "atomic_write", "atomic_write_bytes", "atomic_write_json", "require_file"]
+__all__ = [
+    "InputError",
+    "atomic_torch_save",
+    "atomic_write",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "concise_errors",
+    "is_distributed",
+    "rank",
+    "rank_zero_first",
+    "require_file",
+    "require_writable",
+    "safe_torch_load",
+]

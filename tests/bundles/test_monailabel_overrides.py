@@ -15,7 +15,17 @@ import pytest
 import torch
 
 from mflag_monai.networks import build_segmentation_unet
-from tiny_bundles import FAST, REPO, TINY, bundle_copy, make_tiny_encoder, monailabel_train_overrides, run_train_workflow, segmentation_datalist
+from tiny_bundles import (
+    FAST,
+    REPO,
+    TINY,
+    bundle_copy,
+    make_tiny_encoder,
+    monailabel_train_overrides,
+    monailabel_installed,
+    run_train_workflow,
+    segmentation_datalist,
+)
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +82,8 @@ def test_the_network_override_is_what_trains(bundle: Path, siim: dict) -> None:
     assert any(not torch.equal(state[f"encoder.{k}"], v) for k, v in encoder.items() if v.is_floating_point())
 
 
+@pytest.mark.skipif(not monailabel_installed(), reason="the monailabel extra is not installed")
 def test_monailabel_bundle_train_task_runs_the_bundle(bundle: Path, siim: dict) -> None:
-    pytest.importorskip("monailabel")
     sys.path.insert(0, str(REPO / "scripts" / "monailabel"))
     try:
         from lib.trainers import SegmentationTrain

@@ -205,3 +205,19 @@ def test_inference_writes_embeddings_with_identifiers_and_scores_reports(trained
     summary = json.loads((out / "similarity.json").read_text())
     assert summary["num_images"] == 3 and summary["num_images_without_report"] == 1
     assert set(summary["image_to_text"]) == {"R@1", "R@5", "R@10"}
+
+
+def test_no_report_text_under_cache_eval_or_models(trained) -> None:
+    bundle_root, _ = trained
+    datalist = json.loads((bundle_root / "datalists" / "datalist_pretrain.json").read_text())
+    reports = {e["report"] for split in ("training", "validation", "test") for e in datalist.get(split, [])}
+    assert len(reports) > 10
+    checked = 0
+    for folder in ("cache", "eval", "models"):
+        for path in (bundle_root / folder).rglob("*"):
+            if path.is_file():
+                content = path.read_bytes()
+                leaked = [r for r in reports if r.encode() in content]
+                assert not leaked, f"report text in {path.relative_to(bundle_root)}: {leaked[0][:60]!r}"
+                checked += 1
+    assert checked > 10 and list((bundle_root / "cache" / "images").rglob("*.pt"))

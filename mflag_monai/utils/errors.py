@@ -1,0 +1,86 @@
+"""One line per bad input: the error type the project raises for the user's files, folders, datalists and options,
+and how command lines and bundle runs print it (``error: <what> (<where>)``, no traceback unless asked)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import sys
+from types import TracebackType
+
+__all__ = ["InputError", "concise_errors", "find_input_error", "format_error"]
+
+
+class InputError(ValueError):
+    """A problem with the user's input, worded as ``<what> (<where>)``: the file, folder, entry or option at fault.
+
+    A ``ValueError``, so that code catching bad values keeps working.
+    """
+
+    def __init__(self, what: str, where: str | os.PathLike | None = None) -> None:
+        self.what = str(what)
+        self.where = None if where is None else str(where)
+        super().__init__(f"{self.what} ({self.where})" if self.where else self.what)
+
+
+# Errors that mean "the input is wrong", not "the code is wrong", when they reach the top of a command.
+_INPUT_TYPES: tuple[type[BaseException], ...] = (
+    InputError,
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+    json.JSONDecodeError,
+    UnicodeDecodeError,
+    pickle.UnpicklingError,
+)
+
+
+def find_input_error(err: BaseException | None, extra: tuple[type[BaseException], ...] = ()) -> BaseException | None:
+    """The input error behind ``err`` (MONAI's config parser wraps errors in ``RuntimeError``), if any."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, _INPUT_TYPES + extra):
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def format_error(err: BaseException) -> str:
+    """``error: <message>`` on one line: the error's ``headline`` when it has one, else its lines joined."""
+    if isinstance(err, KeyError) and err.args:
+        message = str(err.args[0])  # str(KeyError) adds quotes
+    elif isinstance(err, OSError) and err.filename is not None and not isinstance(err, InputError):
+        message = f"{err.strerror or type(err).__name__} ({err.filename})"
+    else:
+        message = str(err) or type(err).__name__
+    if getattr(err, "headline", None):  # e.g. a datalist report: the full list was printed above
+        return f"error: {err.headline}"
+    lines = [line.strip() for line in message.splitlines() if line.strip()] or [type(err).__name__]
+    return "error: " + " ".join(lines)  # a hint on the following lines (a command to run) is kept
+
+
+def concise_errors(debug: bool = False) -> None:
+    """Make an uncaught input error end the process with one ``error: ...`` line instead of a traceback.
+
+    Called by the bundles' ``initialize`` (``--debug true`` keeps Python's traceback); errors that are not input
+    errors (bugs) keep their traceback either way. The process still exits with a non-zero code.
+    """
+    if debug:
+        sys.excepthook = sys.__excepthook__
+        return
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+        cause = find_input_error(value)
+        if cause is None:
+            previous(kind, value, tb)
+            return
+        # anything already printed (e.g. the full datalist report) stays above this line
+        print(format_error(cause) + " (--debug true shows the traceback)", file=sys.stderr, flush=True)
+
+    hook.__wrapped__ = previous  # type: ignore[attr-defined]
+    sys.excepthook = hook
