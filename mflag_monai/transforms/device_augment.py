@@ -45,6 +45,22 @@ def _homographies(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
     return torch.cat([h, torch.ones_like(h[:, :1])], dim=1).view(-1, 3, 3)
 
 
+def _sample_points(maps: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``[B, H, W, 2]``: where the projective ``maps`` (``[B, 3, 3]``) send each output pixel index ``(x, y, 1)``.
+
+    Each homogeneous coordinate ``m0·x + m1·y + m2`` is the sum of a per-column and a per-row term, so it is built
+    by broadcasting (one pass over the batch) instead of a matrix product with an inner size of 3, which is slow.
+    """
+    xs = torch.arange(width, device=maps.device, dtype=maps.dtype).view(1, 1, width)
+    ys = torch.arange(height, device=maps.device, dtype=maps.dtype).view(1, height, 1)
+    m = maps.view(-1, 9, 1, 1)
+    u, v, z = ((m[:, 3 * r] * xs) + (m[:, 3 * r + 1] * ys + m[:, 3 * r + 2]) for r in range(3))
+    points = torch.empty(len(maps), height, width, 2, device=maps.device, dtype=maps.dtype)
+    torch.div(u, z, out=points[..., 0])  # written in place: stacking on the last dimension is slow on CPU
+    torch.div(v, z, out=points[..., 1])
+    return points
+
+
 class CXRBatchAugmentation:
     """Random rotation, perspective and autocontrast, then normalisation, of a ``[B, 1, H, W]`` batch on its device.
 
@@ -155,30 +171,31 @@ class CXRBatchAugmentation:
         if isinstance(images, MetaTensor):
             images = images.as_tensor()
         b, _, h, w = images.shape
-        x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
-        to_grid, to_rotated = (m.to(x.device, torch.float32) for m in self.warp_matrices(params, h, w))
-        ys, xs = torch.meshgrid(
-            torch.arange(h, device=x.device, dtype=torch.float32),
-            torch.arange(w, device=x.device, dtype=torch.float32),
-            indexing="ij",
-        )
-        pixels = torch.stack([xs.reshape(-1), ys.reshape(-1), torch.ones_like(xs).reshape(-1)])  # [3, H*W]
-        g = to_grid @ pixels
-        grid = (g[:, :2] / g[:, 2:]).transpose(1, 2).reshape(b, h, w, 2)
+        device = images.device
+        # warped in the input's scale (0..255 for uint8): the warp is linear and zero-filled, so the division by 255
+        # folds into the final per-sample scale and shift below, saving a pass over the batch
+        unit = 255.0 if images.dtype == torch.uint8 else 1.0
+        x = images.float()
+        to_grid, to_rotated = (m.to(device, torch.float32) for m in self.warp_matrices(params, h, w))
+        grid = _sample_points(to_grid, h, w)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        # zero fill where the perspective samples outside the rotated frame: a bilinear ones-image over that frame
-        q = to_rotated @ pixels
-        q = q[:, :2] / q[:, 2:]
-        fx = torch.clamp(torch.minimum(q[:, 0] + 1.0, w - q[:, 0]), 0.0, 1.0)
-        fy = torch.clamp(torch.minimum(q[:, 1] + 1.0, h - q[:, 1]), 0.0, 1.0)
-        x = x * (fx * fy).view(b, 1, h, w)
-        # autocontrast: each image's min..max to 0..1 (a constant image to 0, as MONAI's ScaleIntensity)
-        flat = x.flatten(1)
-        lo, hi = flat.min(dim=1).values.view(b, 1, 1, 1), flat.max(dim=1).values.view(b, 1, 1, 1)
+        # zero fill where the perspective samples outside the rotated frame (a bilinear ones-image over that frame,
+        # as torchvision fills); without perspective every sample lies inside
+        warped = params["perspective"].nonzero().flatten().tolist()
+        if warped:
+            q = _sample_points(to_rotated[warped], h, w)
+            fx = torch.clamp(torch.minimum(q[..., 0] + 1.0, w - q[..., 0]), 0.0, 1.0)
+            fy = torch.clamp(torch.minimum(q[..., 1] + 1.0, h - q[..., 1]), 0.0, 1.0)
+            x[warped] *= (fx * fy).unsqueeze(1)
+        # autocontrast (each image's min..max to 0..1; a constant image to 0, as MONAI's ScaleIntensity), then
+        # (y - 0.5) / 0.5: one scale and shift per sample
+        lo, hi = torch.aminmax(x.flatten(1), dim=1)
         span = hi - lo
-        stretched = torch.where(span > 0, (x - lo) / span.clamp_min(torch.finfo(x.dtype).tiny), torch.zeros_like(x))
-        x = torch.where(params["autocontrast"].to(x.device).view(b, 1, 1, 1), stretched, x)
-        x = (x - 0.5) / 0.5
+        stretch = params["autocontrast"].to(device)
+        inv = torch.where(span > 0, 1.0 / span.clamp_min(torch.finfo(x.dtype).tiny), torch.zeros_like(span))
+        scale = torch.where(stretch, 2.0 * inv, torch.full_like(span, 2.0 / unit))
+        shift = torch.where(stretch, -2.0 * lo * inv - 1.0, torch.full_like(span, -1.0))
+        x = torch.addcmul(shift.view(b, 1, 1, 1), x, scale.view(b, 1, 1, 1))
         return x.repeat(1, self.channels, 1, 1)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
