@@ -62,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--resize", type=int, default=256)
     p.add_argument("--crop", type=int, default=224)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--rounds", type=int, default=2, help="timed passes over the images per mode")
+    p.add_argument("--rounds", type=int, default=5, help="timed passes over the images per mode")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where else to time the batch aug")
     p.add_argument("--gpu-images-per-s", type=float, default=3000.0, help="the GPU's training speed to feed")
     p.add_argument("--cache-dir", type=Path, default=None, help="images and cache here (default: a temporary folder)")

@@ -36,8 +36,8 @@ GPU_BENCHMARK = {
     "augment_on": "device",
     "text_cache": True,
     "image_cache": "persistent",
-    "epochs": 3,
-    "demo_studies": 1600,  # ~1,280 training pairs: 5 iterations of 256 per epoch
+    "epochs": 4,
+    "demo_studies": 2400,  # ~1,900 training pairs: 7 iterations of 256 per epoch
     "geometry_interval": 0,  # no diagnostics between epochs: they are not training
     "num_workers": min(8, os.cpu_count() or 1),
 }
