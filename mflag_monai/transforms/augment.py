@@ -174,7 +174,7 @@ def cxr_pretrain_transforms(
     if augment_on == "device":
         if augment_kwargs:
             raise ValueError(f"augment_on='device' takes its settings in CXRBatchAugmentation, got {sorted(augment_kwargs)}")
-        # plain tensors: collating MetaTensors costs more than the crop
+        # plain tensors: the batch travels to the device as one uint8 tensor, without MetaTensor bookkeeping
         rand = [RandSpatialCropd(keys, roi_size=(crop, crop), random_size=False), EnsureTyped(keys, track_meta=False, dtype=None)]
         return Compose([*pre.transforms, *rand])
     aug = cxr_pretrain_augmentation(keys, crop, cache_dtype=cache_dtype, **augment_kwargs)
