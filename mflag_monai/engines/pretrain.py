@@ -193,6 +193,9 @@ class MFLAGTrainer(SupervisedTrainer):
         micro_batch_size: images per encoder pass; ``None`` or the batch size: one plain pass. Smaller: the exact
             loss of the whole batch through gradient caching (:func:`gradient_cached_backward`), with the encoder
             holding only this many images' activations. The bundle's inferer is not used on that path.
+        batch_transform: applied without gradients to the batch's images once they are on the device, before the
+            plain or the gradient-cached step (so both passes of the gradient cache see the same images), e.g. a
+            :class:`~mflag_monai.transforms.CXRBatchAugmentation` (``augment_on: device``).
         other arguments: as :class:`monai.engines.SupervisedTrainer`.
     """
 
@@ -206,6 +209,7 @@ class MFLAGTrainer(SupervisedTrainer):
         amp_dtype: torch.dtype | str = "auto",
         channels_last: bool = False,
         micro_batch_size: int | None = None,
+        batch_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         **kwargs,
     ) -> None:
         kwargs.setdefault("decollate", False)  # the output is a few scalar losses: nothing to decollate
@@ -214,6 +218,7 @@ class MFLAGTrainer(SupervisedTrainer):
         self.text_cache = text_cache
         self.amp_dtype = resolve_amp_dtype(amp_dtype, self.state.device)
         self.channels_last = channels_last
+        self.batch_transform = batch_transform
         if channels_last:
             self.network.to(memory_format=torch.channels_last)
         self.skipped_images = 0  # images that failed to decode (with the dataset's skip setting on), whole run
@@ -279,6 +284,9 @@ class MFLAGTrainer(SupervisedTrainer):
             return engine.state.output or {}
         device = engine.state.device
         images = batchdata[self.image_key].to(device, non_blocking=engine.non_blocking)
+        if self.batch_transform is not None:
+            with torch.no_grad():
+                images = self.batch_transform(images)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         texts, features = self._text_inputs(batchdata)

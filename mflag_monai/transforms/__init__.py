@@ -1,6 +1,7 @@
 """MONAI transforms for chest radiographs and their reports."""
 
-from .augment import RandPerspectived, cxr_eval_transforms, cxr_preprocessing, cxr_pretrain_augmentation, cxr_pretrain_transforms
+from .augment import AUGMENT_ON, RandPerspectived, cxr_eval_transforms, cxr_preprocessing, cxr_pretrain_augmentation, cxr_pretrain_transforms
+from .device_augment import CXRBatchAugmentation
 from .io import CXRImageError, LoadCXRImage, LoadCXRImaged, read_cxr
 from .boxes import BOX_CONVENTION, ResizeBoxesd, RestoreBoxesd, SaveBoxesd
 from .downstream import cxr_classification_transforms, cxr_detection_transforms, cxr_image_transforms, cxr_segmentation_transforms
@@ -12,6 +13,8 @@ __all__ = [
     "LoadCXRImage",
     "LoadCXRImaged",
     "read_cxr",
+    "AUGMENT_ON",
+    "CXRBatchAugmentation",
     "RandPerspectived",
     "cxr_preprocessing",
     "cxr_pretrain_augmentation",

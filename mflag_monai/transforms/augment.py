@@ -35,7 +35,7 @@ from .io import LoadCXRImaged
 
 __all__ = [
     "quantize_uint8",
-    "RandPerspectived", "cxr_preprocessing", "cxr_pretrain_augmentation", "cxr_pretrain_transforms", "cxr_eval_transforms"]
+    "AUGMENT_ON", "RandPerspectived", "cxr_preprocessing", "cxr_pretrain_augmentation", "cxr_pretrain_transforms", "cxr_eval_transforms"]
 
 
 class RandPerspectived(RandomizableTransform, MapTransform):
@@ -150,14 +150,33 @@ def cxr_pretrain_augmentation(
     )
 
 
-def cxr_pretrain_transforms(
-    keys: KeysCollection = "image", resize: int = 256, crop: int = 224, cache_dtype: torch.dtype = torch.uint8, **augment_kwargs
-) -> Compose:
-    """Full pre-training chain: :func:`cxr_preprocessing` then :func:`cxr_pretrain_augmentation`, flattened.
+AUGMENT_ON = ("cpu", "device")
 
-    Flat, so that MONAI's cached datasets store everything before the first random transform.
+
+def cxr_pretrain_transforms(
+    keys: KeysCollection = "image",
+    resize: int = 256,
+    crop: int = 224,
+    cache_dtype: torch.dtype = torch.uint8,
+    augment_on: str = "cpu",
+    **augment_kwargs,
+) -> Compose:
+    """Full pre-training chain of the data loader: :func:`cxr_preprocessing` then the random part, flattened.
+
+    Flat, so that MONAI's cached datasets store everything before the first random transform (the same cache for
+    both modes). ``augment_on="cpu"``: all of :func:`cxr_pretrain_augmentation`, per sample. ``"device"``: only the
+    random crop, leaving the cached dtype (uint8: a quarter of the bytes of float32 to collate and copy, one channel
+    instead of three); :class:`~mflag_monai.transforms.CXRBatchAugmentation` does the rest on the training device.
     """
+    if augment_on not in AUGMENT_ON:
+        raise ValueError(f"augment_on must be one of {AUGMENT_ON}, got {augment_on!r}")
     pre = cxr_preprocessing(keys, resize, cache_dtype, keep_meta=False)
+    if augment_on == "device":
+        if augment_kwargs:
+            raise ValueError(f"augment_on='device' takes its settings in CXRBatchAugmentation, got {sorted(augment_kwargs)}")
+        # plain tensors: the batch travels to the device as one uint8 tensor, without MetaTensor bookkeeping
+        rand = [RandSpatialCropd(keys, roi_size=(crop, crop), random_size=False), EnsureTyped(keys, track_meta=False, dtype=None)]
+        return Compose([*pre.transforms, *rand])
     aug = cxr_pretrain_augmentation(keys, crop, cache_dtype=cache_dtype, **augment_kwargs)
     return Compose([*pre.transforms, *aug.transforms])
 
