@@ -53,6 +53,7 @@ def test_run_generates_demo_and_trains(trained) -> None:
     output = result.stdout + result.stderr
     assert "Prepared mimic-cxr datalist" in output
     assert "Pre-training" in output and "loss_orth" in output  # the progress bar shows the loss terms
+    assert "BatchNorm statistics re-estimated on" in output  # before the geometry, checkpoints and export
     history = json.loads((bundle_root / "eval" / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2]
     assert history[-1]["train_loss"] < history[0]["train_loss"]
