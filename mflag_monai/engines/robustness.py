@@ -15,12 +15,14 @@ from pathlib import Path
 
 import torch
 from ignite.engine import Engine, Events
+from monai.handlers import CheckpointLoader
 from torch import nn
 
 from ..utils.errors import InputError
-from ..utils.io import atomic_torch_save
+from ..utils.io import atomic_torch_save, safe_torch_load
 
 __all__ = [
+    "SafeCheckpointLoader",
     "BestModelSaver",
     "NonFiniteLossError",
     "SkippedImageCounter",
@@ -167,3 +169,17 @@ class StopOnNonFiniteLoss:
             if loss is not None and not bool(torch.isfinite(torch.as_tensor(loss, dtype=torch.float32)).all()):
                 value = torch.as_tensor(loss, dtype=torch.float32).reshape(-1)[0]
                 raise non_finite_loss_error(value, engine.state.epoch, engine.state.iteration, engine.state.batch)
+
+
+class SafeCheckpointLoader(CheckpointLoader):
+    """MONAI's ``CheckpointLoader`` that first reads the file with :func:`~mflag_monai.utils.io.safe_torch_load`.
+
+    MONAI's loader surfaces torch's raw ``UnpicklingError`` for a file that holds arbitrary objects (without the file
+    name, and suggesting ``weights_only=False``) and a bare ``RuntimeError`` for a truncated one; this one refuses
+    both in one line that names the file, then loads as MONAI does.
+    """
+
+    def __call__(self, engine: Engine) -> None:
+        """Check the file, then load it into the objects of ``load_dict``."""
+        safe_torch_load(self.load_path, map_location="cpu")
+        super().__call__(engine)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from ignite.engine import Engine, Events
 from torch import nn
@@ -71,3 +72,31 @@ def test_skipped_images_counter_on_list_batches() -> None:
     counter.attach(engine)
     engine.run(batches, max_epochs=1)
     assert engine.state.metrics["skipped_images"] == 3 and [len(b) for b in batches] == [1, 1]
+
+
+class _Payload:
+    """Any class: unpickling it would import and call code."""
+
+
+def test_safe_checkpoint_loader_names_the_file_and_loads_good_ones(tmp_path) -> None:
+    from ignite.engine import Engine
+
+    from mflag_monai.engines import SafeCheckpointLoader
+    from mflag_monai.utils.io import UnsafeCheckpointError
+
+    net = torch.nn.Linear(3, 2)
+    unsafe = tmp_path / "model.pt"
+    torch.save({"weight": _Payload()}, unsafe)
+    with pytest.raises(UnsafeCheckpointError) as err:
+        SafeCheckpointLoader(load_path=str(unsafe), load_dict={"model": net})(Engine(lambda e, b: None))
+    assert str(unsafe) in str(err.value) and "weights_only" not in str(err.value)
+    truncated = tmp_path / "truncated.pt"
+    good = torch.nn.Linear(3, 2)
+    torch.save(good.state_dict(), truncated)
+    truncated.write_bytes(truncated.read_bytes()[:40])
+    with pytest.raises(Exception, match="truncated.pt"):
+        SafeCheckpointLoader(load_path=str(truncated), load_dict={"model": net})(Engine(lambda e, b: None))
+    fine = tmp_path / "fine.pt"
+    torch.save(good.state_dict(), fine)
+    SafeCheckpointLoader(load_path=str(fine), load_dict={"model": net})(Engine(lambda e, b: None))
+    assert torch.equal(net.weight, good.weight)
