@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -41,7 +42,8 @@ def test_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
     for mode, rate in data["per_core_images_per_s"].items():
         r = data["modes"][mode]
         assert rate > 0 and r["images"] == 6 and data["cores_for_target"][mode] == 3000.0 / rate
-        assert 0 <= r["other_cpu_pct"] <= 100
+        # NaN: the timed window was shorter than one clock tick (10 ms), so no share could be measured
+        assert math.isnan(r["other_cpu_pct"]) or 0 <= r["other_cpu_pct"] <= 100
     assert data["modes"]["cpu"]["batch_dtype"] == "float32" and data["modes"]["cpu"]["batch_shape"][1:] == [3, 40, 40]
     assert data["modes"]["device"]["batch_dtype"] == "uint8" and data["modes"]["device"]["batch_shape"][1:] == [
         1,
