@@ -138,6 +138,10 @@ def check_metadata(configs: Path, others: dict[str, dict] | None = None) -> str:
             problems.append(f"network_data_format.{side}.{key} missing")
             continue
         problems += [f"network_data_format.{side}.{key}.{k} missing" for k in IO_KEYS if k not in entry]
+        # the model zoo's metadata schema types value_range as numbers ([] for unbounded; JSON has no infinity)
+        bounds = entry.get("value_range", [])
+        if not isinstance(bounds, list) or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in bounds):
+            problems.append(f"network_data_format.{side}.{key}.value_range must hold numbers, got {bounds!r}")
     for name, other in (others or {}).items():
         for key in SHARED_VERSION_KEYS:
             if key in other and other[key] != meta.get(key):

@@ -133,6 +133,16 @@ def test_metadata_check_names_what_is_missing(tmp_path: Path) -> None:
     assert "'copyright'" in message and "9.9.9" in message and "outputs.pred.channel_def" in message
 
 
+@pytest.mark.parametrize("bundle", ["pretrain", "classification", "segmentation", "detection"])
+def test_value_ranges_are_numbers_as_the_model_zoo_schema_types_them(tmp_path: Path, bundle: str) -> None:
+    meta = json.loads((REPO / "bundles" / bundle / "configs" / "metadata.json").read_text())
+    check_bundles.check_metadata(REPO / "bundles" / bundle / "configs")  # the shipped metadata passes
+    meta["network_data_format"]["outputs"]["pred"]["value_range"] = ["-inf", "inf"]
+    (tmp_path / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="value_range must hold numbers"):
+        check_bundles.check_metadata(tmp_path)
+
+
 def test_overrides_for_one_bundle_win() -> None:
     overrides = {"image_size": 64, "segmentation:image_size": 96, "classification:epochs": 1}
     assert check_bundles.bundle_overrides(overrides, "segmentation") == {"image_size": 96}
