@@ -107,7 +107,8 @@ def test_a_copy_outside_the_repository_runs_inference_from_its_own_folder(traine
     import pydicom
 
     copy = tmp_path / "segmentation"
-    shutil.copytree(REPO / "bundles" / "segmentation", copy)
+    # the bundle's own files only: a developer's local training outputs in the repository must not leak in
+    shutil.copytree(REPO / "bundles" / "segmentation", copy, ignore=shutil.ignore_patterns("models", "eval", "datalists", "cache"))
     (copy / "models").mkdir()
     shutil.copy(trained["bundle"] / "models" / "model.pt", copy / "models" / "model.pt")
     image = sorted(trained["siim"].rglob("*.dcm"))[0]
