@@ -20,13 +20,19 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from ignite.engine import Engine, Events
-from monai.data import CacheDataset, Dataset, list_data_collate
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..utils.dist import rank
-from .diagnostics import TextInputs, _unwrap, fixed_subset, select_split, trainer_text_inputs
-from .pretrain import MFLAGTrainer
+from .diagnostics import (
+    TextInputs,
+    _unwrap,
+    engine_text_inputs,
+    fixed_subset,
+    model_batches,
+    select_split,
+    subset_dataset,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -65,19 +71,9 @@ def recalibrate_batchnorm(
     net.train()
     seen = 0
     try:
-        for start in range(0, len(dataset), batch_size):
-            items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-            items = [item for item in items if item is not None]  # images skipped as unreadable
-            if len(items) < 2:
-                continue
-            batch = list_data_collate(items)
-            texts, features = text_inputs(batch)
-            if features is not None:
-                features = torch.as_tensor(features).to(device).float()
-            images = batch[image_key]
-            images = images.as_tensor() if hasattr(images, "as_tensor") else torch.as_tensor(images)
-            net(images.to(device).float(), texts=texts, text_features=features)
-            seen += len(items)
+        for images, texts, features in model_batches(dataset, text_inputs, device, batch_size, image_key, min_size=2):
+            net(images, texts=texts, text_features=features)
+            seen += len(images)
     finally:
         for m, momentum, mean, var, count in saved:
             m.momentum = momentum
@@ -138,14 +134,8 @@ class BatchNormRecalibration:
         if self._dataset is None:
             split, entries = select_split(self.data, self.split, fallback=None)
             entries = fixed_subset(entries, self.max_samples)
-            if self.skip_bad_images:
-                from ..data.dataset import build_eval_dataset
-
-                self._dataset = build_eval_dataset(entries, self.transform, True, f"{split} (BatchNorm statistics)")
-            elif self.cache:
-                self._dataset = CacheDataset(entries, self.transform, num_workers=None, progress=False)
-            else:
-                self._dataset = Dataset(entries, self.transform)
+            label = f"{split} (BatchNorm statistics)"
+            self._dataset = subset_dataset(entries, self.transform, self.cache, self.skip_bad_images, label)
         return self._dataset
 
     def __call__(self, engine: Engine) -> None:
@@ -153,10 +143,7 @@ class BatchNormRecalibration:
         if rank() > 0:
             return
         network = engine.network  # type: ignore[attr-defined]
-        if isinstance(engine, MFLAGTrainer):
-            text_inputs = engine._text_inputs
-        else:
-            text_inputs = trainer_text_inputs(_unwrap(network), getattr(engine, "text_cache", None))
+        text_inputs = engine_text_inputs(engine)
         seen = recalibrate_batchnorm(
             network, self.dataset(), text_inputs, engine.state.device, self.batch_size, self.image_key
         )

@@ -18,7 +18,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -117,6 +117,57 @@ def trainer_text_inputs(
     return lambda batch: MFLAGTrainer._text_inputs(owner, batch)  # type: ignore[arg-type]
 
 
+def engine_text_inputs(engine: Engine) -> TextInputs:
+    """The text path of the engine the handler is attached to: the pre-training engine's own, else one built from its
+    network and text cache (what the language model gave training)."""
+    if isinstance(engine, MFLAGTrainer):
+        return engine._text_inputs
+    return trainer_text_inputs(_unwrap(engine.network), getattr(engine, "text_cache", None))  # type: ignore[attr-defined]
+
+
+def subset_dataset(
+    entries: Sequence[Mapping], transform: Callable, cache: bool, skip_bad_images: bool, label: str
+) -> Sequence[Mapping]:
+    """A preprocessed dataset of a fixed subset: bad images left out (counted) with ``skip_bad_images``, else cached
+    in memory or not. ``label`` names the subset in skip reports."""
+    if skip_bad_images:
+        from ..data.dataset import build_eval_dataset
+
+        return build_eval_dataset(entries, transform, True, label)
+    if cache:
+        return CacheDataset(entries, transform, num_workers=None, progress=False)
+    return Dataset(entries, transform)
+
+
+def model_batches(
+    dataset: Sequence[Mapping],
+    text_inputs: TextInputs,
+    device: torch.device | str,
+    batch_size: int,
+    image_key: str = "image",
+    min_size: int = 1,
+) -> Iterator[tuple[torch.Tensor, list[str] | None, torch.Tensor | None]]:
+    """``(images, texts, text_features)`` per batch of ``dataset``, ready for ``MFLAG.forward`` on ``device``.
+
+    Batches are collated by hand rather than by a ``DataLoader``: a loader draws its base seed from the global RNG,
+    and diagnostics must not change the training run they observe. Items that failed to load (``None``) are left
+    out, and batches smaller than ``min_size`` are skipped (BatchNorm needs 2 for batch statistics).
+    """
+    for start in range(0, len(dataset), batch_size):
+        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        items = [item for item in items if item is not None]
+        if not items or len(items) < min_size:
+            continue
+        batch = list_data_collate(items)
+        texts, features = text_inputs(batch)
+        if features is not None:
+            features = torch.as_tensor(features).to(device).float()
+        images = batch[image_key]
+        # a MetaTensor's metadata tracking only slows the forward pass down
+        images = images.as_tensor() if hasattr(images, "as_tensor") else torch.as_tensor(images)
+        yield images.to(device).float(), texts, features
+
+
 @torch.no_grad()
 def collect_latents(
     network: nn.Module,
@@ -148,19 +199,11 @@ def collect_latents(
     kept = batchnorm_statistics_kept(net) if batchnorm == "batch" else contextlib.nullcontext()
     try:
         with kept:
-            for start in range(0, len(dataset), batch_size):
-                batch = list_data_collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
-                if batchnorm == "batch" and len(batch[image_key]) < 2:
-                    continue  # a last batch of one has no batch statistics
-                texts, features = text_inputs(batch)
-                if features is not None:
-                    features = torch.as_tensor(features).to(device).float()
-                images = batch[image_key]
-                # a MetaTensor's metadata tracking only slows the forward pass down
-                images = images.as_tensor() if hasattr(images, "as_tensor") else torch.as_tensor(images)
-                result = net(images.to(device).float(), texts=texts, text_features=features)
-                for name in out:
-                    out[name].append(getattr(result, name).detach().float().cpu())
+            min_size = 2 if batchnorm == "batch" else 1  # a last batch of one has no batch statistics
+            for images, texts, features in model_batches(dataset, text_inputs, device, batch_size, image_key, min_size):
+                result = net(images, texts=texts, text_features=features)
+                for name, parts in out.items():
+                    parts.append(getattr(result, name).detach().float().cpu())
     finally:
         net.train(was_training)
     return {name: torch.cat(parts) for name, parts in out.items()}
@@ -261,14 +304,8 @@ class LatentGeometryHandler:
             entries = fixed_subset(entries, self.max_samples)
             if len(entries) < 2:
                 raise ValueError(f"Latent geometry needs at least 2 samples; split {self.split!r} has {len(entries)}.")
-            if self.skip_bad_images:  # images that fail to load are left out (counted), as in training
-                from ..data.dataset import build_eval_dataset
-
-                self._dataset = build_eval_dataset(entries, self.transform, True, f"{self._split_used} (geometry)")
-            elif self.cache:
-                self._dataset = CacheDataset(entries, self.transform, num_workers=None, progress=False)
-            else:
-                self._dataset = Dataset(entries, self.transform)
+            label = f"{self._split_used} (geometry)"
+            self._dataset = subset_dataset(entries, self.transform, self.cache, self.skip_bad_images, label)
         return self._dataset
 
     def __call__(self, engine: Engine) -> None:
@@ -279,10 +316,7 @@ class LatentGeometryHandler:
         if not self.due(engine) or rank() > 0:
             return
         network = engine.network  # type: ignore[attr-defined]
-        if isinstance(engine, MFLAGTrainer):
-            text_inputs = engine._text_inputs
-        else:
-            text_inputs = trainer_text_inputs(_unwrap(network), getattr(engine, "text_cache", None))
+        text_inputs = engine_text_inputs(engine)
         dataset = self.dataset()
         latents = collect_latents(network, dataset, text_inputs, engine.state.device, self.batch_size, self.image_key)
         self.last = latent_geometry(**latents)
