@@ -44,6 +44,7 @@ from .rle import EMPTY_RLE, rle_encode
 __all__ = [
     "DEMO_VERSION",
     "DATASET_DIRS",
+    "DEMO_COUNTS",
     "MIMIC_LABELS",
     "CHEXPERT_LABELS",
     "default_demo_dir",
@@ -53,7 +54,7 @@ __all__ = [
 ]
 
 #: Bump whenever the generated files change, so that cached demo folders are regenerated.
-DEMO_VERSION: int = 1
+DEMO_VERSION: int = 2
 
 #: Folder of each data set under the demo root (the preparers' names).
 DATASET_DIRS: dict[str, str] = {
@@ -113,6 +114,7 @@ def generate_demo_data(
     image_size: int = 320,
     overwrite: bool = False,
     progress: bool = True,
+    counts: dict[str, int] | None = None,
 ) -> Path:
     """Write the four demo data sets under ``out_dir`` and return that folder.
 
@@ -130,6 +132,8 @@ def generate_demo_data(
             RSNA and SIIM images are ``image_size`` square).
         overwrite: regenerate even when the parameters match.
         progress: show a tqdm progress bar.
+        counts: image counts that replace the ones derived from ``num_studies``, by key of
+            :data:`DEMO_COUNTS` (e.g. ``{"chexpert-valid": 240}`` for a larger CheXpert test split).
 
     Returns:
         The demo root.
@@ -139,7 +143,12 @@ def generate_demo_data(
     if image_size < 64:
         raise ValueError("image_size must be at least 64 pixels")
     root = Path(out_dir).expanduser() if out_dir is not None else default_demo_dir()
-    params = {"num_studies": int(num_studies), "seed": int(seed), "image_size": int(image_size)}
+    params: dict[str, Any] = {"num_studies": int(num_studies), "seed": int(seed), "image_size": int(image_size)}
+    unknown = set(counts or {}) - set(DEMO_COUNTS)
+    if unknown:
+        raise ValueError(f"counts: unknown keys {sorted(unknown)}; expected some of {list(DEMO_COUNTS)}")
+    if counts:  # recorded only when given, so that existing demo folders stay valid
+        params["counts"] = {k: int(counts[k]) for k in sorted(counts)}
     if not overwrite and _read_stamp(root) == _stamp(params):
         return root
     if root.exists() and any(root.iterdir()) and not (root / "demo.json").is_file():
@@ -184,6 +193,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Demo data at {root}")
     print(format_summary(json.loads((root / "demo.json").read_text())["summary"]))
     return 0
+
+
+#: Image counts of the derived data sets as functions of ``num_studies`` (``counts`` overrides them).
+DEMO_COUNTS: dict[str, Callable[[int], int]] = {
+    "chexpert-train": lambda n: n // 2,
+    "chexpert-valid": lambda n: int(np.clip(n // 7, 8, 40)),
+    "rsna-pneumonia": lambda n: max(6, n // 2),
+    "siim-pneumothorax": lambda n: max(6, n // 2),
+}
+
+
+def _counts(num_studies: int, counts: dict[str, int] | None) -> dict[str, int]:
+    return {k: int((counts or {}).get(k, rule(num_studies))) for k, rule in DEMO_COUNTS.items()}
 
 
 def format_summary(summary: dict[str, dict[str, int]]) -> str:
@@ -326,6 +348,7 @@ class _Case:
     effusion: tuple[str, ...] = ()
     effusion_size: str = "moderate"
     consolidation: int = 0
+    nodule: int = 0
     pneumothorax: tuple[str, ...] = ()
     pneumothorax_size: str = "moderate"
     support_devices: bool = False
@@ -338,6 +361,7 @@ class _Case:
             "effusion": self.effusion,
             "effusion_size": self.effusion_size,
             "consolidation": self.consolidation,
+            "nodule": self.nodule,
             "pneumothorax": self.pneumothorax,
             "pneumothorax_size": self.pneumothorax_size,
             "support_devices": self.support_devices,
@@ -355,7 +379,7 @@ def _side_choice(rng: np.random.Generator) -> tuple[str, ...]:
 
 def _sample_case(rng: np.random.Generator, p: dict[str, float]) -> _Case:
     """Draw independent findings with the probabilities ``p`` (keys: cardiomegaly, effusion,
-    consolidation, pneumothorax, devices, ap, hedge)."""
+    consolidation, nodule, pneumothorax, devices, ap, hedge)."""
     case = _Case()
     case.cardiomegaly = bool(rng.random() < p.get("cardiomegaly", 0.0))
     if rng.random() < p.get("effusion", 0.0):
@@ -363,6 +387,8 @@ def _sample_case(rng: np.random.Generator, p: dict[str, float]) -> _Case:
         case.effusion_size = _pick(rng, ["small", "moderate", "large"], [0.4, 0.4, 0.2])
     if rng.random() < p.get("consolidation", 0.0):
         case.consolidation = 1 if rng.random() < 0.75 else 2
+    if rng.random() < p.get("nodule", 0.0):
+        case.nodule = 1 if rng.random() < 0.8 else 2
     if rng.random() < p.get("pneumothorax", 0.0):
         case.pneumothorax = _pick(rng, [("right",), ("left",), ("right", "left")], [0.45, 0.4, 0.15])
         case.pneumothorax_size = _pick(rng, ["small", "moderate", "large"], [0.4, 0.35, 0.25])
@@ -462,6 +488,24 @@ def _consolidation_sentences(
     return found, impression
 
 
+def _nodule_sentences(rng: np.random.Generator, f: PhantomFindings) -> tuple[list[_Sentence], list[_Sentence]]:
+    """Findings and impression sentences for drawn nodules (CheXpert: Lung Lesion)."""
+    found, impression = [], []
+    for n in f.nodules:
+        loc = _pick(rng, _LOBE[(n.side, n.zone)])
+        size = f"{n.diameter_mm / 10:.1f} cm" if rng.random() < 0.5 else f"{n.diameter_mm} mm"
+        found.append(_pick(rng, [
+            (f"A {size} nodule is seen in the {loc}.", {"Lung Lesion": 1.0}),
+            (f"There is a {size} rounded opacity in the {loc}, likely a pulmonary nodule.", {"Lung Lesion": 1.0}),
+            (f"Well-circumscribed {size} nodular opacity projecting over the {loc}.", {"Lung Lesion": 1.0}),
+        ]))  # fmt: skip
+    if f.nodules:
+        where = _LOBE[(f.nodules[0].side, f.nodules[0].zone)][0]
+        noun = "nodules" if len(f.nodules) > 1 else "nodule"
+        impression.append((f"Pulmonary {noun}, the largest in the {where}; recommend chest CT.", {"Lung Lesion": 1.0}))
+    return found, impression
+
+
 _DEVICE_TEXT = {
     "ett": [
         "Endotracheal tube terminates approximately {n} cm above the carina.",
@@ -493,6 +537,9 @@ def _report_sentences(
     cons_found, cons_imp = _consolidation_sentences(rng, f, hedge)
     found += cons_found
     impression += cons_imp
+    nod_found, nod_imp = _nodule_sentences(rng, f)
+    found += nod_found
+    impression += nod_imp
     if f.effusion:
         s_found, s_imp = _effusion_sentences(rng, f, hedge)
         found.append(s_found)
@@ -523,7 +570,7 @@ def _report_sentences(
         else:
             for a in absent:
                 found.append((_pick(rng, [f"No {a}.", f"There is no {a}."]), {label_of[a]: 0.0}))
-    if not (f.consolidations or f.effusion or f.pneumothorax) and rng.random() < 0.4:
+    if not (f.consolidations or f.nodules or f.effusion or f.pneumothorax) and rng.random() < 0.4:
         found.insert(len(f.support_devices), ("The lungs are clear.", {}))
     if rng.random() < 0.35:
         found.append((_pick(rng, ["No pulmonary edema.", "There is no pulmonary vascular congestion or edema."]),
@@ -683,7 +730,7 @@ class _MimicStudy:
 
 
 _VIEW_MEANING = {"PA": "postero-anterior", "AP": "antero-posterior", "LL": "left lateral", "LATERAL": "lateral"}
-_MIMIC_P = {"cardiomegaly": 0.2, "effusion": 0.2, "consolidation": 0.18, "pneumothorax": 0.08,
+_MIMIC_P = {"cardiomegaly": 0.2, "effusion": 0.2, "consolidation": 0.18, "nodule": 0.08, "pneumothorax": 0.08,
             "devices": 0.15, "ap": 0.3, "hedge": 0.25}  # fmt: skip
 
 
@@ -888,16 +935,16 @@ class _ChexpertImage:
     label_seed: int
 
 
-_CHEXPERT_P = {"cardiomegaly": 0.25, "effusion": 0.25, "consolidation": 0.2, "pneumothorax": 0.1,
+_CHEXPERT_P = {"cardiomegaly": 0.25, "effusion": 0.25, "consolidation": 0.2, "nodule": 0.08, "pneumothorax": 0.1,
                "devices": 0.3, "ap": 0.5, "hedge": 0.3}  # fmt: skip
 
 
-def _plan_chexpert(seed: int, num_studies: int, image_size: int) -> list[_ChexpertImage]:
+def _plan_chexpert(seed: int, train: int, valid: int, image_size: int) -> list[_ChexpertImage]:
     rng = _rng(seed, _STREAM["chexpert"])
     sizes = [(image_size, image_size), (image_size, int(round(image_size * 1.2 / 2)) * 2),
              (int(round(image_size * 1.2 / 2)) * 2, image_size)]  # fmt: skip
     images: list[_ChexpertImage] = []
-    targets = {"train": num_studies // 2, "valid": int(np.clip(num_studies // 7, 8, 40))}
+    targets = {"train": train, "valid": valid}
     first_patient = {"train": 1, "valid": 64541}  # CheXpert's valid patients start there
     for split, target in targets.items():
         made, patient = 0, first_patient[split]
@@ -1013,8 +1060,7 @@ def _quota(rng: np.random.Generator, count: int, fraction: float) -> np.ndarray:
     return rng.permutation(flags)
 
 
-def _plan_rsna(seed: int, num_studies: int, image_size: int) -> list[_SquareImage]:
-    count = max(6, num_studies // 2)
+def _plan_rsna(seed: int, count: int, image_size: int) -> list[_SquareImage]:
     quota_rng = _rng(seed, _STREAM["rsna"], 0)
     positive = _quota(quota_rng, count, 0.35)
     # About half of the positive images have two boxes (one per lung), as in the challenge.
@@ -1097,8 +1143,7 @@ def _write_rsna(root: Path, plan: list[_SquareImage], image_size: int, bar: tqdm
 # ============================================================================ SIIM-ACR Pneumothorax
 
 
-def _plan_siim(seed: int, num_studies: int, image_size: int) -> list[_SquareImage]:
-    count = max(6, num_studies // 2)
+def _plan_siim(seed: int, count: int, image_size: int) -> list[_SquareImage]:
     quota_rng = _rng(seed, _STREAM["siim"], 0)
     positive = _quota(quota_rng, count, 0.35)
     # About a quarter of the positive images have two regions (bilateral): several CSV rows.
@@ -1150,13 +1195,19 @@ def _write_siim(root: Path, plan: list[_SquareImage], image_size: int, bar: tqdm
 
 
 def _generate(
-    root: Path, num_studies: int, seed: int, image_size: int, progress: bool = True
+    root: Path,
+    num_studies: int,
+    seed: int,
+    image_size: int,
+    progress: bool = True,
+    counts: dict[str, int] | None = None,
 ) -> dict[str, dict[str, int]]:
     """Write all four data sets under ``root``; return the per-data-set summary."""
+    n = _counts(num_studies, counts)
     mimic = _plan_mimic(seed, num_studies, image_size)
-    chexpert = _plan_chexpert(seed, num_studies, image_size)
-    rsna = _plan_rsna(seed, num_studies, image_size)
-    siim = _plan_siim(seed, num_studies, image_size)
+    chexpert = _plan_chexpert(seed, n["chexpert-train"], n["chexpert-valid"], image_size)
+    rsna = _plan_rsna(seed, n["rsna-pneumonia"], image_size)
+    siim = _plan_siim(seed, n["siim-pneumothorax"], image_size)
     total = sum(len(s.images) for s in mimic) + len(chexpert) + len(rsna) + len(siim)
     summary = {}
     with tqdm(total=total, desc="demo data", unit="img", disable=not progress) as bar:

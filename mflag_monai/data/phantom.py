@@ -28,6 +28,7 @@ __all__ = [
     "SIZES",
     "DEVICES",
     "Consolidation",
+    "Nodule",
     "PhantomFindings",
     "ChestPhantom",
     "render_chest_xray",
@@ -54,6 +55,16 @@ class Consolidation:
 
 
 @dataclass
+class Nodule:
+    """One pulmonary nodule: where it is, its box ``(x, y, width, height)`` in pixels and its diameter in mm."""
+
+    side: str
+    zone: str
+    box: tuple[int, int, int, int]
+    diameter_mm: int
+
+
+@dataclass
 class PhantomFindings:
     """What a rendered image shows (patient sides, see module docstring)."""
 
@@ -61,6 +72,7 @@ class PhantomFindings:
     effusion: tuple[str, ...] = ()
     effusion_size: str = "moderate"
     consolidations: list[Consolidation] = field(default_factory=list)
+    nodules: list[Nodule] = field(default_factory=list)
     pneumothorax: tuple[str, ...] = ()
     pneumothorax_size: str = "moderate"
     support_devices: tuple[str, ...] = ()
@@ -72,6 +84,7 @@ class PhantomFindings:
             self.cardiomegaly
             or self.effusion
             or self.consolidations
+            or self.nodules
             or self.pneumothorax
             or self.support_devices
         )
@@ -217,6 +230,7 @@ def render_chest_xray(
     effusion: str | Sequence[str] | None = None,
     effusion_size: str = "moderate",
     consolidation: int | Sequence[str | tuple[str, str]] = 0,
+    nodule: int | Sequence[str | tuple[str, str]] = 0,
     pneumothorax: str | Sequence[str] | None = None,
     pneumothorax_size: str = "moderate",
     support_devices: bool | Sequence[str] = False,
@@ -234,7 +248,8 @@ def render_chest_xray(
         effusion_size: ``"small"`` (costophrenic angle blunted), ``"moderate"`` or ``"large"``.
         consolidation: number of focal opacities (sides drawn at random, at most one per lung
             unless more are asked), or a sequence of sides or ``(side, zone)`` pairs with
-            zone in ``ZONES``.
+            zone in ``ZONES``. Size (a few lobules of 2.5-6.5% of the image), density and patchiness vary.
+        nodule: number of small round opacities (10-26 mm), or their sides / ``(side, zone)`` pairs.
         pneumothorax: side(s) of an apical/lateral pneumothorax; one region per side.
         pneumothorax_size: ``"small"``, ``"moderate"`` or ``"large"`` (how far the lung collapsed).
         support_devices: ``True`` for one or two random devices, or names from ``DEVICES``.
@@ -253,12 +268,14 @@ def render_chest_xray(
     eff_sides, ptx_sides = _sides(effusion), _sides(pneumothorax)
     h, w = height, width
 
-    v = ((np.arange(h, dtype=_F) + 0.5) / h)[:, None]
-    u = ((np.arange(w, dtype=_F) + 0.5) / w)[None, :]
+    # Patient positioning varies: the anatomy is drawn in body coordinates (u, v) that are
+    # rotated (+-6 degrees), shifted and scaled against the detector, so that masks and boxes,
+    # computed from the same grids, follow the patient.
+    s = float(rng.uniform(0.86, 1.06))
+    u, v = _body_coordinates(h, w, rng)
     px = 1.0 / min(h, w)  # one pixel in normalised units: soft edges of ~1-2 px
 
     # --- per-patient anatomy
-    s = float(rng.uniform(0.9, 1.04))
     mid = 0.5 + float(rng.uniform(-0.03, 0.03))
     top = float(rng.uniform(-0.03, 0.03))
     lungs = []
@@ -279,7 +296,7 @@ def render_chest_xray(
             lung.b *= 0.94
     # Thoracic width: between the lateral walls at the widest level of the outlines.
     thoracic = (left.cx + left.a * 1.05) - (right.cx - right.a * 1.05)
-    ctr = float(rng.uniform(0.55, 0.64) if cardiomegaly else rng.uniform(0.37, 0.45))
+    ctr = float(rng.uniform(0.52, 0.64) if cardiomegaly else rng.uniform(0.37, 0.47))
     if projection == "AP" and not cardiomegaly:
         ctr = min(ctr + 0.03, 0.48)  # AP magnifies the heart, still within normal
     heart_hw = ctr * thoracic / 2
@@ -289,18 +306,19 @@ def render_chest_xray(
 
     # Hemidiaphragm domes (the right one a little higher: the liver); the lung outlines are
     # still wide where the domes cut them, which draws sharp costophrenic angles.
-    dia = np.empty((1, w), dtype=_F)
+    dia = np.empty((h, w), dtype=_F)
     for lung, lift in ((right, 0.02), (left, 0.0)):
         base = lung.cy + lung.b * 0.76 - lift
         reach = np.clip(((u - lung.cx) / (1.1 * lung.a)) ** 2, 0, 1)
         dome = base - 0.1 * s * (1 - reach)
-        dia = np.where((u < mid) if lung is right else (u >= mid), dome, dia)
+        dia = np.where((u < mid) if lung is right else (u >= mid), dome, dia).astype(_F)
     below = _smoothstep((v - dia) / (3 * px) + 0.5)  # 1 under the diaphragm
 
     # --- body, mediastinum, heart, lungs (memberships)
     body = _soft_inside(((u - mid) / (0.47 * s)) ** 4 + ((v - 0.62 - top) / 0.66) ** 4, 0.04)
     lat = np.abs(u - mid) / (0.47 * s)
-    soft_tissue = 0.40 + 0.12 * _smoothstep((lat - 0.7) / 0.3) + 0.04 * _value_noise(rng, h, w, 4)
+    habitus = float(rng.uniform(-0.06, 0.06))  # thin to heavy patients: denser soft tissue
+    soft_tissue = 0.40 + habitus + 0.12 * _smoothstep((lat - 0.7) / 0.3) + 0.06 * _value_noise(rng, h, w, 4)
     heart = _soft_inside(((u - heart_cx) / heart_hw) ** 2 + ((v - heart_cy) / heart_hh) ** 2, 2 * px / heart_hw)
     med_hw = 0.05 * s + 0.02 * s * _smoothstep((v - 0.18 - top) / 0.2)  # widens towards the heart
     mediastinum = _smoothstep((med_hw - np.abs(u - mid)) / (2 * px) + 0.5) * (1 - below)
@@ -313,7 +331,7 @@ def render_chest_xray(
     visible = pleural * (1 - mediastinum) * (1 - heart)
 
     # --- lung density: dark air with vessel markings fanning out from the hila
-    lung_level = float(rng.uniform(0.15, 0.22))
+    lung_level = float(rng.uniform(0.12, 0.26))  # inspiration depth and exposure
     n = _value_noise(rng, h, w, 12) * 0.65 + _value_noise(rng, h, w, 26) * 0.35
     ridges = (1 - np.abs(2 * n - 1)) ** 8  # thin bright lines where the noise crosses 0.5
     markings = np.zeros((h, w), dtype=_F)
@@ -348,10 +366,11 @@ def render_chest_xray(
         # Air without markings, darker than the aerated lung; the collapsed lung denser.
         lung_map = lung_map * (1 - ptx_soft) + (lung_level - 0.09) * ptx_soft
         lung_map = lung_map + 0.03 * (1 - ptx_soft) * pleural.astype(bool)
-        lung_map = np.maximum(lung_map, lung_map + 0.16 * pleural_line * (1 - ptx_soft * 0.3))
+        line_contrast = float(rng.uniform(0.07, 0.16))  # a faint line is the usual miss
+        lung_map = np.maximum(lung_map, lung_map + line_contrast * pleural_line * (1 - ptx_soft * 0.3))
 
     # --- consolidation: a lobulated focal opacity inside a lung
-    cons_specs = _consolidation_specs(rng, consolidation)
+    cons_specs = _lesion_specs(rng, consolidation, "consolidation")
     opacity = np.zeros((h, w), dtype=_F)
     consolidations: list[Consolidation] = []
     # Opacities grow in aerated lung: safely inside the outline, not in a pneumothorax.
@@ -359,24 +378,9 @@ def render_chest_xray(
     lung_lab = [aerated & (d < 0.72) for d in lung_d]
     for side, zone in cons_specs:
         i = SIDES.index(side)
-        lung = lungs[i]
-        sig = float(rng.uniform(0.035, 0.055)) * s
-        # Centre at least ~one lobule radius inside the aerated lung, so the box stays in it.
-        inner = _erode(lung_lab[i], int(sig * 0.8 * min(h, w)))
-        apex, zone_h = lung.cy - lung.b, 1.76 * lung.b / 3  # thirds of the apex-to-dome height
-        z0 = apex + zone_h * ZONES.index(zone)
-        rows = (v >= z0 + 0.1 * zone_h) & (v <= z0 + 0.9 * zone_h)
-        idx = np.flatnonzero(inner & rows)
-        if idx.size == 0:  # zone hidden (huge heart, collapsed lung): nearer the edge, or anywhere
-            idx = np.flatnonzero(lung_lab[i] & rows)
-        if idx.size == 0:
-            idx = np.flatnonzero(lung_lab[i])
-        if idx.size == 0:
-            idx = np.flatnonzero(aerated if aerated.any() else visible > 0)
-        cy_px, cx_px = divmod(int(rng.choice(idx)), w)
-        # The zone reported is where the opacity really is.
-        zone = ZONES[int(np.clip(((cy_px + 0.5) / h - apex) // zone_h, 0, 2))]
-        bx, by = (cx_px + 0.5) / w, (cy_px + 0.5) / h
+        # Size, density and texture vary, from a faint ground-glass patch to a dense lobar opacity.
+        sig = float(rng.uniform(0.025, 0.065)) * s
+        bx, by, zone = _lesion_centre(rng, lungs[i], lung_lab[i], aerated | (visible > 0), zone, sig * 0.8, u, v)
         blob = np.zeros((h, w), dtype=_F)
         for _ in range(int(rng.integers(3, 6))):  # a few lobules around the centre
             ox, oy = rng.normal(0, sig * 0.6, size=2)
@@ -384,12 +388,21 @@ def render_chest_xray(
             blob += np.exp(-(((u - bx - ox) / sx) ** 2 + ((v - by - oy) / sy) ** 2) / 2)
         blob = np.clip(blob / max(float(blob.max()), 1e-6), 0, 1)
         blob *= lung_in[i] * (1 - mediastinum) * (1 - heart) * (1 - ptx_soft)
-        mottle = 0.75 + 0.25 * _value_noise(rng, h, w, 40)  # air bronchograms / patchiness
-        opacity = np.maximum(opacity, blob * mottle)
-        ys, xs = np.nonzero(blob > 0.3 * max(float(blob.max()), 1e-6))
-        box = (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
-        consolidations.append(Consolidation(side=side, zone=zone, box=box))
-    lung_map = lung_map + float(rng.uniform(0.33, 0.42)) * opacity
+        patchiness = float(rng.uniform(0.15, 0.5))  # air bronchograms / mottling
+        mottle = 1 - patchiness + patchiness * _value_noise(rng, h, w, 40)
+        opacity = np.maximum(opacity, blob * mottle * float(rng.uniform(0.14, 0.38)))
+        consolidations.append(Consolidation(side=side, zone=zone, box=_box(blob)))
+    # --- nodules: small round well-defined opacities (10-26 mm on a 43 cm field)
+    nodules: list[Nodule] = []
+    for side, zone in _lesion_specs(rng, nodule, "nodule"):
+        i = SIDES.index(side)
+        radius = float(rng.uniform(0.011, 0.03)) * s
+        bx, by, zone = _lesion_centre(rng, lungs[i], lung_lab[i], aerated | (visible > 0), zone, radius, u, v)
+        blob = _soft_inside(((u - bx) ** 2 + (v - by) ** 2) / radius**2, 0.6) * lung_in[i] * (1 - heart)
+        opacity = np.maximum(opacity, blob * float(rng.uniform(0.14, 0.3)))
+        diameter_mm = int(round(2 * radius * 430 / 5)) * 5 or 5  # reported to the nearest 5 mm, as radiologists do
+        nodules.append(Nodule(side=side, zone=zone, box=_box(blob), diameter_mm=diameter_mm))
+    lung_map = lung_map + opacity
 
     # --- composite: air, soft tissue, abdomen, lungs, mediastinum + spine, heart
     img = 0.03 + (soft_tissue - 0.03) * body
@@ -440,9 +453,12 @@ def render_chest_xray(
 
     # --- detector: blur, quantum noise, per-patient contrast
     img = _blur(img.astype(_F), passes=2 if min(h, w) >= 256 else 1)
-    img = img + rng.normal(0, 0.012, size=(h, w)).astype(_F)
-    gamma = float(rng.uniform(0.85, 1.15))
-    lo, hi = float(rng.uniform(0.0, 0.04)), float(rng.uniform(0.93, 1.0))
+    # Exposure differs between rooms and patients: a tilt (anode heel), noise, contrast curve.
+    heel = float(rng.uniform(-0.05, 0.05))
+    img = img + heel * (np.arange(h, dtype=_F)[:, None] / h - 0.5)
+    img = img + rng.normal(0, float(rng.uniform(0.006, 0.03)), size=(h, w)).astype(_F)
+    gamma = float(rng.uniform(0.7, 1.4))
+    lo, hi = float(rng.uniform(0.0, 0.08)), float(rng.uniform(0.85, 1.0))
     img = lo + (hi - lo) * np.clip(img, 0, 1) ** gamma
     image = np.clip(img, 0, 1).astype(_F)
 
@@ -457,6 +473,7 @@ def render_chest_xray(
         effusion=eff_sides,
         effusion_size=effusion_size,
         consolidations=consolidations,
+        nodules=nodules,
         pneumothorax=ptx_sides,
         pneumothorax_size=pneumothorax_size,
         support_devices=devices,
@@ -473,25 +490,81 @@ def render_chest_xray(
     )
 
 
-def _consolidation_specs(
-    rng: np.random.Generator, consolidation: int | Sequence[str | tuple[str, str]]
+def _lesion_specs(
+    rng: np.random.Generator, lesions: int | Sequence[str | tuple[str, str]], kind: str
 ) -> list[tuple[str, str]]:
-    """Turn the ``consolidation`` argument into a list of (side, zone)."""
-    if isinstance(consolidation, (bool, int, np.integer)):
-        count = int(consolidation)
+    """Turn a ``consolidation`` or ``nodule`` argument into a list of (side, zone)."""
+    if isinstance(lesions, (bool, int, np.integer)):
+        count = int(lesions)
         # Different lungs first (as a bilateral pneumonia), then anywhere.
         order = list(rng.permutation(SIDES)) if count <= 2 else list(rng.choice(SIDES, size=count))
         items: list = [str(sd) for sd in order[:count]]
     else:
-        items = list(consolidation)
+        items = list(lesions)
+    # Pneumonia favours the bases; nodules are spread more evenly.
+    zone_p = [0.25, 0.3, 0.45] if kind == "consolidation" else [0.35, 0.35, 0.3]
     specs = []
     for item in items:
         side, zone = (item, None) if isinstance(item, str) else item
-        _check(side, SIDES, "consolidation side")
+        _check(side, SIDES, f"{kind} side")
         if zone is None:
-            zone = str(rng.choice(ZONES, p=[0.25, 0.3, 0.45]))  # pneumonia favours the bases
-        specs.append((side, _check(zone, ZONES, "consolidation zone")))
+            zone = str(rng.choice(ZONES, p=zone_p))
+        specs.append((side, _check(zone, ZONES, f"{kind} zone")))
     return specs
+
+
+def _lesion_centre(
+    rng: np.random.Generator,
+    lung: _Lung,
+    lung_area: np.ndarray,
+    fallback: np.ndarray,
+    zone: str,
+    radius: float,
+    u: np.ndarray,
+    v: np.ndarray,
+) -> tuple[float, float, str]:
+    """A lesion centre ``(u, v)`` in ``zone`` of ``lung``, about ``radius`` inside ``lung_area``; the zone it really got.
+
+    Falls back to the zone's edge, the whole lung, then ``fallback`` when the zone is hidden (huge heart, collapsed
+    lung), so a lesion is always drawn; the zone returned is where it lies, so that reports stay true.
+    """
+    h, w = lung_area.shape
+    inner = _erode(lung_area, int(radius * min(h, w)))
+    apex, zone_h = lung.cy - lung.b, 1.76 * lung.b / 3  # thirds of the apex-to-dome height
+    z0 = apex + zone_h * ZONES.index(zone)
+    rows = (v >= z0 + 0.1 * zone_h) & (v <= z0 + 0.9 * zone_h)
+    for candidates in (inner & rows, lung_area & rows, lung_area, fallback):
+        idx = np.flatnonzero(candidates)
+        if idx.size:
+            break
+    cy_px, cx_px = divmod(int(rng.choice(idx)), w)
+    bx, by = float(u[cy_px, cx_px]), float(v[cy_px, cx_px])
+    return bx, by, ZONES[int(np.clip((by - apex) // zone_h, 0, 2))]
+
+
+def _box(blob: np.ndarray) -> tuple[int, int, int, int]:
+    """Bounding box ``(x, y, width, height)`` in pixels of where ``blob`` exceeds 30% of its peak."""
+    ys, xs = np.nonzero(blob > 0.3 * max(float(blob.max()), 1e-6))
+    if ys.size == 0:  # fully hidden (behind the heart): a one-pixel box at the peak
+        ys, xs = np.unravel_index(np.argmax(blob)[None], blob.shape)
+    return int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
+
+
+def _body_coordinates(h: int, w: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised body coordinates ``(u, v)`` of every pixel, ``(h, w)`` each, for a randomly positioned patient.
+
+    Rotation within +-6 degrees about the image centre, a shift of up to 3% and a magnification of 0.95-1.05:
+    radiographers centre and collimate by eye.
+    """
+    angle = np.deg2rad(float(rng.uniform(-6.0, 6.0)))
+    zoom = float(rng.uniform(0.95, 1.05))
+    du, dv = (float(x) for x in rng.uniform(-0.03, 0.03, size=2))
+    y = ((np.arange(h, dtype=_F) + 0.5) / h - 0.5)[:, None]
+    x = ((np.arange(w, dtype=_F) + 0.5) / w - 0.5)[None, :]
+    cos, sin = np.cos(angle), np.sin(angle)
+    u = 0.5 + du + (cos * x - sin * y) / zoom
+    v = 0.5 + dv + (sin * x + cos * y) / zoom
+    return u.astype(_F), v.astype(_F)
 
 
 def _device_names(rng: np.random.Generator, support_devices: bool | Sequence[str]) -> tuple[str, ...]:
