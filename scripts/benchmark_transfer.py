@@ -1,33 +1,51 @@
-"""What M-FLAG pre-training buys downstream, and what the orthogonality loss does: one command, rerunnable.
+"""Does M-FLAG pre-training produce a better encoder? A transfer experiment sized so that its design does not decide
+the answer, runnable on 2 CPU cores in under an hour.
 
-1. Pre-trains two encoders with the pre-training bundle on a demo collection larger than the bundle's default:
-   ``mflag`` (the paper's losses) and ``mflag-no-orth`` (the ablation: ``--orth_weight 0``).
-2. Runs the classification (linear probe), segmentation and detection bundles at each label fraction for three
-   encoders: ``random`` (``--pretrained_encoder null``), ``mflag`` and ``mflag-no-orth``; each run trains with the
-   bundle's ``training`` and scores the test split with its ``evaluating``.
-3. Writes ``results.json`` (the source of truth), ``README``-ready ``results.md``, ``transfer.png`` (metric vs label
-   fraction per task) and ``spectra.png`` (singular-value spectra of the encoder feature with and without the
-   orthogonality loss) into ``--out`` (default ``docs/results``), and prints the table.
+Design (defaults; ``docs/results/README.md`` explains each choice):
 
-Every step is the bundle command a user types (``python -m monai.bundle run ...``), with overrides; logs of each
-run are kept under ``--work``. Runs whose ``eval`` output already exists are reused (``--fresh`` redoes them), so an
-interrupted benchmark continues where it stopped.
+* Data: the built-in demo generator, sized up: 3,000 MIMIC-CXR studies (the pre-training corpus: ~2,400 training
+  image-report pairs), and labelled sets whose test splits hold >= 200 images per task. The phantom's findings are
+  local and of varied size and contrast, so that no global intensity statistic gives them away.
+* Pre-training: the pre-training bundle, as a user runs it, at an effective batch of 256 through
+  ``--micro_batch_size`` (exact gradient caching), ResNet-18 at 64 px, for ``mflag`` (the paper's losses) and
+  ``mflag-no-orth`` (the ablation: ``--orth_weight 0``), once per seed.
+* Label fractions 1% and 10% of each task's training split; the pre-training corpus is >= 10x the largest labelled
+  set used (100% is available with ``--fractions``, where that no longer holds).
+* Three encoders per cell: ``random`` (a frozen randomly initialised ResNet, seeded), ``mflag`` and
+  ``mflag-no-orth``; three seeds per cell (the seed drives pre-training, the label draw and the head's initialisation),
+  reported as mean +- standard deviation.
+* Classification: a linear probe (L2-regularised logistic regression, penalty chosen on the validation split) on the
+  frozen encoder's pooled feature, MIMIC-CXR CheXpert labels, mean AUROC on the official test split. Its ceiling:
+  the same probe on the frozen language model's features of the same studies' reports (``text-ceiling``).
+* Segmentation (SIIM pneumothorax, Dice) and detection (RSNA pneumonia, mAP@[.40:.75]): the downstream bundles'
+  ``training`` then ``evaluating`` workflows, run in this process (``monai.bundle.run``, the function behind the
+  command line), frozen encoder, model selection on the validation split.
+* What pre-training itself learnt, on the held-out MIMIC-CXR test pairs: image->report retrieval R@1/5/10 (chance
+  stated) and zero-shot mean AUROC from text prompts; the pre-training curves (alignment loss, orthogonality loss and
+  its floor) and eval-mode latent geometry from each run's ``eval/history.json``.
 
 Usage::
 
-    python scripts/benchmark_transfer.py                       # demo data, sized for about an hour on 2 CPU cores
-    python scripts/benchmark_transfer.py --quick               # minutes: tiny demo, ResNet-18, one fraction
-    python scripts/benchmark_transfer.py --dataset classification=/data/CheXpert-v1.0-small \\
-        --dataset segmentation=/data/siim --dataset detection=/data/rsna --dataset pretrain=/data/mimic-cxr-jpg \\
-        --protocol --out results_real                          # the real datasets, the paper's settings (GPU)
+    python scripts/benchmark_transfer.py                 # the default experiment (about an hour on 2 CPU cores)
+    python scripts/benchmark_transfer.py --quick         # minutes: a smoke test of every step (its numbers mean nothing)
+    python scripts/benchmark_transfer.py --protocol --pretrained-image-weights resnet50-imagenet.pth \\
+        --text-model /models/BiomedVLP-CXR-BERT-general --dataset pretrain=/data/mimic-cxr-jpg \\
+        --dataset classification=/data/mimic-cxr-jpg --dataset segmentation=/data/siim \\
+        --dataset detection=/data/rsna --out results_protocol          # the paper's settings (GPUs, days)
 
-``--protocol`` switches the bundles to the paper's settings (224 px, 50 epochs, ...) instead of the CPU demo sizes.
+Outputs (``--out``, default ``docs/results``): ``results.json`` (the source of truth: ``scores[task][encoder]
+[fraction]`` as ``{"mean", "std", "values"}``), ``results.md`` (tables), ``transfer.png`` (metric vs label fraction,
+error bars) and ``spectra.png`` (encoder-feature spectra with and without the orthogonality loss). Every run keeps its
+bundle folder and log under ``--work``; finished runs are reused (``--fresh`` redoes them), so an interrupted
+benchmark continues where it stopped.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
 import platform
 import subprocess
@@ -40,149 +58,432 @@ REPO = Path(__file__).resolve().parents[1]
 BUNDLES = REPO / "bundles"
 ENCODERS = ("random", "mflag", "mflag-no-orth")
 TASKS = ("classification", "segmentation", "detection")
-FRACTIONS = (0.01, 0.1, 1.0)
+DONE = "benchmark_done.json"  # written into a run folder once the run finished
 
-# the demo folder each task reads, and the headline metric of its evaluate output (eval/metrics.json)
-DEMO_FOLDERS = {"pretrain": "mimic-cxr", "classification": "chexpert", "segmentation": "siim-pneumothorax", "detection": "rsna-pneumonia"}
-METRICS = {
-    "classification": ("mean AUROC", lambda m: m["mean_auroc"]),
-    "segmentation": ("Dice", lambda m: m["metrics"]["val_dice"]),
-    "detection": ("mAP@[.40:.75]", lambda m: m["mAP"]),
+# bundle dataset name, demo folder and headline metric of each task (metric read from eval/metrics.json)
+TASK_DATA = {
+    "pretrain": ("mimic-cxr", "mimic-cxr"),
+    "classification": ("mimic-cxr-labels", "mimic-cxr"),
+    "segmentation": ("siim-pneumothorax", "siim-pneumothorax"),
+    "detection": ("rsna-pneumonia", "rsna-pneumonia"),
 }
+METRIC_NAMES = {"classification": "mean AUROC", "segmentation": "Dice", "detection": "mAP@[.40:.75]"}
 
 
 @dataclass
-class Sizes:
-    """Run sizes: the demo defaults fit about an hour on 2 CPU cores; ``--protocol`` uses the paper's."""
+class Design:
+    """Every size of one experiment; :func:`cpu_design` is the default, :func:`protocol_design` the paper's."""
 
-    demo_studies: int = 600
-    pretrain_epochs: int = 8
-    pretrain: list[str] = field(default_factory=list)
-    downstream: dict[str, list[str]] = field(default_factory=lambda: {t: [] for t in TASKS})
-    depth: int = 50
-
-
-def demo_sizes(quick: bool) -> Sizes:
-    """The default demo sizes, or tiny ones (``--quick``, for smoke tests)."""
-    if not quick:
-        return Sizes()
-    tiny = ["--image_size", "64", "--batch_size", "8", "--epochs", "2", "--num_workers", "0"]
-    return Sizes(
-        demo_studies=60,
-        pretrain_epochs=2,
-        pretrain=["--resize", "72", "--image_size", "64", "--batch_size", "8", "--num_workers", "0"],
-        downstream={t: list(tiny) for t in TASKS},
-        depth=18,
+    depth: int = 18
+    image_size: int = 64
+    demo_studies: int = 3000
+    demo_image_size: int = 80
+    demo_counts: dict[str, int] = field(
+        default_factory=lambda: {"chexpert-train": 40, "chexpert-valid": 8, "rsna-pneumonia": 1400, "siim-pneumothorax": 1400}
     )
+    pretrain: list[str] = field(default_factory=list)  # pre-training bundle overrides (besides data, seed, depth)
+    downstream: dict[str, list[str]] = field(default_factory=dict)  # per task, bundle overrides
+    downstream_at_1pct: dict[str, list[str]] = field(default_factory=dict)  # extra overrides at 1% of labels
+    text_model: str = "minilm-demo"
+    device_note: str = "CPU"
 
 
-def protocol_sizes() -> Sizes:
-    """The paper's settings (SPEC §1/§2); meant for a GPU."""
-    return Sizes(
-        demo_studies=0,
-        pretrain_epochs=50,
-        pretrain=["--image_size", "224", "--resize", "256", "--batch_size", "512", "--amp", "true"],
+def cpu_design(pretrain_epochs: int = 12, learning_rate: float = 2e-3) -> Design:
+    """The default: ResNet-18 at 64 px, effective batch 256 in micro-batches of 128, sized for 2 CPU cores."""
+    epochs = str(pretrain_epochs)
+    return Design(
+        pretrain=[
+            "--resize", "72", "--image_size", "64", "--batch_size", "256", "--micro_batch_size", "128",
+            "--epochs", epochs, "--learning_rate", str(learning_rate), "--augment_on", "device", "--num_workers", "0",
+            "--geometry_interval", epochs, "--bn_recalibration_samples", "512",
+        ],
         downstream={
-            "classification": ["--image_size", "224", "--epochs", "50"],
-            "segmentation": ["--image_size", "224", "--epochs", "50"],
-            "detection": ["--image_size", "224", "--epochs", "50"],
+            "segmentation": ["--image_size", "64", "--batch_size", "8", "--epochs", "20", "--val_interval", "4",
+                             "--patience", "3", "--num_workers", "0"],
+            "detection": ["--image_size", "64", "--batch_size", "8", "--epochs", "12", "--val_interval", "4",
+                          "--patience", "3", "--num_workers", "0"],
         },
-    )
+    )  # fmt: skip
 
 
-def run_bundle(run_id: str, configs: list[Path], bundle_root: Path, args: list[str], env: dict, log: Path) -> None:
-    """``python -m monai.bundle run RUN_ID`` with overrides; output to ``log``; raises with the log's tail on error."""
-    cmd = [sys.executable, "-m", "monai.bundle", "run", run_id, "--config_file", json.dumps([str(c) for c in configs]),
-           "--bundle_root", str(bundle_root), *args]  # fmt: skip
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w") as f:
-        f.write(" ".join(cmd) + "\n\n")
-        f.flush()
-        code = subprocess.run(cmd, cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
-    if code != 0:
-        tail = log.read_text()[-3000:]
-        raise RuntimeError(f"{run_id} of {bundle_root.name} failed (exit {code}); log: {log}\n{tail}")
+def quick_design() -> Design:
+    """Minutes: a tiny demo and 2 epochs everywhere. Checks that every step runs; its numbers mean nothing."""
+    design = cpu_design(pretrain_epochs=2)
+    design.demo_studies, design.demo_counts = 120, {"rsna-pneumonia": 120, "siim-pneumothorax": 120}
+    design.pretrain[design.pretrain.index("--batch_size") + 1] = "32"
+    design.pretrain[design.pretrain.index("--micro_batch_size") + 1] = "16"
+    for task in design.downstream:
+        design.downstream[task][design.downstream[task].index("--epochs") + 1] = "2"
+        design.downstream[task][design.downstream[task].index("--val_interval") + 1] = "1"
+    return design
 
 
-def pretrain(name: str, data: Path, sizes: Sizes, work: Path, env: dict, fresh: bool) -> Path:
-    """Pre-train one encoder (``mflag`` or ``mflag-no-orth``); returns its ``models/`` folder."""
-    root = work / f"pretrain-{name}"
-    models = root / "models"
-    if fresh or not (models / "encoder.pt").is_file():
-        args = ["--dataset_dir", str(data), "--image_depth", str(sizes.depth), "--epochs", str(sizes.pretrain_epochs), *sizes.pretrain]
+def protocol_design(pretrained_image_weights: str, text_model: str) -> Design:
+    """The paper's settings (SPEC §1, §2): ResNet-50 from ImageNet weights, CXR-BERT, 224/256 px, batch 512, AMP,
+    learning rate 2e-5, 50 epochs; downstream at 224 px, 50 epochs, early stopping patience 10, batch 8 (SIIM) and
+    16 (RSNA, 8 at 1%), RetinaNet with an FPN of 256 channels, learning rate 2e-4 at 1% of RSNA."""
+    return Design(
+        depth=50,
+        image_size=224,
+        demo_studies=0,
+        demo_counts={},
+        pretrain=[
+            "--resize", "256", "--image_size", "224", "--batch_size", "512", "--epochs", "50",
+            "--learning_rate", "2e-5", "--amp", "true", "--text_model", text_model,
+            "--pretrained_image_weights", pretrained_image_weights,
+        ],
+        downstream={
+            "segmentation": ["--image_size", "224", "--epochs", "50", "--patience", "10", "--batch_size", "8"],
+            "detection": ["--image_size", "224", "--epochs", "50", "--patience", "10", "--batch_size", "16",
+                          "--fpn_channels", "256"],
+        },
+        downstream_at_1pct={"detection": ["--batch_size", "8", "--learning_rate", "2e-4"]},
+        text_model=text_model,
+        device_note="GPU",
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------- running bundles
+
+
+def _pythonpath_env() -> dict[str, str]:
+    """The environment of bundle subprocesses: offline, and this checkout importable."""
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": path}
+
+
+def pretrain(name: str, seed: int, data: Path, design: Design, work: Path, fresh: bool) -> Path:
+    """Pre-train one encoder with the bundle command a user types; returns its bundle folder."""
+    root = work / f"pretrain-{name}-seed{seed}"
+    if fresh or not (root / DONE).is_file():
+        args = ["--dataset_dir", str(data), "--image_depth", str(design.depth), "--seed", str(seed),
+                "--cache_dir", str(work / "cache"), *design.pretrain]  # fmt: skip
         if name == "mflag-no-orth":
             args += ["--orth_weight", "0.0"]
-        print(f"pre-training {name} ...", flush=True)
-        run_bundle("training", [BUNDLES / "pretrain" / "configs" / "train.yaml"], root, args, env, work / "logs" / f"pretrain-{name}.log")
-    return models
-
-
-def downstream(task: str, encoder: str, fraction: float, data: Path, encoders: dict[str, Path], sizes: Sizes,
-               work: Path, env: dict, fresh: bool) -> float:  # fmt: skip
-    """Train and evaluate one (task, encoder, fraction); returns the test metric."""
-    root = work / f"{task}-{encoder}-{fraction:g}"
-    report = root / "eval" / "metrics.json"
-    if fresh or not report.is_file():
-        weights = "null" if encoder == "random" else str(encoders[encoder] / "encoder.pt")
-        common = ["--dataset_dir", str(data), "--fraction", str(fraction), "--encoder_depth", str(sizes.depth), *sizes.downstream[task]]
-        configs = BUNDLES / task / "configs"
+        cmd = [sys.executable, "-m", "monai.bundle", "run", "training", "--config_file",
+               str(BUNDLES / "pretrain" / "configs" / "train.yaml"), "--bundle_root", str(root), *args]  # fmt: skip
         log = work / "logs" / f"{root.name}.log"
-        print(f"{task:<15} {encoder:<14} {fraction:>5g} ...", flush=True)
-        run_bundle("training", [configs / "train.yaml"], root, [*common, "--pretrained_encoder", weights], env, log)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        print(f"pre-training {name} (seed {seed}) ...", flush=True)
+        start = time.time()
+        with log.open("w") as f:
+            f.write(" ".join(cmd) + "\n\n")
+            f.flush()
+            code = subprocess.run(cmd, cwd=REPO, env=_pythonpath_env(), stdout=f, stderr=subprocess.STDOUT, check=False).returncode
+        if code != 0:
+            raise RuntimeError(f"pre-training {name} seed {seed} failed (exit {code}); log: {log}\n{log.read_text()[-3000:]}")
+        (root / DONE).write_text(json.dumps({"seconds": round(time.time() - start, 1), "command": cmd}, indent=1))
+    return root
+
+
+def run_bundle_here(task: str, run_id: str, configs: list[str], root: Path, overrides: dict, log: Path) -> None:
+    """``monai.bundle.run`` in this process (no interpreter start per run); its output goes to ``log``."""
+    from monai.bundle import run
+
+    log.parent.mkdir(parents=True, exist_ok=True)
+    files = [str(BUNDLES / task / "configs" / c) for c in configs]
+    with log.open("a") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+        print(f"monai.bundle.run({run_id!r}, config_file={files}, bundle_root={str(root)!r}, **{overrides})", flush=True)
+        run(run_id, config_file=files, logging_file=str(BUNDLES / task / "configs" / "logging.conf"),
+            bundle_root=str(root), **overrides)  # fmt: skip
+
+
+def _parse_overrides(args: list[str]) -> dict:
+    """``["--epochs", "20", ...]`` into ``{"epochs": 20, ...}`` (numbers and booleans as Python values)."""
+    out = {}
+    for key, value in zip(args[::2], args[1::2]):
+        for cast in (int, float):
+            with contextlib.suppress(ValueError):
+                value = cast(value)
+                break
+        out[key.lstrip("-")] = {"true": True, "false": False}.get(value, value) if isinstance(value, str) else value
+    return out
+
+
+def downstream_bundle(task: str, encoder: str, fraction: float, seed: int, data: Path, weights: str | None,
+                      design: Design, work: Path, fresh: bool) -> float:  # fmt: skip
+    """Train and evaluate one (segmentation or detection) cell with its bundle; returns the test metric."""
+    root = work / f"{task}-{encoder}-{fraction:g}-seed{seed}"
+    report = root / "eval" / "metrics.json"
+    if fresh or not (root / DONE).is_file():
+        args = [*design.downstream.get(task, []), *(design.downstream_at_1pct.get(task, []) if fraction <= 0.01 else [])]
+        overrides = {
+            "dataset": TASK_DATA[task][0], "dataset_dir": str(data), "fraction": fraction, "seed": seed,
+            "encoder_depth": design.depth, **_parse_overrides(args),
+        }  # fmt: skip
+        log = work / "logs" / f"{root.name}.log"
+        log.unlink(missing_ok=True)
+        print(f"{task:<15} {encoder:<14} {fraction:>5g} seed {seed} ...", flush=True)
+        start = time.time()
+        run_bundle_here(task, "training", ["train.yaml"], root, {**overrides, "pretrained_encoder": weights}, log)
         # evaluate reads every weight from the trained models/model.pt
-        run_bundle("evaluating", [configs / "train.yaml", configs / "evaluate.yaml"], root, common, env, log.with_suffix(".eval.log"))
-    return float(METRICS[task][1](json.loads(report.read_text())))
+        run_bundle_here(task, "evaluating", ["train.yaml", "evaluate.yaml"], root, overrides, log)
+        (root / DONE).write_text(json.dumps({"seconds": round(time.time() - start, 1)}))
+    metrics = json.loads(report.read_text())
+    return float(metrics["metrics"]["val_dice"] if task == "segmentation" else metrics["mAP"])
 
 
-def markdown_table(results: dict) -> str:
-    """One row per (task, encoder), one column per label fraction."""
+# ------------------------------------------------------------------------------------ the linear probe (in process)
+
+
+def classification_splits(data: Path, fraction: float, seed: int, work: Path) -> dict[str, list[dict]]:
+    """The classification bundle's datalist at ``fraction`` / ``seed`` (the same preparer and label draw), restricted
+    to the studies that have a report (~97%; the rest have neither findings nor impression), so that the image
+    probes, the text ceiling and retrieval all score the same studies."""
+    from mflag_monai.data import resolve_datalist
+
+    reports = report_texts(data, work)
+    with contextlib.redirect_stdout(open(os.devnull, "w")):  # the preparer's summary, once per call
+        splits = resolve_datalist(str(data), datalist_file=work / "datalists" / f"classification_{fraction:g}_seed{seed}.json",
+                                  dataset=TASK_DATA["classification"][0], fraction=fraction, seed=seed, schema="classification")  # fmt: skip
+    return {k: [e for e in v if e["image"] in reports] for k, v in splits.items() if isinstance(v, list)}
+
+
+def image_features(encoder, entries: list[dict], image_size: int, batch_size: int = 128):
+    """Pooled features ``[N, F]`` of the frozen encoder (eval mode) under the classification bundle's preprocessing."""
+    import torch
+    from monai.data import DataLoader, Dataset
+
+    from mflag_monai.transforms import cxr_classification_transforms
+
+    loader = DataLoader(Dataset(entries, cxr_classification_transforms(image_size, "multi-label")), batch_size=batch_size)
+    encoder.eval()
+    with torch.no_grad():
+        return torch.cat([encoder(batch["image"]) for batch in loader]).double()
+
+
+def fit_linear_probe(x, y, l2: float):
+    """L2-regularised logistic regression, one output per label, solved to convergence (L-BFGS): a convex probe, so
+    the score measures the features rather than an optimiser schedule. Returns ``predict(features) -> probabilities``."""
+    import torch
+    import torch.nn.functional as F
+
+    mean, std = x.mean(0), x.std(0).clamp_min(1e-6) if len(x) > 1 else torch.ones(x.shape[1], dtype=x.dtype)
+    z = (x - mean) / std
+    weight = torch.zeros(x.shape[1], y.shape[1], dtype=x.dtype, requires_grad=True)
+    bias = torch.zeros(y.shape[1], dtype=x.dtype, requires_grad=True)
+    optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=500, tolerance_grad=1e-9, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = F.binary_cross_entropy_with_logits(z @ weight + bias, y) + l2 * weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    weight, bias = weight.detach(), bias.detach()
+    return lambda features: torch.sigmoid(((features - mean) / std) @ weight + bias)
+
+
+def probe_score(features: dict[str, object], splits: dict[str, list[dict]], names: list[str]) -> float:
+    """Test mean AUROC of the linear probe trained on ``splits["training"]``, its penalty chosen on validation."""
+    import torch
+
+    from mflag_monai.metrics import classification_report
+
+    def stack(split):
+        rows = [features[e["image"]] for e in splits[split]]
+        return torch.stack(rows), torch.tensor([[float(v) for v in e["label"]] for e in splits[split]], dtype=torch.float64)
+
+    (x, y), (xv, yv), (xt, yt) = stack("training"), stack("validation"), stack("test")
+    best = max(
+        ((classification_report(fit_linear_probe(x, y, l2)(xv), yv, names)["mean_auroc"], l2) for l2 in (1e-4, 1e-3, 1e-2, 1e-1, 1.0)),
+        key=lambda t: (-math.inf if math.isnan(t[0]) else t[0]),
+    )  # fmt: skip
+    return float(classification_report(fit_linear_probe(x, y, best[1])(xt), yt, names)["mean_auroc"])
+
+
+def classification_cells(encoders: dict[str, dict[int, str | None]], data: Path, design: Design, fractions: list[float],
+                         seeds: list[int], work: Path) -> dict[str, dict[str, list[float]]]:  # fmt: skip
+    """``{encoder: {fraction: [score per seed]}}`` for every encoder, plus the ``text-ceiling`` reference."""
+    import torch
+
+    from mflag_monai.data.labels import classification_task
+    from mflag_monai.networks import build_image_encoder
+    from mflag_monai.networks.text_encoder import FrozenTextEncoder
+
+    names = classification_task(TASK_DATA["classification"][0]).names
+    full = classification_splits(data, 1.0, 0, work)
+    entries = [e for split in ("training", "validation", "test") for e in full[split]]
+    scores: dict[str, dict[str, list[float]]] = {}
+    for encoder, per_seed in encoders.items():
+        for seed in seeds:
+            torch.manual_seed(seed)  # the random encoder's initialisation
+            model = build_image_encoder(design.depth, pretrained_weights=per_seed[seed])
+            feats = dict(zip([e["image"] for e in entries], image_features(model, entries, design.image_size)))
+            for fraction in fractions:
+                score = probe_score(feats, classification_splits(data, fraction, seed, work), names)
+                scores.setdefault(encoder, {}).setdefault(str(fraction), []).append(round(score, 4))
+                print(f"classification  {encoder:<14} {fraction:>5g} seed {seed}: {score:.4f}", flush=True)
+    # The ceiling: the frozen language model's features of each study's report (what pre-training aligns to).
+    reports = report_texts(data, work)
+    text = FrozenTextEncoder(design.text_model)
+    texts = [reports[e["image"]] for e in entries]
+    with torch.no_grad():
+        tfeats = torch.cat([text(texts[i : i + 64]) for i in range(0, len(texts), 64)]).double()
+    tfeats = dict(zip([e["image"] for e in entries], tfeats))
+    for seed in seeds:
+        for fraction in fractions:
+            score = probe_score(tfeats, classification_splits(data, fraction, seed, work), names)
+            scores.setdefault("text-ceiling", {}).setdefault(str(fraction), []).append(round(score, 4))
+    return scores
+
+
+_REPORTS: dict[str, dict[str, str]] = {}
+
+
+def report_texts(data: Path, work: Path) -> dict[str, str]:
+    """``{image path: report text}`` of the pre-training datalist (every split): the text each study was paired with."""
+    from mflag_monai.data import resolve_datalist
+
+    if str(data) not in _REPORTS:
+        with contextlib.redirect_stdout(open(os.devnull, "w")):
+            splits = resolve_datalist(str(data), datalist_file=work / "datalists" / "pretrain.json", dataset="mimic-cxr", schema="pretrain")
+        _REPORTS[str(data)] = {e["image"]: e["report"] for v in splits.values() if isinstance(v, list) for e in v}
+    return _REPORTS[str(data)]
+
+
+# ---------------------------------------------------------------------- what pre-training learnt (in process)
+
+
+def pretraining_report(root: Path, data: Path, design: Design, work: Path) -> dict:
+    """Retrieval and zero-shot on the held-out MIMIC-CXR test pairs, the loss curves and the final eval-mode geometry."""
+    import torch
+
+    from mflag_monai.data.labels import classification_task
+    from mflag_monai.engines.zero_shot import (
+        default_prompts, embed_images, embed_texts, load_pretrained_mflag, recall_at_k, zero_shot_probabilities,
+    )  # fmt: skip
+    from mflag_monai.metrics import classification_report
+
+    model, _ = load_pretrained_mflag(root / "models", text_model=design.text_model)
+    resize, crop = int(design.pretrain[design.pretrain.index("--resize") + 1]), design.image_size
+    reports = report_texts(data, work)
+    test = classification_splits(data, 1.0, 0, work)["test"]
+    with contextlib.redirect_stderr(open(os.devnull, "w")):  # progress bars
+        images = embed_images(model, test, resize, crop)
+        texts = [reports[e["image"]] for e in test]
+        distinct = list(dict.fromkeys(texts))
+        text_emb = embed_texts(model, distinct)
+    match = torch.zeros(len(test), len(distinct), dtype=torch.bool)
+    match[torch.arange(len(test)), torch.tensor([distinct.index(t) for t in texts])] = True
+    recall = recall_at_k(images @ text_emb.T, match)
+    names = classification_task(TASK_DATA["classification"][0]).names
+    labels = torch.tensor([[float(v) for v in e["label"]] for e in test])
+    zero_shot = classification_report(zero_shot_probabilities(images, model, default_prompts(names), "multi-label"), labels, names)
+    history = json.loads((root / "eval" / "history.json").read_text())
+    last = history[-1]
+    return {
+        "retrieval_image_to_report": recall,
+        "retrieval_pairs": len(test),
+        "retrieval_distinct_reports": len(distinct),
+        "retrieval_chance": {f"R@{k}": min(1.0, k / len(distinct)) for k in (1, 5, 10)},
+        "zero_shot_mean_auroc": zero_shot["mean_auroc"],
+        "curves": {k: [round(h.get(k, float("nan")), 4) for h in history]
+                   for k in ("train_loss_align", "train_loss_orth", "train_loss_orth_floor", "geom_erank_feature",
+                             "geom_erank_image_proj", "geom_alignment", "geom_uniformity_image")},  # fmt: skip
+        "final": {k: round(v, 4) for k, v in last.items() if isinstance(v, float)},
+        "seconds": json.loads((root / DONE).read_text())["seconds"],
+    }
+
+
+# -------------------------------------------------------------------------------------------------- reporting
+
+
+def summarise(values: list[float]) -> dict:
+    """``{"mean", "std", "values"}`` (population std over seeds)."""
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+    return {"mean": round(mean, 4), "std": round(std, 4), "values": values}
+
+
+def markdown_tables(results: dict) -> str:
+    """Downstream table (mean +- std over seeds) and the pre-training table (retrieval, zero-shot, final losses)."""
     fractions = results["fractions"]
-    head = "| task (metric) | encoder | " + " | ".join(f"{f:.0%} of labels" for f in fractions) + " |"
-    rows = [head, "|" + "---|" * (2 + len(fractions))]
+    lines = ["| task (metric) | encoder | " + " | ".join(f"{float(f):.0%} of labels" for f in fractions) + " |",
+             "|" + "---|" * (2 + len(fractions))]  # fmt: skip
     for task, per_encoder in results["scores"].items():
         for encoder, per_fraction in per_encoder.items():
-            cells = [f"{per_fraction[str(f)]:.3f}" if str(f) in per_fraction else "–" for f in fractions]
-            rows.append(f"| {task} ({METRICS[task][0]}) | {encoder} | " + " | ".join(cells) + " |")
-    return "\n".join(rows)
+            cells = [f"{per_fraction[str(f)]['mean']:.3f} ± {per_fraction[str(f)]['std']:.3f}" if str(f) in per_fraction else "–"
+                     for f in fractions]  # fmt: skip
+            lines.append(f"| {task} ({results['metrics'][task]}) | {encoder} | " + " | ".join(cells) + " |")
+    pre = results.get("pretraining", {})
+    if pre:
+        chance = next(iter(pre.values()))["retrieval_chance"]
+        lines += ["", f"Image→report retrieval on {next(iter(pre.values()))['retrieval_pairs']} held-out MIMIC-CXR test pairs "
+                  f"(chance R@1/5/10 = {chance['R@1']:.3f} / {chance['R@5']:.3f} / {chance['R@10']:.3f}), zero-shot mean "
+                  "AUROC from text prompts, and the last pre-training epoch (mean ± std over seeds):", "",
+                  "| encoder | R@1 | R@5 | R@10 | zero-shot AUROC | loss_align | loss_orth (floor) | erank feature | minutes |",
+                  "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for encoder, s in results["pretraining_summary"].items():
+            cells = [f"{s[k]['mean']:.3f} ± {s[k]['std']:.3f}" for k in ("R@1", "R@5", "R@10", "zero_shot", "loss_align")]
+            cells += [f"{s['loss_orth']['mean']:.2f} ({s['loss_orth_floor']['mean']:.2f})",
+                      f"{s['erank_feature']['mean']:.1f} ± {s['erank_feature']['std']:.1f}", f"{s['minutes']['mean']:.1f}"]  # fmt: skip
+            lines.append(f"| {encoder} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def summarise_pretraining(pre: dict[str, dict[str, dict]]) -> dict:
+    """Per encoder, mean +- std over seeds of the retrieval, zero-shot, final losses and run time."""
+    out = {}
+    for encoder, per_seed in pre.items():
+        runs = list(per_seed.values())
+        pick = {
+            "R@1": [r["retrieval_image_to_report"]["R@1"] for r in runs],
+            "R@5": [r["retrieval_image_to_report"]["R@5"] for r in runs],
+            "R@10": [r["retrieval_image_to_report"]["R@10"] for r in runs],
+            "zero_shot": [r["zero_shot_mean_auroc"] for r in runs],
+            "loss_align": [r["final"]["train_loss_align"] for r in runs],
+            "loss_orth": [r["final"]["train_loss_orth"] for r in runs],
+            "loss_orth_floor": [r["final"]["train_loss_orth_floor"] for r in runs],
+            "erank_feature": [r["final"].get("geom_erank_feature", float("nan")) for r in runs],
+            "minutes": [r["seconds"] / 60 for r in runs],
+        }
+        out[encoder] = {k: summarise([round(v, 4) for v in values]) for k, values in pick.items()}
+    return out
 
 
 def plot_transfer(results: dict, path: Path) -> None:
-    """Metric vs label fraction, one panel per task, one line per encoder."""
+    """Metric vs label fraction, one panel per task, one line per encoder, error bars = std over seeds."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     tasks = list(results["scores"])
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.4 * len(tasks), 3.6), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         for encoder, per_fraction in results["scores"][task].items():
             xs = [f for f in results["fractions"] if str(f) in per_fraction]
-            ax.plot(xs, [per_fraction[str(f)] for f in xs], marker="o", label=encoder)
+            ax.errorbar(xs, [per_fraction[str(f)]["mean"] for f in xs], yerr=[per_fraction[str(f)]["std"] for f in xs],
+                        marker="o", capsize=3, label=encoder, linestyle="--" if encoder == "text-ceiling" else "-")  # fmt: skip
         ax.set_xscale("log")
         ax.set_xlabel("fraction of training labels")
-        ax.set_ylabel(METRICS[task][0])
+        ax.set_ylabel(results["metrics"][task])
         ax.set_title(task)
         ax.grid(alpha=0.3)
-    axes[0][0].legend()
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def plot_pretrain_spectra(encoders: dict[str, Path], path: Path) -> dict[str, list[float]]:
-    """Singular-value spectra of the encoder feature from each pre-training run's diagnostics (``eval/spectrum.json``)."""
+def plot_pretrain_spectra(roots: dict[str, Path], path: Path) -> dict[str, list[float]]:
+    """Singular-value spectra of the encoder feature at the end of pre-training (``eval/spectrum.json``), one run each."""
     from mflag_monai.utils.plots import plot_spectra
 
     spectra = {}
-    for name, models in encoders.items():
-        spectrum_file = models.parent / "eval" / "spectrum.json"
+    for name, root in roots.items():
+        spectrum_file = root / "eval" / "spectrum.json"
         if spectrum_file.is_file():
             content = json.loads(spectrum_file.read_text())
             spectra[name] = content["spectra"]["image_feature"] if "spectra" in content else content["image_feature"]
     if spectra:
         plot_spectra(spectra, path)
     return spectra
+
+
+# ------------------------------------------------------------------------------------------------------- main
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,66 +493,125 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=REPO / "eval" / "benchmark_transfer", help="bundle roots and logs of every run")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--encoders", nargs="+", default=list(ENCODERS), choices=ENCODERS)
-    parser.add_argument("--fractions", nargs="+", type=float, default=list(FRACTIONS))
+    parser.add_argument("--fractions", nargs="+", type=float, default=[0.01, 0.1],
+                        help="label fractions (default 0.01 0.1: the corpus stays >= 10x the largest labelled set)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="one pre-training and label draw per seed")
+    parser.add_argument("--pretrain-epochs", type=int, default=12)
+    parser.add_argument("--pretrain-lr", type=float, default=2e-3, help="pre-training learning rate (from random init)")
     parser.add_argument("--dataset", action="append", default=[], metavar="TASK=PATH",
                         help="a real dataset folder (or datalist .json) for pretrain/classification/segmentation/detection")  # fmt: skip
-    parser.add_argument("--demo-studies", type=int, help="size of the generated demo collection (default 600)")
-    parser.add_argument("--depth", type=int, choices=(18, 34, 50), help="ResNet depth of every encoder (default 50)")
-    parser.add_argument("--pretrain-epochs", type=int, help="pre-training epochs (default 8)")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test, minutes)")
-    parser.add_argument("--protocol", action="store_true", help="the paper's settings (GPU)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks every step in minutes (numbers mean nothing)")
+    parser.add_argument("--protocol", action="store_true", help="the paper's settings (GPU); needs the two options below")
+    parser.add_argument("--pretrained-image-weights", help="--protocol: torchvision-layout ImageNet ResNet-50 weights (.pth)")
+    parser.add_argument("--text-model", help="--protocol: local folder of CXR-BERT (microsoft/BiomedVLP-CXR-BERT-general)")
     parser.add_argument("--fresh", action="store_true", help="redo runs whose outputs exist")
     args = parser.parse_args(argv)
 
-    sizes = protocol_sizes() if args.protocol else demo_sizes(args.quick)
-    if args.demo_studies:
-        sizes.demo_studies = args.demo_studies
-    if args.depth:
-        sizes.depth = args.depth
-    if args.pretrain_epochs:
-        sizes.pretrain_epochs = args.pretrain_epochs
+    if args.protocol:
+        missing = [flag for flag, value in (("--pretrained-image-weights", args.pretrained_image_weights),
+                                            ("--text-model", args.text_model)) if not value]  # fmt: skip
+        if missing:
+            parser.error(f"--protocol needs {' and '.join(missing)}: the paper starts from ImageNet ResNet-50 weights "
+                         "and aligns to CXR-BERT, and nothing is downloaded here (give local paths)")  # fmt: skip
+        for path in (args.pretrained_image_weights, args.text_model):
+            if not Path(path).exists():
+                parser.error(f"{path}: not found")
+        design = protocol_design(args.pretrained_image_weights, args.text_model)
+    else:
+        design = quick_design() if args.quick else cpu_design(args.pretrain_epochs, args.pretrain_lr)
     datasets = dict(item.split("=", 1) for item in args.dataset)
     unknown = set(datasets) - {"pretrain", *TASKS}
     if unknown:
         parser.error(f"--dataset names one of pretrain, {', '.join(TASKS)}; got {sorted(unknown)}")
     work = args.work.resolve()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    start = time.time()
+    timings: dict[str, float] = {}
     if len(datasets) < 1 + len(args.tasks):  # some data comes from the demo generator, into the work folder
+        if design.demo_studies == 0:
+            parser.error("--protocol runs on real data: give --dataset for pretrain and every task")
         from mflag_monai.data.demo import generate_demo_data
 
-        demo = generate_demo_data(work / "demo", num_studies=sizes.demo_studies, progress=True)
-        env["MFLAG_MONAI_DEMO_DIR"] = str(demo)
-    folders = {name: Path(datasets[name]) if name in datasets else work / "demo" / DEMO_FOLDERS[name] for name in DEMO_FOLDERS}
+        generate_demo_data(work / "demo", num_studies=design.demo_studies, image_size=design.demo_image_size,
+                           counts=design.demo_counts, progress=True)  # fmt: skip
+        timings["demo data"] = time.time() - start
+    folders = {name: Path(datasets[name]) if name in datasets else work / "demo" / TASK_DATA[name][1] for name in TASK_DATA}
 
-    start = time.time()
-    encoders = {e: pretrain(e, folders["pretrain"], sizes, work, env, args.fresh) for e in args.encoders if e != "random"}
-    scores: dict[str, dict[str, dict[str, float]]] = {}
-    for task in args.tasks:
+    # 1. pre-training, one run per (pre-trained encoder, seed)
+    t = time.time()
+    pretrained = [e for e in args.encoders if e != "random"]
+    roots = {(e, s): pretrain(e, s, folders["pretrain"], design, work, args.fresh) for s in args.seeds for e in pretrained}
+    weights: dict[str, dict[int, str | None]] = {e: {s: None for s in args.seeds} for e in args.encoders}
+    for (e, s), root in roots.items():
+        weights[e][s] = str(root / "models" / "encoder.pt")
+    timings["pre-training"] = time.time() - t
+
+    # 2. what pre-training learnt: retrieval, zero-shot, curves (held-out MIMIC-CXR test pairs)
+    t = time.time()
+    pre = {e: {str(s): pretraining_report(roots[(e, s)], folders["pretrain"], design, work) for s in args.seeds} for e in pretrained}
+    timings["retrieval + zero-shot"] = time.time() - t
+
+    # 3. downstream cells
+    raw: dict[str, dict[str, dict[str, list[float]]]] = {}
+    if "classification" in args.tasks:
+        t = time.time()
+        raw["classification"] = classification_cells(weights, folders["classification"], design, args.fractions, args.seeds, work)
+        timings["classification"] = time.time() - t
+    for task in (t for t in args.tasks if t != "classification"):
+        t0 = time.time()
         for fraction in args.fractions:
-            for encoder in args.encoders:
-                value = downstream(task, encoder, fraction, folders[task], encoders, sizes, work, env, args.fresh)
-                scores.setdefault(task, {}).setdefault(encoder, {})[str(fraction)] = round(value, 4)
+            for seed in args.seeds:
+                for encoder in args.encoders:
+                    value = downstream_bundle(task, encoder, fraction, seed, folders[task], weights[encoder][seed], design, work, args.fresh)
+                    raw.setdefault(task, {}).setdefault(encoder, {}).setdefault(str(fraction), []).append(round(value, 4))
+        timings[task] = time.time() - t0
 
     args.out.mkdir(parents=True, exist_ok=True)
-    spectra = plot_pretrain_spectra(encoders, args.out / "spectra.png")
+    spectra = plot_pretrain_spectra({e: roots[(e, args.seeds[0])] for e in pretrained}, args.out / "spectra.png")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     results = {
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
         "machine": f"{platform.platform()}, {os.cpu_count()} CPU cores, python {platform.python_version()}",
+        "load_average_at_end": round(load, 2),
         "minutes": round((time.time() - start) / 60, 1),
+        "minutes_per_stage": {k: round(v / 60, 1) for k, v in timings.items()},
+        "design": {"depth": design.depth, "image_size": design.image_size, "demo_studies": design.demo_studies,
+                   "demo_counts": design.demo_counts, "pretrain": design.pretrain, "downstream": design.downstream,
+                   "text_model": design.text_model, "seeds": args.seeds},  # fmt: skip
         "datasets": {k: str(v) for k, v in folders.items()},
-        "sizes": {"demo_studies": sizes.demo_studies, "pretrain_epochs": sizes.pretrain_epochs, "pretrain": sizes.pretrain, "downstream": sizes.downstream, "depth": sizes.depth},
+        "sizes": dataset_sizes(folders, args.fractions, args.seeds[0], work),
         "fractions": args.fractions,
-        "metrics": {t: METRICS[t][0] for t in args.tasks},
-        "scores": scores,
+        "metrics": {t: METRIC_NAMES[t] for t in args.tasks},
+        "scores": {task: {enc: {f: summarise(v) for f, v in per_f.items()} for enc, per_f in per_enc.items()}
+                   for task, per_enc in raw.items()},  # fmt: skip
+        "pretraining": pre,
+        "pretraining_summary": summarise_pretraining(pre),
         "spectra": spectra,
     }
-    (args.out / "results.json").write_text(json.dumps(results, indent=2))
-    table = markdown_table(results)
-    (args.out / "results.md").write_text(table + "\n")
+    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    tables = markdown_tables(results)
+    (args.out / "results.md").write_text(tables + "\n")
     plot_transfer(results, args.out / "transfer.png")
-    print(table)
-    print(f"\n{results['minutes']} min; results in {args.out}")
+    print(tables)
+    print(f"\n{results['minutes']} min ({results['minutes_per_stage']}); results in {args.out}")
     return 0
+
+
+def dataset_sizes(folders: dict[str, Path], fractions: list[float], seed: int, work: Path) -> dict:
+    """Entries per split at the largest fraction: the corpus-to-labels ratio in numbers (pre-training: its corpus)."""
+    report_texts(folders["pretrain"], work)  # writes the pre-training datalist
+    pretraining = json.loads((work / "datalists" / "pretrain.json").read_text())
+    sizes = {"pretrain": {k: len(v) for k, v in pretraining.items() if isinstance(v, list)}}
+    for name in TASKS:
+        if name == "classification":
+            splits = classification_splits(folders[name], max(fractions), seed, work)
+        else:
+            found = sorted(work.glob(f"{name}-random-{max(fractions):g}-seed{seed}/models/datalist_*.json"))
+            if not found:
+                continue
+            splits = json.loads(found[0].read_text())
+        sizes[name] = {k: len(v) for k, v in splits.items() if isinstance(v, list)}
+    return sizes
 
 
 if __name__ == "__main__":
