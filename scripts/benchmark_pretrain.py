@@ -5,7 +5,7 @@ the real ``MFLAGTrainer`` iteration (the same code a bundle run executes: zero_g
 backward, optimizer step):
 
 * ``mflag-cached``    ResNet + both projectors + ``MFLAGLoss`` + AdamW at ``--batch-size``, text features
-  precomputed (random ``[B, H]`` tensors standing in for the feature cache);
+  read from a text-feature cache of the reports (random ``[H]`` features standing in for the language model's);
 * ``mflag-uncached``  the authors' way: every step tokenises the reports (padded to 512 tokens) and runs a
   BERT-base-sized language model (random weights, eval mode, no_grad) before the same step;
 * ``supervised``      the same ResNet with ``Linear(feature_dim, 14)`` and ``BCEWithLogitsLoss``, AdamW;
@@ -48,6 +48,7 @@ import torch
 import transformers
 from torch import nn
 
+from mflag_monai.data.text_features import TextFeatureCache, text_key
 from mflag_monai.engines import MFLAGTrainer
 from mflag_monai.losses import MFLAGLoss
 from mflag_monai.networks import MFLAG, FrozenTextEncoder, build_image_encoder
@@ -93,13 +94,13 @@ class Batch:
     """One synthetic training batch, already on the device."""
 
     images: torch.Tensor  # [B, 3, S, S]
-    text_features: torch.Tensor  # [B, H], the stand-in for cached language-model features
     texts: list[str]  # B report strings
     targets: torch.Tensor  # [B, 14] in {0, 1}
 
-    def as_dict(self, cached: bool) -> dict[str, object]:
-        """The batch as the pre-training data loader gives it: images with features (cached) or report texts."""
-        return {"image": self.images, "text_feature": self.text_features} if cached else {"image": self.images, "report": self.texts}
+    def as_dict(self) -> dict[str, object]:
+        """The batch as the pre-training data loader gives it: images and report texts (the cached variants find
+        the reports' features in a text-feature cache, as a bundle run does)."""
+        return {"image": self.images, "report": self.texts}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -234,7 +235,6 @@ def make_batches(args: argparse.Namespace, device: torch.device, batch_size: int
         batches.append(
             Batch(
                 images=images.to(device),
-                text_features=torch.randn(b, args.text_hidden, generator=g).to(device),
                 texts=[REPORTS[(i * b + j) % len(REPORTS)] for j in range(b)],
                 targets=torch.randint(0, 2, (b, NUM_CLASSES), generator=g).float().to(device),
             )
@@ -310,9 +310,16 @@ def build_variant(
         amp_dtype=amp_dtype or "auto",
         channels_last=args.channels_last,
         micro_batch_size=micro_size(name),
+        text_cache=None if name == "mflag-uncached" else stand_in_text_cache(args),
     )
-    cached = name != "mflag-uncached"
-    return model, lambda batch: trainer._iteration(trainer, batch.as_dict(cached))
+    return model, lambda batch: trainer._iteration(trainer, batch.as_dict())
+
+
+def stand_in_text_cache(args: argparse.Namespace) -> TextFeatureCache:
+    """A text-feature cache of the benchmark's reports with random features: the stand-in for the language model's."""
+    g = torch.Generator().manual_seed(args.seed)
+    features = torch.randn(len(REPORTS), args.text_hidden, generator=g)
+    return TextFeatureCache(features, [text_key(t) for t in REPORTS], {"stand_in": True})
 
 
 def adamw(model: nn.Module) -> torch.optim.Optimizer:

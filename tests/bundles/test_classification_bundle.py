@@ -102,14 +102,3 @@ def test_missing_encoder_is_explained(ws, tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "monai.bundle", "run", "training", "--config_file", str(CLS / "train.yaml"), "--bundle_root", str(tmp_path), *ws["common"]]
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0 and "--pretrained_encoder null" in result.stderr
-
-
-def test_recall_at_k_by_hand() -> None:
-    from mflag_monai.engines import recall_at_k
-
-    sim = torch.tensor([[0.9, 0.1, 0.0], [0.2, 0.1, 0.8], [0.5, 0.6, 0.4]])
-    match = torch.eye(3, dtype=torch.bool)
-    r = recall_at_k(sim, match, ks=(1, 2))
-    assert r["R@1"] == pytest.approx(1 / 3)  # only row 0 ranks its match first
-    assert r["R@2"] == pytest.approx(1 / 3)  # rows 1 and 2 rank their match third
-    assert recall_at_k(sim, match, ks=(3,))["R@3"] == 1.0

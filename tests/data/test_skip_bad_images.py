@@ -12,6 +12,7 @@ from monai.data import DataLoader
 from dicom_fixtures import write_dicom
 from mflag_monai.data import build_dataset, skip_none_collate
 from mflag_monai.engines import MFLAGTrainer
+from mflag_monai.handlers import SkippedImageCounter
 from mflag_monai.losses import MFLAGLoss
 from mflag_monai.networks import build_mflag
 from mflag_monai.transforms import cxr_pretrain_transforms
@@ -63,6 +64,7 @@ def test_trainer_logs_the_count(items, tmp_path: Path, tiny_bert_dir: Path) -> N
         device=torch.device("cpu"), max_epochs=2, train_data_loader=loader, network=model,
         optimizer=torch.optim.AdamW([p for p in model.parameters() if p.requires_grad]), loss_function=MFLAGLoss(),
     )
+    SkippedImageCounter().attach(trainer)  # as the bundle's handler list does
     trainer.run()
     assert trainer.state.metrics["skipped_images"] == 2  # one per epoch
 
@@ -82,7 +84,7 @@ def test_validation_split_leaves_bad_images_out_and_counts_them(items, capsys) -
 
 
 def test_geometry_subset_leaves_bad_images_out(items) -> None:
-    from mflag_monai.engines import LatentGeometryHandler
+    from mflag_monai.handlers import LatentGeometryHandler
     from mflag_monai.transforms import cxr_eval_transforms
 
     data = {"training": items, "validation": items}

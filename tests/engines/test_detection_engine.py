@@ -9,7 +9,7 @@ from monai.data import DataLoader, MetaTensor
 from monai.data.utils import no_collation
 from monai.handlers import CheckpointSaver, EarlyStopHandler, IgniteMetricHandler, ValidationHandler
 
-from mflag_monai.engines import DetectionEvaluator, DetectionTrainer, detection_loss_terms
+from mflag_monai.engines import DetectionEvaluator, DetectionTrainer, loss_terms
 from mflag_monai.metrics import DetectionMAPMetric, detection_output_transform
 from mflag_monai.networks import build_detector, build_retinanet
 
@@ -59,7 +59,7 @@ def test_train_validate_and_select_with_monai_handlers(tmp_path) -> None:
     early_stop.attach(evaluator)
     trainer.run()
 
-    terms = detection_loss_terms(trainer.state.output)
+    terms = loss_terms(trainer.state.output)
     assert set(terms) == {"loss", "loss_cls", "loss_box"} and all(math.isfinite(v) for v in terms.values())
     assert terms["loss"] == torch.tensor(terms["loss_cls"] + terms["loss_box"]).item()
     assert not torch.equal(head, network.classification_head.cls_logits.weight)  # the head trained
