@@ -5,7 +5,7 @@ the real ``MFLAGTrainer`` iteration (the same code a bundle run executes: zero_g
 backward, optimizer step):
 
 * ``mflag-cached``    ResNet + both projectors + ``MFLAGLoss`` + AdamW at ``--batch-size``, text features
-  precomputed (random ``[B, H]`` tensors standing in for the feature cache);
+  read from a text-feature cache of the reports (random ``[H]`` features standing in for the language model's);
 * ``mflag-uncached``  the authors' way: every step tokenises the reports (padded to 512 tokens) and runs a
   BERT-base-sized language model (random weights, eval mode, no_grad) before the same step;
 * ``supervised``      the same ResNet with ``Linear(feature_dim, 14)`` and ``BCEWithLogitsLoss``, AdamW;
@@ -48,6 +48,7 @@ import torch
 import transformers
 from torch import nn
 
+from mflag_monai.data.text_features import TextFeatureCache, text_key
 from mflag_monai.engines import MFLAGTrainer
 from mflag_monai.losses import MFLAGLoss
 from mflag_monai.networks import MFLAG, FrozenTextEncoder, build_image_encoder
@@ -65,26 +66,34 @@ NUM_BATCHES = 4  # distinct synthetic batches, cycled
 OTHER_CPU_WARN_PCT = 5.0  # warn when other processes took more than this share of all CPUs while timing
 
 REPORTS = (
-    "IMPRESSION: No acute cardiopulmonary process. FINDINGS: PA and lateral views of the chest were obtained. "
-    "The lungs are well expanded and clear without focal consolidation, pleural effusion or pneumothorax. "
-    "The cardiomediastinal silhouette is within normal limits. Mild degenerative changes are seen in the thoracic "
-    "spine. No acute osseous abnormality is identified. There is no free air under the diaphragm.",
-    "IMPRESSION: Moderate cardiomegaly with mild pulmonary vascular congestion and small bilateral pleural "
-    "effusions, left greater than right, likely reflecting fluid overload. FINDINGS: Portable AP upright view of "
-    "the chest. A right internal jugular central venous catheter terminates in the mid superior vena cava. The "
-    "heart is enlarged. There is cephalization of the pulmonary vessels with mild interstitial edema. Blunting of "
-    "both costophrenic angles is compatible with small effusions. Patchy retrocardiac opacity may reflect "
-    "atelectasis, although pneumonia cannot be excluded. No pneumothorax is seen.",
-    "IMPRESSION: Right lower lobe consolidation concerning for pneumonia in the appropriate clinical setting. "
-    "Follow-up radiographs after treatment are recommended to document resolution. FINDINGS: There is a new "
-    "focal airspace opacity in the right lower lobe with air bronchograms. The left lung is clear. There is no "
-    "pleural effusion or pneumothorax. Heart size is normal. The hila are unremarkable. Surgical clips project "
-    "over the right upper quadrant.",
-    "IMPRESSION: Interval placement of an endotracheal tube, which terminates approximately 4 cm above the carina. "
-    "Stable small left apical pneumothorax. FINDINGS: Compared with the prior radiograph from the previous day, "
-    "the left chest tube is unchanged in position. The tiny left apical pneumothorax is not significantly changed. "
-    "Left basilar atelectasis has slightly improved. The right lung remains clear. The cardiac and mediastinal "
-    "contours are stable. A nasogastric tube courses below the diaphragm with its tip in the stomach.",
+    (
+        "IMPRESSION: No acute cardiopulmonary process. FINDINGS: PA and lateral views of the chest were obtained. "
+        "The lungs are well expanded and clear without focal consolidation, pleural effusion or pneumothorax. "
+        "The cardiomediastinal silhouette is within normal limits. Mild degenerative changes are seen in the thoracic "
+        "spine. No acute osseous abnormality is identified. There is no free air under the diaphragm."
+    ),
+    (
+        "IMPRESSION: Moderate cardiomegaly with mild pulmonary vascular congestion and small bilateral pleural "
+        "effusions, left greater than right, likely reflecting fluid overload. FINDINGS: Portable AP upright view of "
+        "the chest. A right internal jugular central venous catheter terminates in the mid superior vena cava. The "
+        "heart is enlarged. There is cephalization of the pulmonary vessels with mild interstitial edema. Blunting of "
+        "both costophrenic angles is compatible with small effusions. Patchy retrocardiac opacity may reflect "
+        "atelectasis, although pneumonia cannot be excluded. No pneumothorax is seen."
+    ),
+    (
+        "IMPRESSION: Right lower lobe consolidation concerning for pneumonia in the appropriate clinical setting. "
+        "Follow-up radiographs after treatment are recommended to document resolution. FINDINGS: There is a new "
+        "focal airspace opacity in the right lower lobe with air bronchograms. The left lung is clear. There is no "
+        "pleural effusion or pneumothorax. Heart size is normal. The hila are unremarkable. Surgical clips project "
+        "over the right upper quadrant."
+    ),
+    (
+        "IMPRESSION: Interval placement of an endotracheal tube, which terminates approximately 4 cm above the carina. "
+        "Stable small left apical pneumothorax. FINDINGS: Compared with the prior radiograph from the previous day, "
+        "the left chest tube is unchanged in position. The tiny left apical pneumothorax is not significantly changed. "
+        "Left basilar atelectasis has slightly improved. The right lung remains clear. The cardiac and mediastinal "
+        "contours are stable. A nasogastric tube courses below the diaphragm with its tip in the stomach."
+    ),
 )
 
 
@@ -93,13 +102,13 @@ class Batch:
     """One synthetic training batch, already on the device."""
 
     images: torch.Tensor  # [B, 3, S, S]
-    text_features: torch.Tensor  # [B, H], the stand-in for cached language-model features
     texts: list[str]  # B report strings
     targets: torch.Tensor  # [B, 14] in {0, 1}
 
-    def as_dict(self, cached: bool) -> dict[str, object]:
-        """The batch as the pre-training data loader gives it: images with features (cached) or report texts."""
-        return {"image": self.images, "text_feature": self.text_features} if cached else {"image": self.images, "report": self.texts}
+    def as_dict(self) -> dict[str, object]:
+        """The batch as the pre-training data loader gives it: images and report texts (the cached variants find
+        the reports' features in a text-feature cache, as a bundle run does)."""
+        return {"image": self.images, "report": self.texts}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -118,8 +127,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--text-layers", type=int, default=12, help="layers of the BERT in mflag-uncached")
     p.add_argument("--text-hidden", type=int, default=768, help="hidden size of the BERT / of the cached features")
     p.add_argument("--large-batch", type=int, default=512, help="batch of the micro-batched variants (paper: 512)")
-    p.add_argument("--micro-batch-sizes", type=int, nargs="*", default=[16, 32],
-                   help="micro_batch_size of each micro-batched variant; none: skip them")
+    p.add_argument(
+        "--micro-batch-sizes",
+        type=int,
+        nargs="*",
+        default=[16, 32],
+        help="micro_batch_size of each micro-batched variant; none: skip them",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="write the results to this file")
     p.add_argument("--check", action="store_true", help="exit 1 if an acceptance target is missed")
@@ -188,7 +202,7 @@ class RssPeak:
             self.peak = max(self.peak, rss_bytes())
             time.sleep(self.interval_s)
 
-    def __enter__(self) -> RssPeak:
+    def __enter__(self) -> RssPeak:  # noqa: PYI034  (Python 3.10 has no typing.Self)
         self.start = self.peak = rss_bytes()
         self._thread.start()
         return self
@@ -222,7 +236,9 @@ def free_memory(device: torch.device) -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def make_batches(args: argparse.Namespace, device: torch.device, batch_size: int, count: int = NUM_BATCHES) -> list[Batch]:
+def make_batches(
+    args: argparse.Namespace, device: torch.device, batch_size: int, count: int = NUM_BATCHES
+) -> list[Batch]:
     """``count`` synthetic batches of ``batch_size`` (fixed seed): every variant of one batch size sees the same."""
     g = torch.Generator().manual_seed(args.seed)
     b, s = batch_size, args.image_size
@@ -234,7 +250,6 @@ def make_batches(args: argparse.Namespace, device: torch.device, batch_size: int
         batches.append(
             Batch(
                 images=images.to(device),
-                text_features=torch.randn(b, args.text_hidden, generator=g).to(device),
                 texts=[REPORTS[(i * b + j) % len(REPORTS)] for j in range(b)],
                 targets=torch.randint(0, 2, (b, NUM_CLASSES), generator=g).float().to(device),
             )
@@ -272,7 +287,9 @@ def build_variant(
     memory_format = torch.channels_last if args.channels_last else torch.preserve_format
     amp_dtype = amp_dtype_of(args, device)
     if name == "supervised":
-        model = nn.Sequential(encoder, nn.Linear(encoder.feature_dim, NUM_CLASSES)).to(device, memory_format=memory_format)
+        model = nn.Sequential(encoder, nn.Linear(encoder.feature_dim, NUM_CLASSES)).to(
+            device, memory_format=memory_format
+        )
         optimizer = adamw(model)
         scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
         bce = nn.BCEWithLogitsLoss()
@@ -310,9 +327,16 @@ def build_variant(
         amp_dtype=amp_dtype or "auto",
         channels_last=args.channels_last,
         micro_batch_size=micro_size(name),
+        text_cache=None if name == "mflag-uncached" else stand_in_text_cache(args),
     )
-    cached = name != "mflag-uncached"
-    return model, lambda batch: trainer._iteration(trainer, batch.as_dict(cached))
+    return model, lambda batch: trainer._iteration(trainer, batch.as_dict())
+
+
+def stand_in_text_cache(args: argparse.Namespace) -> TextFeatureCache:
+    """A text-feature cache of the benchmark's reports with random features: the stand-in for the language model's."""
+    g = torch.Generator().manual_seed(args.seed)
+    features = torch.randn(len(REPORTS), args.text_hidden, generator=g)
+    return TextFeatureCache(features, [text_key(t) for t in REPORTS], {"stand_in": True})
 
 
 def adamw(model: nn.Module) -> torch.optim.Optimizer:
@@ -343,12 +367,18 @@ def run_variant(
         del model, step
     free_memory(device)
     batch = len(batches[0].images)
-    step_s = statistics.median(times[args.warmup:])
+    step_s = statistics.median(times[args.warmup :])
     total, busy, own = (b - a for a, b in zip(ticks0, ticks1))
     other = 100 * max(busy - own, 0) / total if total else float("nan")
-    return {"batch": batch, "micro_batch": micro_size(name) or batch, "img_per_s": batch / step_s,
-            "ms_per_step": 1000 * step_s, "peak_mb": mem["peak_mb"], "other_cpu_pct": other,
-            "step_ms": [round(1000 * t, 1) for t in times]}
+    return {
+        "batch": batch,
+        "micro_batch": micro_size(name) or batch,
+        "img_per_s": batch / step_s,
+        "ms_per_step": 1000 * step_s,
+        "peak_mb": mem["peak_mb"],
+        "other_cpu_pct": other,
+        "step_ms": [round(1000 * t, 1) for t in times],
+    }
 
 
 def print_report(
@@ -360,24 +390,34 @@ def print_report(
     amp: str,
 ) -> None:
     """Print the machine, the per-variant table and the acceptance ratios."""
-    print(f"\nmachine: {machine['cpu']} ({machine['cpu_cores']} cores / {machine['cpu_threads']} threads, "
-          f"torch threads {machine['torch_threads']}); GPU: {machine['gpu'] or 'none'}; torch {machine['torch']}")
-    print(f"device {device}, ResNet-{args.depth}, {args.image_size} px, precision {amp}, "
-          f"channels_last {args.channels_last}, BERT {args.text_layers} layers x {args.text_hidden}, "
-          f"{args.warmup} warm-up + {args.steps} timed steps (median)")
+    print(
+        f"\nmachine: {machine['cpu']} ({machine['cpu_cores']} cores / {machine['cpu_threads']} threads, "
+        f"torch threads {machine['torch_threads']}); GPU: {machine['gpu'] or 'none'}; torch {machine['torch']}"
+    )
+    print(
+        f"device {device}, ResNet-{args.depth}, {args.image_size} px, precision {amp}, "
+        f"channels_last {args.channels_last}, BERT {args.text_layers} layers x {args.text_hidden}, "
+        f"{args.warmup} warm-up + {args.steps} timed steps (median)"
+    )
     cuda = device.type == "cuda"
     mem_label = "peak alloc MB (cuda max_memory_allocated)" if cuda else "peak MB (RSS peak - RSS before)"
     w = len(mem_label)
-    header = (f"{'variant':<16}{'batch':>6}{'micro':>6}{'img/s':>9}{'ms/step':>11}  {mem_label}"
-              f"{'vs supervised':>15}{'vs cached':>11}{'other procs CPU %':>19}")
+    header = (
+        f"{'variant':<16}{'batch':>6}{'micro':>6}{'img/s':>9}{'ms/step':>11}  {mem_label}"
+        f"{'vs supervised':>15}{'vs cached':>11}{'other procs CPU %':>19}"
+    )
     print(header + "\n" + "-" * len(header))
     for name, r in results.items():
-        print(f"{name:<16}{r['batch']:>6}{r['micro_batch']:>6}{r['img_per_s']:>9.2f}{r['ms_per_step']:>11.1f}  "
-              f"{r['peak_mb']:>{w}.0f}{r['vs_supervised']:>15.3f}{r['vs_cached']:>11.3f}{r['other_cpu_pct']:>19.1f}")
+        print(
+            f"{name:<16}{r['batch']:>6}{r['micro_batch']:>6}{r['img_per_s']:>9.2f}{r['ms_per_step']:>11.1f}  "
+            f"{r['peak_mb']:>{w}.0f}{r['vs_supervised']:>15.3f}{r['vs_cached']:>11.3f}{r['other_cpu_pct']:>19.1f}"
+        )
     busiest = max(r["other_cpu_pct"] for r in results.values())
     if busiest > OTHER_CPU_WARN_PCT:
-        print(f"WARNING: other processes used up to {busiest:.0f}% of the machine's CPU time during the timed steps; "
-              "the timings and ratios are unreliable, rerun on an idle machine.")
+        print(
+            f"WARNING: other processes used up to {busiest:.0f}% of the machine's CPU time during the timed steps; "
+            "the timings and ratios are unreliable, rerun on an idle machine."
+        )
     print()
     for key, r in ratios.items():
         print(f"{key:<27} = {r['value']:7.3f}   target >= {r['target']:<4} {'PASS' if r['passed'] else 'FAIL'}")
@@ -421,7 +461,9 @@ def main(argv: list[str] | None = None) -> int:
     for r in results.values():
         r["vs_supervised"] = r["img_per_s"] / results["supervised"]["img_per_s"]
         r["vs_cached"] = r["img_per_s"] / results["mflag-cached"]["img_per_s"]
-        r["peak_vs_cached"] = r["peak_mb"] / results["mflag-cached"]["peak_mb"] if results["mflag-cached"]["peak_mb"] else None
+        r["peak_vs_cached"] = (
+            r["peak_mb"] / results["mflag-cached"]["peak_mb"] if results["mflag-cached"]["peak_mb"] else None
+        )
     ratios = {}
     for key, (num, den, target) in targets.items():
         value = results[num]["img_per_s"] / results[den]["img_per_s"]

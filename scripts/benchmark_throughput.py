@@ -1,7 +1,7 @@
 """End-to-end pre-training throughput of the bundle: steady-state images/s and the share of time spent waiting for data.
 
 Runs ``bundles/pretrain/configs/train.yaml`` in this process (``ConfigWorkflow``) with a
-:class:`~mflag_monai.engines.throughput.ThroughputMeter` on its trainer. The defaults are the GPU benchmark of
+:class:`~mflag_monai.handlers.throughput.ThroughputMeter` on its trainer. The defaults are the GPU benchmark of
 issue 19: the demo data, 224-px crops from 256 px, batch 256, AMP, channels-last, device augmentation, cached text
 features; any bundle setting can be overridden after ``--``, as on ``python -m monai.bundle run``::
 
@@ -23,7 +23,7 @@ from typing import Any
 import torch
 import yaml
 
-from mflag_monai.engines.throughput import ThroughputMeter
+from mflag_monai.handlers.throughput import ThroughputMeter
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "bundles" / "pretrain" / "configs" / "train.yaml"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..utils.dist import rank_zero_first
 from ..utils.errors import InputError
+from ..utils.formats import IMAGE_SUFFIXES
 from ..utils.io import atomic_write_json
 from .check import DatalistError, DatalistSchema, check_datalist
 from .prepare import get_preparer
@@ -29,7 +30,6 @@ __all__ = [
     "resolve_datalist",
 ]
 
-IMAGE_SUFFIXES = (".dcm", ".dicom", ".png", ".jpg", ".jpeg")
 
 DEMO = "demo"
 
@@ -154,7 +154,11 @@ def resolve_datalist(
             return clean
     if fatal or report.errors:
         first = (fatal or report.errors)[0]
-        hint = "" if fatal else f"; {len(report.errors)} bad entries in all (listed above): fix them, or pass --skip_bad_entries true"
+        hint = (
+            ""
+            if fatal
+            else f"; {len(report.errors)} bad entries in all (listed above): fix them, or pass --skip_bad_entries true"
+        )
         raise DatalistError(
             f"{str(first).removeprefix('error: ')}{hint} (datalist {where})\n" + report.format(limit=20)
         )
@@ -300,7 +304,8 @@ def _json_source_name(path: str) -> str:
 
 
 def list_images(path: str | os.PathLike, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> list[dict[str, str]]:
-    """``[{"image": file}]`` for one image file, or for every DICOM/PNG/JPG under a folder (sorted)."""
+    """``[{"image": file}]`` for one image file, or for every image file the loader reads under a folder (sorted;
+    :data:`~mflag_monai.utils.formats.IMAGE_SUFFIXES`)."""
     path = Path(path).expanduser()
     if path.is_file():
         return [{"image": str(path)}]

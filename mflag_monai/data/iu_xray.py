@@ -134,10 +134,10 @@ def _index_images(root: Path) -> dict[str, dict[str, Path]]:
 
 def _view_position(path: Path) -> str | None:
     """The DICOM's ``ViewPosition`` (upper case, may be blank); ``None`` when the header cannot be read."""
-    import pydicom
+    from ..utils.dicom import read_dicom_header
 
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["ViewPosition"])
+        ds = read_dicom_header(path, ["ViewPosition"])
     except Exception:  # noqa: BLE001  (any unreadable header is one reason to drop the image)
         return None
     return str(getattr(ds, "ViewPosition", "") or "").strip().upper()

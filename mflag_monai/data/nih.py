@@ -7,16 +7,16 @@ import os
 from collections import Counter
 from pathlib import Path
 
+from ..utils.formats import BITMAP_SUFFIXES
 from .labels import DEFAULT_MIN_STRATUM, NIH_14, multilabel_stratum, positives_per_label
 from .prepare import PreparedDatalist, register_preparer, walk_files
 from .splits import SPLIT_NAMES, seeded_split, stratified_fraction
 
-__all__ = ["prepare_nih", "read_nih_entries", "NO_FINDING"]
+__all__ = ["NO_FINDING", "prepare_nih", "read_nih_entries"]
 
 ENTRY_FILE = "Data_Entry_2017.csv"
 TRAIN_VAL_LIST, TEST_LIST = "train_val_list.txt", "test_list.txt"
 NO_FINDING = "No Finding"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 def _entry_file(root: Path) -> Path:
@@ -110,7 +110,7 @@ def prepare_nih(
     # One walk of the tree; a name found twice is ambiguous, so the first (sorted) wins and the rest are counted.
     files: dict[str, Path] = {}
     for path in sorted(walk_files(root)):
-        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+        if path.suffix.lower() in BITMAP_SUFFIXES and path.is_file():
             if path.name in files:
                 counts["duplicate image names (first kept)"] += 1
             else:

@@ -14,10 +14,11 @@ import os
 from collections import Counter
 from pathlib import Path
 
+from ..utils.formats import BITMAP_SUFFIXES
 from .prepare import PreparedDatalist, register_preparer, walk_files
 from .splits import SPLIT_NAMES, seeded_split, stratified_fraction
 
-__all__ = ["prepare_object_cxr", "read_object_cxr_csv", "parse_object_cxr_annotation", "OBJECT_TYPES"]
+__all__ = ["OBJECT_TYPES", "parse_object_cxr_annotation", "prepare_object_cxr", "read_object_cxr_csv"]
 
 TRAIN_CSV, DEV_CSV = "train.csv", "dev.csv"
 #: The annotation's object types.
@@ -82,10 +83,10 @@ def read_object_cxr_csv(path: str | os.PathLike) -> list[tuple[str, list[tuple[s
 
 
 def _find_images(root: Path) -> dict[str, list[Path]]:
-    """Every JPG/PNG under ``root`` by file name (one walk; a name may occur in several folders)."""
+    """Every bitmap (JPG/PNG/...) under ``root`` by file name (one walk; a name may occur in several folders)."""
     found: dict[str, list[Path]] = {}
     for path in sorted(walk_files(root)):
-        if path.suffix.lower() in (".jpg", ".jpeg", ".png") and path.is_file():
+        if path.suffix.lower() in BITMAP_SUFFIXES and path.is_file():
             found.setdefault(path.name, []).append(path)
     return found
 

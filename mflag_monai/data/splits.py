@@ -21,12 +21,12 @@ import numpy as np
 
 __all__ = [
     "SPLIT_NAMES",
-    "seeded_split",
-    "stratified_fraction",
-    "grouped_fraction",
-    "seeded_subset",
-    "resolve_masks_dir",
     "dicom_size",
+    "grouped_fraction",
+    "resolve_masks_dir",
+    "seeded_split",
+    "seeded_subset",
+    "stratified_fraction",
     "write_mask_png",
 ]
 
@@ -49,7 +49,7 @@ def _order(value: Hashable) -> tuple[str, str]:
 
 def _round_half_up(x: float) -> int:
     """Round half up: Python's ``round`` rounds half to even, which would make 2.5 and 3.5 behave differently."""
-    return int(math.floor(x + 0.5))
+    return math.floor(x + 0.5)
 
 
 def _strata(indices: Sequence[int], labels: Sequence[Hashable] | None) -> list[list[int]]:
@@ -194,9 +194,9 @@ def resolve_masks_dir(out: str | os.PathLike | None, masks_dir: str | os.PathLik
 
 def dicom_size(path: str | os.PathLike) -> tuple[int, int]:
     """``(rows, columns)`` of a DICOM image, from its header only (the pixel data is not read)."""
-    import pydicom
+    from ..utils.dicom import read_dicom_header
 
-    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    ds = read_dicom_header(path)
     return int(ds.Rows), int(ds.Columns)
 
 

@@ -20,14 +20,9 @@ from monai.engines import SupervisedEvaluator, SupervisedTrainer
 from monai.engines.utils import IterationEvents
 from monai.utils import CommonKeys as Keys
 
-__all__ = ["DetectionTrainer", "DetectionEvaluator", "detection_loss_terms", "stack_images"]
+from ..networks.utils import unwrap_model
 
-DETECTION_LOSS_KEYS = ("loss", "loss_cls", "loss_box")
-
-
-def detection_loss_terms(output: Mapping[str, Any]) -> dict[str, float]:
-    """The loss terms of a training iteration's output as floats (for the stats and TensorBoard handlers)."""
-    return {k: float(output[k]) for k in DETECTION_LOSS_KEYS if k in output}
+__all__ = ["DetectionEvaluator", "DetectionTrainer", "stack_images"]
 
 
 def _as_items(batchdata: Any) -> list[dict]:
@@ -56,7 +51,8 @@ class DetectionTrainer(SupervisedTrainer):
     """Trains a MONAI detector (``network(images, targets)`` returning a dict of losses).
 
     The total loss is ``cls_weight · classification + box_weight · box regression``. The iteration output holds
-    ``image``, ``loss``, ``loss_cls`` and ``loss_box`` (:func:`detection_loss_terms` reads them for the handlers).
+    ``image``, ``loss``, ``loss_cls`` and ``loss_box`` (:func:`~mflag_monai.engines.loss_terms` reads them for the
+    handlers).
 
     Args:
         image_key, box_key, label_key: keys of the per-image dicts (boxes ``[N, 4]`` float, labels ``[N]`` int).
@@ -93,7 +89,7 @@ class DetectionTrainer(SupervisedTrainer):
             for i in items
         ]
         engine.state.output = {Keys.IMAGE: images}
-        detector = getattr(engine.network, "module", engine.network)  # DDP-wrapped or not: the loss keys live here
+        detector = unwrap_model(engine.network)  # DDP-wrapped or not: the loss keys live here
 
         engine.network.train()
         engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
@@ -146,10 +142,9 @@ class DetectionEvaluator(SupervisedEvaluator):
     def _iteration(self, engine: DetectionEvaluator, batchdata: Any) -> list[dict]:  # type: ignore[override]
         items = _as_items(batchdata)
         images = stack_images(items, self.image_key, engine.state.device, engine.non_blocking)
-        detector = getattr(engine.network, "module", engine.network)
-        with engine.mode(engine.network):
-            with torch.autocast("cuda", enabled=bool(engine.amp), **engine.amp_kwargs):
-                detections = engine.network(images)
+        detector = unwrap_model(engine.network)
+        with engine.mode(engine.network), torch.autocast("cuda", enabled=bool(engine.amp), **engine.amp_kwargs):
+            detections = engine.network(images)
         engine.fire_event(IterationEvents.FORWARD_COMPLETED)
         keys = {
             "boxes": detector.target_box_key,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 import torch.distributed as dist
@@ -22,17 +22,13 @@ from monai.engines import SupervisedTrainer
 from monai.engines.utils import IterationEvents
 from monai.utils import CommonKeys as Keys
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.parallel import DistributedDataParallel
 
-__all__ = [
-    "MFLAGTrainer",
-    "batchnorm_statistics_kept",
-    "gradient_cached_backward",
-    "loss_terms",
-    "paper_restart_period",
-    "resolve_amp_dtype",
-]
+from ..networks.mflag import batch_text_inputs
+from ..networks.utils import batchnorm_statistics_kept, unwrap_model
+from ..utils.errors import non_finite_loss_error
+
+__all__ = ["MFLAGTrainer", "gradient_cached_backward", "paper_restart_period", "resolve_amp_dtype"]
 
 LOSS_KEYS = ("loss", "loss_align", "loss_orth", "loss_orth_floor")
 logger = logging.getLogger(__name__)
@@ -54,34 +50,6 @@ def resolve_amp_dtype(amp_dtype: torch.dtype | str, device: torch.device | str) 
 def paper_restart_period(epochs: int, num_samples: int, batch_size: int, fraction: float = 0.4) -> int:
     """``T_0`` of the paper's ``CosineAnnealingWarmRestarts``: ``int(epochs·N // 4 // batch · 0.4)``, at least 1."""
     return max(1, int(epochs * num_samples // 4 // batch_size * fraction))
-
-
-def loss_terms(output: Mapping[str, torch.Tensor]) -> dict[str, float]:
-    """The loss terms of one iteration's output as floats (for stats and TensorBoard handlers)."""
-    return {k: float(output[k]) for k in LOSS_KEYS if k in output}
-
-
-@contextlib.contextmanager
-def batchnorm_statistics_kept(module: nn.Module) -> Iterator[None]:
-    """Run the block with BatchNorm normalising by batch statistics as usual, then put the running statistics back.
-
-    The gradient-cached step encodes every image twice (without, then with autograd), and the running statistics
-    must see each image once, as in a plain step; the diagnostics look at the network with batch statistics without
-    changing it.
-    """
-    saved = [
-        (m, m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone())
-        for m in module.modules()
-        if isinstance(m, _BatchNorm) and m.track_running_stats and m.running_mean is not None
-    ]
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for m, mean, var, count in saved:
-                m.running_mean.copy_(mean)
-                m.running_var.copy_(var)
-                m.num_batches_tracked.copy_(count)
 
 
 def _rng_states(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -179,12 +147,13 @@ def _average_gradients(parameters: Sequence[torch.nn.Parameter]) -> None:
 class MFLAGTrainer(SupervisedTrainer):
     """Pre-trains an :class:`~mflag_monai.networks.MFLAG` model on batches of images and reports.
 
-    Each batch is a dict with ``image_key`` (``[B, C, H, W]``) and either ``report_key`` (``B`` strings, encoded by
-    the frozen language model) or ``feature_key`` (``[B, H]`` cached language-model features). The loss function
-    is an :class:`~mflag_monai.losses.MFLAGLoss`. The iteration output holds ``loss``, ``loss_align``, ``loss_orth``.
+    Each batch is a dict with ``image_key`` (``[B, C, H, W]``) and ``report_key`` (``B`` strings); the text side goes
+    through :func:`~mflag_monai.networks.batch_text_inputs` (cached features, else the frozen language model). The
+    loss function is an :class:`~mflag_monai.losses.MFLAGLoss`. The iteration output holds ``loss``, ``loss_align``,
+    ``loss_orth``. Images lost to decoding errors are counted by :class:`~mflag_monai.handlers.SkippedImageCounter`.
 
     Args:
-        image_key, report_key, feature_key: batch keys.
+        image_key, report_key: batch keys.
         text_cache: a :class:`~mflag_monai.data.TextFeatureCache`; reports found in it skip the language model,
             the others are encoded on the fly (never replaced by zeros).
         amp_dtype: autocast dtype when ``amp`` is on: ``"auto"`` (bf16 where the GPU supports it, else fp16),
@@ -204,7 +173,6 @@ class MFLAGTrainer(SupervisedTrainer):
         *args,
         image_key: str = "image",
         report_key: str = "report",
-        feature_key: str = "text_feature",
         text_cache=None,
         amp_dtype: torch.dtype | str = "auto",
         channels_last: bool = False,
@@ -214,14 +182,13 @@ class MFLAGTrainer(SupervisedTrainer):
     ) -> None:
         kwargs.setdefault("decollate", False)  # the output is a few scalar losses: nothing to decollate
         super().__init__(*args, **kwargs)
-        self.image_key, self.report_key, self.feature_key = image_key, report_key, feature_key
+        self.image_key, self.report_key = image_key, report_key
         self.text_cache = text_cache
         self.amp_dtype = resolve_amp_dtype(amp_dtype, self.state.device)
         self.channels_last = channels_last
         self.batch_transform = batch_transform
         if channels_last:
             self.network.to(memory_format=torch.channels_last)
-        self.skipped_images = 0  # images that failed to decode (with the dataset's skip setting on), whole run
         self._use_scaler = (
             self.amp and self.amp_dtype == torch.float16 and torch.device(self.state.device).type == "cuda"
         )
@@ -243,7 +210,7 @@ class MFLAGTrainer(SupervisedTrainer):
         batch = getattr(engine.data_loader, "batch_size", None)
         if batch is None:
             return
-        network = getattr(engine.network, "module", engine.network)
+        network = unwrap_model(engine.network)
         orth = getattr(engine.loss_function, "orthogonality", None)
         feature = getattr(engine.loss_function, "orth_feature", "image_feature")
         if orth is None or not hasattr(network, "image_encoder"):
@@ -259,26 +226,9 @@ class MFLAGTrainer(SupervisedTrainer):
                 f"--micro_batch_size {micro} (exact gradient caching; bundles/pretrain/docs/README.md)."
             )
 
-    def _text_inputs(self, batchdata: dict) -> tuple[list[str] | None, torch.Tensor | None]:
-        """Report texts for the language model, or their features (from the batch or the cache)."""
-        if batchdata.get(self.feature_key) is not None:
-            return None, torch.as_tensor(batchdata[self.feature_key])
-        texts = list(batchdata[self.report_key])
-        if self.text_cache is None:
-            return texts, None
-        features, missing = self.text_cache.lookup(texts)
-        if missing.any():  # new reports: run the frozen model on those only
-            network = getattr(self.network, "module", self.network)  # unwrap DDP
-            fresh = network.encode_text([t for t, m in zip(texts, missing.tolist()) if m])
-            features[missing] = fresh.to("cpu", features.dtype)
-        return None, features
-
     def _iteration(self, engine: MFLAGTrainer, batchdata: dict) -> dict:  # type: ignore[override]
         if batchdata is None:
             raise ValueError("Must provide batch data for current iteration.")
-        self.skipped_images += int(batchdata.get("skipped_images", 0))
-        # kept among the epoch metrics, which the stats, TensorBoard and history handlers log at each epoch end
-        engine.state.metrics["skipped_images"] = self.skipped_images
         if self.image_key not in batchdata or len(batchdata[self.image_key]) < 2:
             # the batch's images failed to load (skip setting on), or one is left, which BatchNorm cannot train on
             return engine.state.output or {}
@@ -289,7 +239,7 @@ class MFLAGTrainer(SupervisedTrainer):
                 images = self.batch_transform(images)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        texts, features = self._text_inputs(batchdata)
+        texts, features = batch_text_inputs(batchdata, engine.network, self.text_cache, self.report_key)
         if features is not None:
             features = features.to(device, non_blocking=engine.non_blocking).float()
 
@@ -300,9 +250,7 @@ class MFLAGTrainer(SupervisedTrainer):
         else:
             losses = self._plain_step(engine, images, texts, features)
         if not torch.isfinite(losses["loss"].detach()).all():  # before the step: the weights stay finite, nothing saves
-            from .robustness import non_finite_loss_error
-
-            raise non_finite_loss_error(losses["loss"], engine.state.epoch, engine.state.iteration, batchdata)
+            raise non_finite_loss_error(losses["loss"].detach(), engine.state.epoch, engine.state.iteration, batchdata)
         if self._use_scaler:
             self.scaler.step(engine.optimizer)
             self.scaler.update()
@@ -340,7 +288,7 @@ class MFLAGTrainer(SupervisedTrainer):
         per step), so buffers are broadcast and gradients averaged here, as DDP would.
         """
         wrapped = engine.network
-        model = getattr(wrapped, "module", wrapped)
+        model = unwrap_model(wrapped)
         ddp = isinstance(wrapped, DistributedDataParallel) and dist.is_available() and dist.is_initialized()
         if ddp and wrapped.broadcast_buffers:
             for buffer in model.buffers():
@@ -348,7 +296,7 @@ class MFLAGTrainer(SupervisedTrainer):
         if features is None:  # no cache: the frozen language model over micro-batches too
             features = torch.cat(
                 [
-                    model.encode_text(texts[i : i + self.micro_batch_size])
+                    model.language_features(texts[i : i + self.micro_batch_size])
                     for i in range(0, len(texts), self.micro_batch_size)
                 ]
             ).to(images.device)

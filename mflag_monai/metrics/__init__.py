@@ -5,6 +5,7 @@ from .detection import DetectionMAPMetric, detection_output_transform, detection
 from .dice import PerImageDiceMetric, batch_mean_dice, batched_from_engine, mean_dice, per_image_dice
 from .geometry import alignment, effective_rank, latent_geometry, singular_value_spectrum, uniformity
 from .protocol import PROTOCOLS, metric_description
+from .retrieval import recall_at_k, report_match, retrieval_recall
 
 __all__ = [
     "PROTOCOLS",
@@ -24,6 +25,9 @@ __all__ = [
     "metric_description",
     "per_image_dice",
     "per_label_auroc",
+    "recall_at_k",
+    "report_match",
+    "retrieval_recall",
     "singular_value_spectrum",
     "uniformity",
 ]

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from .image_encoder import ResNetEncoder, build_image_encoder
-from .segmentation import FrozenEncoderMixin, check_pretrained_encoder, freeze_module
+from .pretrained import check_pretrained_encoder
+from .utils import FrozenEncoderMixin, freeze_module
 
 __all__ = ["CXRClassifier", "build_classifier"]
 
@@ -20,7 +21,9 @@ class CXRClassifier(FrozenEncoderMixin, nn.Module):
     BatchNorm statistics are the pre-trained ones.
     """
 
-    def __init__(self, encoder: ResNetEncoder, num_classes: int, freeze_encoder: bool = True, dropout: float = 0.0) -> None:
+    def __init__(
+        self, encoder: ResNetEncoder, num_classes: int, freeze_encoder: bool = True, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(encoder.feature_dim, num_classes))

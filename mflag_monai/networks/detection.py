@@ -36,7 +36,8 @@ from monai.networks.blocks.feature_pyramid_network import FeaturePyramidNetwork,
 from torch import nn
 
 from .image_encoder import build_image_encoder
-from .segmentation import FrozenEncoderMixin, check_pretrained_encoder, freeze_module
+from .pretrained import check_pretrained_encoder
+from .utils import FrozenEncoderMixin, freeze_module
 
 logger = logging.getLogger(__name__)
 
@@ -44,13 +45,13 @@ __all__ = [
     "ANCHOR_REFERENCE_SIZE",
     "DEFAULT_ANCHOR_SIZES",
     "DEFAULT_ASPECT_RATIOS",
-    "swap_box_xy",
-    "scaled_anchor_sizes",
-    "FrozenEncoderFPN",
     "CXRRetinaNet",
     "CXRRetinaNetDetector",
-    "build_retinanet",
+    "FrozenEncoderFPN",
     "build_detector",
+    "build_retinanet",
+    "scaled_anchor_sizes",
+    "swap_box_xy",
 ]
 
 #: The input size the anchor sizes below are stated for (the protocol's 224 px).

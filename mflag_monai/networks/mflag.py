@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .image_encoder import ResNetEncoder, build_image_encoder
 from .projection import ProjectionHead
 from .text_encoder import FrozenTextEncoder
+from .utils import unwrap_model
 
-__all__ = ["MFLAGOutput", "MFLAG"]
+__all__ = ["MFLAG", "MFLAGOutput", "TextInputs", "batch_text_inputs"]
+
+#: ``(texts, features)`` for ``MFLAG.forward``: report strings for the frozen language model, or its features.
+TextInputs = tuple[list[str] | None, torch.Tensor | None]
 
 
 class MFLAGOutput(NamedTuple):
@@ -62,11 +67,31 @@ class MFLAG(nn.Module):
             self.text_encoder._apply(fn, *args, **kwargs)
         return self
 
-    def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
-        """Frozen language-model features ``[B, H]`` for report strings (no gradients)."""
+    def language_features(self, texts: Sequence[str]) -> torch.Tensor:
+        """Frozen language-model features ``[B, H]`` for report strings (no gradients), before the text projector."""
         if self.text_encoder is None:
             raise RuntimeError("This MFLAG model has no text encoder: pass text_features instead of texts.")
         return self.text_encoder(texts)
+
+    def encode_image(self, images: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        """Image projections ``[B, D]`` in the shared image–report space (L2-normalised with ``normalize``)."""
+        projection = self.image_projector(self.image_encoder(images))
+        return F.normalize(projection, dim=-1) if normalize else projection
+
+    def encode_text(
+        self,
+        texts: Sequence[str] | None = None,
+        normalize: bool = False,
+        text_features: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Report projections ``[B, D]`` in the shared space, from report strings (through the frozen language
+        model) or from its ``text_features`` ``[B, H]``; L2-normalised with ``normalize``."""
+        if text_features is None:
+            if texts is None:
+                raise ValueError("MFLAG.encode_text needs texts or text_features.")
+            text_features = self.language_features(list(texts))
+        projection = self.text_projector(text_features)
+        return F.normalize(projection, dim=-1) if normalize else projection
 
     def forward(
         self,
@@ -84,7 +109,7 @@ class MFLAG(nn.Module):
         if text_features is None:
             if texts is None:
                 raise ValueError("MFLAG.forward needs texts or text_features.")
-            text_features = self.encode_text(texts)
+            text_features = self.language_features(texts)
         return self.project(self.image_encoder(images), text_features)
 
     def project(self, image_feature: torch.Tensor, text_features: torch.Tensor) -> MFLAGOutput:
@@ -103,3 +128,29 @@ class MFLAG(nn.Module):
         if self.text_encoder is not None:
             frozen += sum(p.numel() for p in self.text_encoder.parameters())
         return {"trainable": trainable, "frozen": frozen, "total": trainable + frozen}
+
+
+def batch_text_inputs(
+    batch: Mapping[str, Any], network: nn.Module, text_cache: Any = None, report_key: str = "report"
+) -> TextInputs:
+    """The text side of a pre-training batch, as :meth:`MFLAG.forward` takes it: ``(texts, None)`` for the frozen
+    language model, or ``(None, features)`` when a text-feature cache is given.
+
+    Reports found in ``text_cache`` (a :class:`~mflag_monai.data.TextFeatureCache`) are read from it; the others are
+    encoded by ``network``'s frozen language model (never replaced by zeros). The trainer, the latent-geometry and
+    BatchNorm handlers and the evaluation all go through here, so they see the same text features.
+
+    Args:
+        batch: a collated batch with ``report_key`` (``B`` report strings).
+        network: the M-FLAG model, possibly wrapped in DDP or ``torch.compile``.
+        text_cache: the cache, or ``None`` (every report through the language model, in the forward pass).
+        report_key: the batch's report key.
+    """
+    texts = list(batch[report_key])
+    if text_cache is None:
+        return texts, None
+    features, missing = text_cache.lookup(texts)
+    if missing.any():  # new reports: run the frozen model on those only
+        fresh = unwrap_model(network).language_features([t for t, m in zip(texts, missing.tolist()) if m])
+        features[missing] = fresh.to("cpu", features.dtype)
+    return None, features

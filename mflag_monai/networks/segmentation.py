@@ -10,51 +10,17 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 
 import torch
 from monai.networks.nets import FlexibleUNet
-from torch import nn
 
 from .image_encoder import ResNetEncoder, load_encoder_state_dict, load_weights_file
+from .pretrained import check_pretrained_encoder
+from .utils import FrozenEncoderMixin, freeze_module
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FrozenEncoderMixin", "UNetBackbone", "FrozenEncoderUNet", "build_segmentation_unet", "freeze_module", "check_pretrained_encoder"]
-
-
-def check_pretrained_encoder(path: str | os.PathLike | None) -> str | None:
-    """Return ``path`` if it exists; ``None`` stays ``None`` (random init on purpose); otherwise say how to make it."""
-    if path is None or str(path).lower() in ("", "none", "null"):
-        return None
-    if not Path(path).is_file():
-        raise FileNotFoundError(
-            f"Pre-trained encoder not found: {path}. This bundle takes the image encoder of the M-FLAG pre-training "
-            "bundle (metadata.json: pretrained_encoder). Run the pretrain bundle first:\n"
-            "  python -m monai.bundle run training --config_file bundles/pretrain/configs/train.yaml\n"
-            "and pass --pretrained_encoder <its models/encoder.pt> when it is not the sibling folder ../pretrain, "
-            "or pass --pretrained_encoder null for a random encoder."
-        )
-    return str(path)
-
-
-def freeze_module(module: nn.Module) -> nn.Module:
-    """``requires_grad=False`` on every parameter of ``module``."""
-    for p in module.parameters():
-        p.requires_grad_(False)
-    return module
-
-
-class FrozenEncoderMixin:
-    """For models with an ``encoder`` and a ``freeze_encoder`` flag: a frozen encoder stays in eval mode whatever
-    ``train()`` asks, so its BatchNorm statistics remain the pre-trained ones (the downstream protocol)."""
-
-    def train(self, mode: bool = True):
-        """Train the rest of the model; a frozen encoder stays in eval mode."""
-        super().train(mode)  # type: ignore[misc]
-        if self.freeze_encoder:  # type: ignore[attr-defined]
-            self.encoder.eval()  # type: ignore[attr-defined]
-        return self
+__all__ = ["FrozenEncoderUNet", "UNetBackbone", "build_segmentation_unet"]
 
 
 class UNetBackbone(ResNetEncoder):

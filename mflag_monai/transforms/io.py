@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,6 +34,7 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
 
 from ..utils.errors import InputError
+from ..utils.formats import BITMAP_SUFFIXES, DICOM_SUFFIXES
 
 if TYPE_CHECKING:  # annotations only: pydicom is imported inside the functions that use it
     from pydicom.dataset import Dataset
@@ -55,9 +56,6 @@ __all__ = [
 #: Largest image read (rows × columns): 8192², four times the largest chest radiograph detectors (~4300²). Larger
 #: files are refused before decoding (a 12000² image would cost gigabytes in the transform chain).
 MAX_PIXELS = 8192 * 8192
-
-DICOM_SUFFIXES = {".dcm", ".dicom", ".dic", ""}
-BITMAP_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
 
 # Transfer syntaxes and the plugin that decodes them, for the error message when pixel data cannot be decoded.
 _DECODER_HINT = (
@@ -155,7 +153,7 @@ def _read_dataset(path: str, defer_size: str | None = None) -> Dataset:
             ds = pydicom.dcmread(path, force=True, defer_size=defer_size)
         # forced parsing of any byte stream "succeeds"; only standard identifying elements make it DICOM
         is_dicom = any(k in ds for k in ("SOPClassUID", "PixelData", "Modality", "StudyInstanceUID"))
-    except Exception:
+    except Exception:  # noqa: BLE001  (whatever a forced parse raises, the file is not DICOM)
         is_dicom = False
     if not is_dicom:
         raise _Refusal("not a DICOM file (no 'DICM' marker and no DICOM data elements)")
@@ -379,7 +377,7 @@ def _voi(path: str, ds: Dataset, values: np.ndarray, apply_window: bool) -> tupl
         if apply_window and center not in (None, "") and width not in (None, ""):
             function = str(ds.get("VOILUTFunction", "") or "")
             return _window(values, _first(center), _first(width), function), "window"
-    except Exception as err:  # a bad presentation tag must not lose good pixels
+    except Exception as err:  # noqa: BLE001  (a bad presentation tag must not lose good pixels)
         warnings.warn(f"{path}: ignoring invalid VOI window/LUT ({type(err).__name__}: {err})", stacklevel=4)
     return _min_max(values), "none"
 
@@ -515,7 +513,7 @@ def _is_dicom(path: str) -> bool:
     suffix = Path(path).suffix.lower()
     if suffix in BITMAP_SUFFIXES:
         return False
-    if suffix in DICOM_SUFFIXES:
+    if suffix in DICOM_SUFFIXES or not suffix:
         return True
     try:
         with open(path, "rb") as f:  # unknown suffix: look for the DICOM preamble marker
@@ -538,7 +536,9 @@ def _check_intensities(path: str, image: np.ndarray) -> None:
         )
 
 
-def read_cxr(path: str | os.PathLike, apply_window: bool = True, check_intensities: bool = True) -> tuple[np.ndarray, dict]:
+def read_cxr(
+    path: str | os.PathLike, apply_window: bool = True, check_intensities: bool = True
+) -> tuple[np.ndarray, dict]:
     """Read a DICOM, PNG or JPG chest radiograph as ``([H, W] float32 in [0, 1], meta)``.
 
     ``check_intensities`` warns about blank or saturated images; masks turn it off (blank is normal for them).
@@ -572,7 +572,9 @@ class LoadCXRImage(Transform):
         check_intensities: warn about blank or saturated images (off for masks, which are often blank).
     """
 
-    def __init__(self, apply_window: bool = True, dtype: torch.dtype = torch.float32, check_intensities: bool = True) -> None:
+    def __init__(
+        self, apply_window: bool = True, dtype: torch.dtype = torch.float32, check_intensities: bool = True
+    ) -> None:
         self.apply_window = apply_window
         self.dtype = dtype
         self.check_intensities = check_intensities

@@ -1,14 +1,30 @@
-"""DICOM identifiers of an inference input, for the rows and records the bundles write."""
+"""DICOM headers read without the pixel data: the one reader, and the identifiers of an inference input for the
+rows and records the bundles write."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-__all__ = ["DICOM_UIDS", "dicom_identifiers", "source_of"]
+if TYPE_CHECKING:
+    from pydicom import Dataset
+
+__all__ = ["DICOM_UIDS", "dicom_identifiers", "read_dicom_header", "source_of"]
 
 #: The identifiers every inference output carries (empty for PNG/JPG inputs).
 DICOM_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+
+
+def read_dicom_header(path: str | os.PathLike, tags: Sequence[str] | None = None) -> Dataset:
+    """The data set of a DICOM file without its pixel data; with ``tags``, only those elements (faster).
+
+    pydicom's errors pass through (``InvalidDicomError`` for a file without the DICOM preamble, ``OSError``): what an
+    unreadable header means is the caller's to say.
+    """
+    import pydicom
+
+    return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=list(tags) if tags else None)
 
 
 def source_of(image: object) -> str:
@@ -31,11 +47,10 @@ def dicom_identifiers(source: str | os.PathLike | object) -> dict[str, str]:
     path = str(source)
     if not path or not os.path.isfile(path):
         return dict.fromkeys(DICOM_UIDS, "")
-    import pydicom
     from pydicom.errors import InvalidDicomError
 
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=list(DICOM_UIDS))
+        ds = read_dicom_header(path, DICOM_UIDS)
     except (InvalidDicomError, OSError, ValueError):  # a PNG/JPG path, or a file without a DICOM preamble
         return dict.fromkeys(DICOM_UIDS, "")
     return {uid: str(ds.get(uid, "") or "") for uid in DICOM_UIDS}

@@ -8,8 +8,20 @@ import os
 import pickle
 import sys
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-__all__ = ["InputError", "concise_errors", "find_input_error", "format_error"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "InputError",
+    "NonFiniteLossError",
+    "batch_files",
+    "concise_errors",
+    "find_input_error",
+    "format_error",
+    "non_finite_loss_error",
+]
 
 
 class InputError(ValueError):
@@ -84,3 +96,38 @@ def concise_errors(debug: bool = False) -> None:
 
     hook.__wrapped__ = previous  # type: ignore[attr-defined]
     sys.excepthook = hook
+
+
+class NonFiniteLossError(InputError):
+    """Training produced a NaN or infinite loss; the message names the step and the batch's files."""
+
+
+def batch_files(batch: object, image_key: str = "image", file_key: str = "image_path", limit: int = 8) -> list[str]:
+    """The image files of a batch (dict or list of items): ``file_key`` entries, else the images' MetaTensor
+    ``filename_or_obj``; at most ``limit``."""
+    items = batch if isinstance(batch, list) else [batch]
+    files: list[str] = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        value = item.get(file_key)
+        if value is None:
+            meta = getattr(item.get(image_key), "meta", None) or {}
+            value = meta.get("filename_or_obj")
+        if isinstance(value, str):
+            files.append(value)
+        elif isinstance(value, (list, tuple)):
+            files.extend(str(v) for v in value)
+    return files[:limit]
+
+
+def non_finite_loss_error(
+    loss: torch.Tensor | float, epoch: int, iteration: int, batch: object, what: str = "loss"
+) -> NonFiniteLossError:
+    """The error a NaN/inf loss stops training with: the value, the step and the batch's files."""
+    files = batch_files(batch)
+    names = ", ".join(files) if files else "(file names not in the batch)"
+    return NonFiniteLossError(
+        f"{what} is {float(loss)} at epoch {epoch}, iteration {iteration}; training stopped and nothing from this "
+        f"step was saved. Check the batch's images and labels (or lower the learning rate): {names}"
+    )

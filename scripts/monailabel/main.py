@@ -18,6 +18,9 @@ import logging
 import os
 from pathlib import Path
 
+from lib import bundle_overrides
+from lib.infers import ClassificationInfer, SegmentationInfer
+from lib.trainers import SegmentationTrain
 from monailabel.config import settings
 from monailabel.datastore.local import LocalDatastore
 from monailabel.interfaces.app import MONAILabelApp
@@ -29,20 +32,19 @@ from monailabel.tasks.activelearning.first import First
 from monailabel.tasks.activelearning.random import Random
 from monailabel.utils.others.generic import strtobool
 
-from lib import bundle_overrides
-from lib.infers import ClassificationInfer, SegmentationInfer
-from lib.trainers import SegmentationTrain
+from mflag_monai.utils.formats import IMAGE_SUFFIXES
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BUNDLES_DIR = Path(__file__).resolve().parents[2] / "bundles"
 INFERS = {"segmentation": SegmentationInfer, "classification": ClassificationInfer}
 # The local datastore lists only nii/nrrd/jpg/png/tif by default; radiographs also come as DICOM files.
-IMAGE_PATTERNS = ["*.dcm", "*.dicom", "*.png", "*.jpg", "*.jpeg"]
+IMAGE_PATTERNS = [f"*{suffix}" for suffix in IMAGE_SUFFIXES]
 
 
 def datastore_extensions(configured: list[str]) -> list[str]:
-    """The configured ``MONAI_LABEL_DATASTORE_FILE_EXT`` patterns plus DICOM/PNG/JPG, without duplicates."""
+    """The configured ``MONAI_LABEL_DATASTORE_FILE_EXT`` patterns plus every image file the loader reads, without
+    duplicates."""
     return list(dict.fromkeys([*configured, *IMAGE_PATTERNS]))
 
 

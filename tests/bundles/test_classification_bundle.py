@@ -11,18 +11,51 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from mlflow_store import tracked_runs
 
 REPO = Path(__file__).resolve().parents[2]
 CLS = REPO / "bundles" / "classification" / "configs"
 PRE = REPO / "bundles" / "pretrain" / "configs"
-TINY = ["--encoder_depth", "18", "--image_size", "64", "--batch_size", "8", "--epochs", "2", "--num_workers", "0", "--fraction", "1.0"]
+TINY = [
+    "--encoder_depth",
+    "18",
+    "--image_size",
+    "64",
+    "--batch_size",
+    "8",
+    "--epochs",
+    "2",
+    "--num_workers",
+    "0",
+    "--fraction",
+    "1.0",
+]
 
 
-def bundle(run_id: str, configs: list[Path], bundle_root: Path, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "monai.bundle", "run", run_id, "--config_file", json.dumps([str(c) for c in configs]), "--bundle_root", str(bundle_root), *extra]
-    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})})
+def bundle(
+    run_id: str, configs: list[Path], bundle_root: Path, *extra: str, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    cmd = [
+        sys.executable,
+        "-m",
+        "monai.bundle",
+        "run",
+        run_id,
+        "--config_file",
+        json.dumps([str(c) for c in configs]),
+        "--bundle_root",
+        str(bundle_root),
+        *extra,
+    ]
+    result = subprocess.run(
+        cmd,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-5000:]
     return result
 
@@ -32,12 +65,42 @@ def ws(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path) -> dict[st
     root = tmp_path_factory.mktemp("cls")
     env = {"MFLAG_MONAI_DEMO_DIR": str(root / "demo")}
     pre = root / "pretrain"
-    bundle("training", [PRE / "train.yaml"], pre, "--dataset_dir", "demo", "--demo_studies", "40", "--image_depth", "18",
-           "--resize", "72", "--image_size", "64", "--batch_size", "4", "--epochs", "1", "--num_workers", "0",
-           "--text_model", str(tiny_bert_dir), env=env)
+    bundle(
+        "training",
+        [PRE / "train.yaml"],
+        pre,
+        "--dataset_dir",
+        "demo",
+        "--demo_studies",
+        "40",
+        "--image_depth",
+        "18",
+        "--resize",
+        "72",
+        "--image_size",
+        "64",
+        "--batch_size",
+        "4",
+        "--epochs",
+        "1",
+        "--num_workers",
+        "0",
+        "--text_model",
+        str(tiny_bert_dir),
+        env=env,
+    )
     cls = root / "classification"
     common = ["--dataset_dir", str(root / "demo" / "chexpert"), *TINY]
-    bundle("training", [CLS / "train.yaml"], cls, "--pretrained_encoder", str(pre / "models" / "encoder.pt"), *common, "--tracking", "mlflow")
+    bundle(
+        "training",
+        [CLS / "train.yaml"],
+        cls,
+        "--pretrained_encoder",
+        str(pre / "models" / "encoder.pt"),
+        *common,
+        "--tracking",
+        "mlflow",
+    )
     return {"root": root, "pre": pre, "cls": cls, "common": common}
 
 
@@ -71,7 +134,17 @@ def test_mlflow_tracking_records_params_and_validation_metrics(ws) -> None:
 
 def test_inference_writes_a_csv(ws) -> None:
     images = ws["root"] / "demo" / "chexpert" / "CheXpert-v1.0-small" / "valid"
-    bundle("run", [CLS / "inference.yaml"], ws["cls"], "--input_path", str(images), "--encoder_depth", "18", "--image_size", "64")
+    bundle(
+        "run",
+        [CLS / "inference.yaml"],
+        ws["cls"],
+        "--input_path",
+        str(images),
+        "--encoder_depth",
+        "18",
+        "--image_size",
+        "64",
+    )
     rows = list(csv.reader((ws["cls"] / "eval" / "inference" / "predictions.csv").open()))
     uids = ["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"]
     assert rows[0] == ["image", *uids, "Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"]
@@ -79,7 +152,17 @@ def test_inference_writes_a_csv(ws) -> None:
     assert all(0.0 <= float(v) <= 1.0 for v in rows[1][4:]) and rows[1][1:4] == ["", "", ""]  # JPG: no UIDs
     # a second run writes beside the first one, which stays as it was
     before = (ws["cls"] / "eval" / "inference" / "predictions.csv").read_bytes()
-    bundle("run", [CLS / "inference.yaml"], ws["cls"], "--input_path", str(images), "--encoder_depth", "18", "--image_size", "64")
+    bundle(
+        "run",
+        [CLS / "inference.yaml"],
+        ws["cls"],
+        "--input_path",
+        str(images),
+        "--encoder_depth",
+        "18",
+        "--image_size",
+        "64",
+    )
     assert (ws["cls"] / "eval" / "inference" / "predictions.csv").read_bytes() == before
     assert (ws["cls"] / "eval" / "inference_2" / "predictions.csv").read_bytes() == before  # same model, same inputs
 
@@ -99,17 +182,17 @@ def test_zero_shot_and_retrieval(ws) -> None:
 
 
 def test_missing_encoder_is_explained(ws, tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "monai.bundle", "run", "training", "--config_file", str(CLS / "train.yaml"), "--bundle_root", str(tmp_path), *ws["common"]]
-    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    cmd = [
+        sys.executable,
+        "-m",
+        "monai.bundle",
+        "run",
+        "training",
+        "--config_file",
+        str(CLS / "train.yaml"),
+        "--bundle_root",
+        str(tmp_path),
+        *ws["common"],
+    ]
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False, timeout=300)
     assert result.returncode != 0 and "--pretrained_encoder null" in result.stderr
-
-
-def test_recall_at_k_by_hand() -> None:
-    from mflag_monai.engines import recall_at_k
-
-    sim = torch.tensor([[0.9, 0.1, 0.0], [0.2, 0.1, 0.8], [0.5, 0.6, 0.4]])
-    match = torch.eye(3, dtype=torch.bool)
-    r = recall_at_k(sim, match, ks=(1, 2))
-    assert r["R@1"] == pytest.approx(1 / 3)  # only row 0 ranks its match first
-    assert r["R@2"] == pytest.approx(1 / 3)  # rows 1 and 2 rank their match third
-    assert recall_at_k(sim, match, ks=(3,))["R@3"] == 1.0

@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from dicom_fixtures import write_dicom
 from monai.data import DataLoader
 
-from dicom_fixtures import write_dicom
 from mflag_monai.data import build_dataset, skip_none_collate
 from mflag_monai.engines import MFLAGTrainer
+from mflag_monai.handlers import SkippedImageCounter
 from mflag_monai.losses import MFLAGLoss
 from mflag_monai.networks import build_mflag
 from mflag_monai.transforms import cxr_pretrain_transforms
@@ -29,7 +30,13 @@ def items(tmp_path: Path) -> list[dict]:
 
 
 def test_loader_skips_and_counts(items, tmp_path: Path) -> None:
-    ds = build_dataset(items, cxr_pretrain_transforms(resize=32, crop=24), cache_dir=tmp_path / "c", signature="s", skip_bad_images=True)
+    ds = build_dataset(
+        items,
+        cxr_pretrain_transforms(resize=32, crop=24),
+        cache_dir=tmp_path / "c",
+        signature="s",
+        skip_bad_images=True,
+    )
     batches = list(DataLoader(ds, batch_size=3, collate_fn=skip_none_collate))
     assert sum(int(b["skipped_images"]) for b in batches) == 1
     assert sum(len(b["image"]) for b in batches) == 5
@@ -37,7 +44,9 @@ def test_loader_skips_and_counts(items, tmp_path: Path) -> None:
 
 def test_memory_cache_skips_and_counts(items) -> None:
     # MONAI's CacheDataset decodes in its constructor: the bad file must not stop the run there either
-    ds = build_dataset(items, cxr_pretrain_transforms(resize=32, crop=24), cache="memory", skip_bad_images=True, num_workers=0)
+    ds = build_dataset(
+        items, cxr_pretrain_transforms(resize=32, crop=24), cache="memory", skip_bad_images=True, num_workers=0
+    )
     batches = list(DataLoader(ds, batch_size=3, collate_fn=skip_none_collate))
     assert sum(int(b["skipped_images"]) for b in batches) == 1
     assert sum(len(b["image"]) for b in batches) == 5
@@ -60,9 +69,14 @@ def test_trainer_logs_the_count(items, tmp_path: Path, tiny_bert_dir: Path) -> N
     ds = build_dataset(items, cxr_pretrain_transforms(resize=32, crop=24), cache="none", skip_bad_images=True)
     loader = DataLoader(ds, batch_size=3, collate_fn=skip_none_collate)
     trainer = MFLAGTrainer(
-        device=torch.device("cpu"), max_epochs=2, train_data_loader=loader, network=model,
-        optimizer=torch.optim.AdamW([p for p in model.parameters() if p.requires_grad]), loss_function=MFLAGLoss(),
+        device=torch.device("cpu"),
+        max_epochs=2,
+        train_data_loader=loader,
+        network=model,
+        optimizer=torch.optim.AdamW([p for p in model.parameters() if p.requires_grad]),
+        loss_function=MFLAGLoss(),
     )
+    SkippedImageCounter().attach(trainer)  # as the bundle's handler list does
     trainer.run()
     assert trainer.state.metrics["skipped_images"] == 2  # one per epoch
 
@@ -82,7 +96,7 @@ def test_validation_split_leaves_bad_images_out_and_counts_them(items, capsys) -
 
 
 def test_geometry_subset_leaves_bad_images_out(items) -> None:
-    from mflag_monai.engines import LatentGeometryHandler
+    from mflag_monai.handlers import LatentGeometryHandler
     from mflag_monai.transforms import cxr_eval_transforms
 
     data = {"training": items, "validation": items}
@@ -97,7 +111,9 @@ def test_the_image_cache_holds_no_report_text(items, tmp_path: Path) -> None:
     ds = build_dataset(items, cxr_pretrain_transforms(resize=32, crop=24), cache_dir=tmp_path / "c", signature="p",
                        skip_bad_images=True)  # fmt: skip
     loaded = [ds[i] for i in range(len(ds))]
-    assert [x["report"] for x in loaded if x is not None] == [e["report"] for e in items if "truncated" not in e["image"]]
+    assert [x["report"] for x in loaded if x is not None] == [
+        e["report"] for e in items if "truncated" not in e["image"]
+    ]
     assert all(x["image_path"] == e["image"] for x, e in zip(loaded, items) if x is not None)
     files = [p for p in (tmp_path / "c").rglob("*") if p.is_file()]
     assert len([p for p in files if p.suffix == ".pt"]) == 5

@@ -7,6 +7,7 @@ import copy
 import pytest
 import torch
 
+from mflag_monai.data.text_features import TextFeatureCache, text_key
 from mflag_monai.engines import MFLAGTrainer
 from mflag_monai.losses import MFLAGLoss
 from mflag_monai.networks import MFLAG, build_image_encoder
@@ -32,15 +33,22 @@ def tiny_model() -> MFLAG:
     return MFLAG(build_image_encoder(18), text_hidden_size=HIDDEN, proj_hidden_dim=32, proj_out_dim=16).train()
 
 
-def uint8_batches(count: int = 2) -> list[dict[str, torch.Tensor]]:
+def uint8_batches(count: int = 2) -> list[dict[str, object]]:
     g = torch.Generator().manual_seed(1)
     return [
         {
             "image": torch.randint(0, 256, (BATCH, 1, 32, 32), generator=g, dtype=torch.uint8),
-            "text_feature": torch.randn(BATCH, HIDDEN, generator=g),
+            "report": [f"report {b} {i}" for i in range(BATCH)],
         }
-        for _ in range(count)
+        for b in range(count)
     ]
+
+
+def text_cache(batches: list[dict], seed: int = 2) -> TextFeatureCache:
+    """Features of every report of ``batches``: the trainer's cached text path."""
+    texts = [t for b in batches for t in b["report"]]
+    features = torch.randn(len(texts), HIDDEN, generator=torch.Generator().manual_seed(seed))
+    return TextFeatureCache(features, [text_key(t) for t in texts], {})
 
 
 def train(model: MFLAG, batches: list[dict], micro: int | None, transform=None) -> MFLAGTrainer:
@@ -53,6 +61,7 @@ def train(model: MFLAG, batches: list[dict], micro: int | None, transform=None) 
         loss_function=MFLAGLoss(),
         micro_batch_size=micro,
         batch_transform=transform,
+        text_cache=text_cache(batches),
     )
     trainer.run()
     return trainer

@@ -9,7 +9,7 @@ from monai.data import DataLoader, MetaTensor
 from monai.data.utils import no_collation
 from monai.handlers import CheckpointSaver, EarlyStopHandler, IgniteMetricHandler, ValidationHandler
 
-from mflag_monai.engines import DetectionEvaluator, DetectionTrainer, detection_loss_terms
+from mflag_monai.engines import DetectionEvaluator, DetectionTrainer, loss_terms
 from mflag_monai.metrics import DetectionMAPMetric, detection_output_transform
 from mflag_monai.networks import build_detector, build_retinanet
 
@@ -24,7 +24,9 @@ def items(count: int = 4) -> list[dict]:
             image[:, 10:30, 20:44] = 1.0  # rows 10..29, columns 20..43
             boxes = torch.tensor([[20.0, 10.0, 44.0, 30.0]])
         meta = {"filename_or_obj": f"img{i}.png", "spatial_shape": [64, 64]}
-        data.append({"image": MetaTensor(image, meta=meta), "boxes": boxes, "labels": torch.zeros(len(boxes), dtype=torch.long)})
+        data.append(
+            {"image": MetaTensor(image, meta=meta), "boxes": boxes, "labels": torch.zeros(len(boxes), dtype=torch.long)}
+        )
     return data
 
 
@@ -42,7 +44,9 @@ def test_train_validate_and_select_with_monai_handlers(tmp_path) -> None:
                 metric_fn=DetectionMAPMetric(), output_transform=detection_output_transform, save_details=False
             )
         },
-        val_handlers=[CheckpointSaver(str(tmp_path), {"model": network}, save_key_metric=True, key_metric_filename="model.pt")],
+        val_handlers=[
+            CheckpointSaver(str(tmp_path), {"model": network}, save_key_metric=True, key_metric_filename="model.pt")
+        ],
     )
     head = network.classification_head.cls_logits.weight.clone()
     encoder = {k: v.clone() for k, v in network.feature_extractor.encoder.state_dict().items()}
@@ -59,7 +63,7 @@ def test_train_validate_and_select_with_monai_handlers(tmp_path) -> None:
     early_stop.attach(evaluator)
     trainer.run()
 
-    terms = detection_loss_terms(trainer.state.output)
+    terms = loss_terms(trainer.state.output)
     assert set(terms) == {"loss", "loss_cls", "loss_box"} and all(math.isfinite(v) for v in terms.values())
     assert terms["loss"] == torch.tensor(terms["loss_cls"] + terms["loss_box"]).item()
     assert not torch.equal(head, network.classification_head.cls_logits.weight)  # the head trained

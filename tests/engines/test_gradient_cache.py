@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from mflag_monai.data.text_features import TextFeatureCache, text_key
 from mflag_monai.engines import MFLAGTrainer, gradient_cached_backward
 from mflag_monai.losses import MFLAGLoss
 from mflag_monai.networks import MFLAG, build_image_encoder
@@ -23,6 +24,12 @@ def tiny_model(seed: int = 0) -> MFLAG:
 def batch(seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     return torch.randn(BATCH, 3, 32, 32, generator=g), torch.randn(BATCH, HIDDEN, generator=g)
+
+
+def cached_reports(features: torch.Tensor, tag: str = "") -> tuple[list[str], TextFeatureCache]:
+    """Report texts and a text-feature cache holding ``features`` for them: the trainer's cached text path."""
+    texts = [f"report {tag}{i}" for i in range(len(features))]
+    return texts, TextFeatureCache(features, [text_key(t) for t in texts], {})
 
 
 def single_pass(model: MFLAG, images: torch.Tensor, features: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -110,7 +117,8 @@ def test_stochastic_encoder_replays_the_same_draws() -> None:
 
 def test_trainer_micro_batches_give_the_exact_whole_batch_loss() -> None:
     images, features = batch()
-    data = [{"image": images, "text_feature": features}]
+    texts, cache = cached_reports(features)
+    data = [{"image": images, "report": texts}]
 
     def run(micro: int | None) -> MFLAGTrainer:
         model = tiny_model()
@@ -127,6 +135,7 @@ def test_trainer_micro_batches_give_the_exact_whole_batch_loss() -> None:
             optimizer=torch.optim.SGD(params, lr=1e-3),
             loss_function=MFLAGLoss(),
             micro_batch_size=micro,
+            text_cache=cache,
         )
         trainer.run()
         return trainer

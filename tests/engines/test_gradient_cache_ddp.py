@@ -12,6 +12,7 @@ import torch.multiprocessing as mp
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.parallel import DistributedDataParallel
 
+from mflag_monai.data.text_features import TextFeatureCache, text_key
 from mflag_monai.engines import MFLAGTrainer
 from mflag_monai.losses import MFLAGLoss
 from mflag_monai.networks import MFLAG, build_image_encoder
@@ -37,7 +38,10 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
             model = MFLAG(build_image_encoder(18), text_hidden_size=8, proj_hidden_dim=16, proj_out_dim=8)
             _keep_encoder_batchnorm_in_eval_mode(model)
             g = torch.Generator().manual_seed(100 + rank)  # each rank its own data
-            data = [{"image": torch.randn(6, 3, 32, 32, generator=g), "text_feature": torch.randn(6, 8, generator=g)}]
+            images, features = torch.randn(6, 3, 32, 32, generator=g), torch.randn(6, 8, generator=g)
+            texts = [f"report {rank} {i}" for i in range(6)]  # their features come from the text cache
+            data = [{"image": images, "report": texts}]
+            cache = TextFeatureCache(features, [text_key(t) for t in texts], {})
             trainer = MFLAGTrainer(
                 device=torch.device("cpu"),
                 max_epochs=1,
@@ -46,6 +50,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
                 optimizer=torch.optim.SGD(model.parameters(), lr=1e-2),
                 loss_function=MFLAGLoss(orth_gather=gather),
                 micro_batch_size=micro,
+                text_cache=cache,
             )
             trainer.run()
             state = {k: v.detach().clone() for k, v in model.state_dict().items()}

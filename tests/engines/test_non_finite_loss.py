@@ -11,7 +11,8 @@ from ignite.engine import Events
 from monai.engines import SupervisedTrainer
 from torch import nn
 
-from mflag_monai.engines import MFLAGTrainer, NonFiniteLossError, StopOnNonFiniteLoss
+from mflag_monai.engines import MFLAGTrainer
+from mflag_monai.handlers.non_finite_loss import NonFiniteLossError, StopOnNonFiniteLoss
 from mflag_monai.losses import MFLAGLoss
 from mflag_monai.networks import build_mflag
 

@@ -10,7 +10,7 @@ import torch
 from mflag_monai.data import build_text_feature_cache
 from mflag_monai.engines import MFLAGTrainer, paper_restart_period, resolve_amp_dtype
 from mflag_monai.losses import MFLAGLoss
-from mflag_monai.networks import build_mflag
+from mflag_monai.networks import batch_text_inputs, build_mflag
 
 TEXTS = ["no pneumothorax .", "moderate cardiomegaly .", "small left pleural effusion .", "lungs are clear ."]
 
@@ -45,10 +45,9 @@ def test_cached_and_uncached_losses_agree_in_fp32(tiny_bert_dir: Path, tmp_path:
 def test_missing_reports_are_encoded_not_zeroed(tiny_bert_dir: Path, tmp_path: Path) -> None:
     model = build_mflag(image_depth=18, text_model=tiny_bert_dir)
     cache = build_text_feature_cache({"training": [{"report": t} for t in TEXTS[:2]]}, model.text_encoder, tmp_path)
-    trainer = make_trainer(model, cache)
-    texts, features = trainer._text_inputs({"report": TEXTS})
+    texts, features = batch_text_inputs({"report": TEXTS}, model, cache)
     assert texts is None
-    assert torch.allclose(features, model.encode_text(TEXTS), atol=1e-6)
+    assert torch.allclose(features, model.language_features(TEXTS), atol=1e-6)
     assert features[2:].abs().sum() > 0
 
 

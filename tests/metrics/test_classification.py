@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from mflag_monai.engines import ClassificationReportWriter
+from mflag_monai.handlers.reports import ClassificationReportWriter
 from mflag_monai.metrics import MeanAUROCMetric, classification_report, mean_auroc, per_label_auroc
 
 

@@ -23,7 +23,7 @@ def test_forward_returns_feature_and_projections(tiny_bert_dir) -> None:
     out = model(torch.randn(3, 3, 64, 64), texts=["no pneumothorax .", "cardiomegaly .", "lungs are clear ."])
     assert out.image_feature.shape == (3, 512)
     assert out.image_proj.shape == (3, 32) and out.text_proj.shape == (3, 32)
-    feats = model.encode_text(["no pneumothorax ."] * 3)
+    feats = model.language_features(["no pneumothorax ."] * 3)
     out2 = model(torch.randn(3, 3, 64, 64), text_features=feats)
     assert out2.text_proj.shape == (3, 32)
 
@@ -66,3 +66,26 @@ def test_needs_texts_or_features(tiny_bert_dir) -> None:
         model(torch.randn(2, 3, 32, 32), texts=["a", "b"])
     with pytest.raises(ValueError):
         model(torch.randn(2, 3, 32, 32))
+
+
+def test_encode_image_and_text_are_the_projections(tiny_bert_dir) -> None:
+    model = build_mflag(image_depth=18, text_model=tiny_bert_dir, proj_hidden_dim=64, proj_out_dim=32).eval()
+    images, texts = torch.randn(2, 3, 64, 64), ["no pneumothorax .", "cardiomegaly ."]
+    with torch.no_grad():
+        out = model(images, texts=texts)
+        torch.testing.assert_close(model.encode_image(images), out.image_proj)
+        torch.testing.assert_close(model.encode_text(texts), out.text_proj)
+        features = model.language_features(texts)
+        torch.testing.assert_close(model.encode_text(text_features=features), out.text_proj)
+        unit = model.encode_image(images, normalize=True)
+        torch.testing.assert_close(unit.norm(dim=-1), torch.ones(2))
+        torch.testing.assert_close(unit, torch.nn.functional.normalize(out.image_proj, dim=-1))
+        assert model.encode_text(texts, normalize=True).norm(dim=-1).allclose(torch.ones(2))
+
+
+def test_batch_text_inputs_without_a_cache_are_the_reports(tiny_bert_dir) -> None:
+    from mflag_monai.networks import batch_text_inputs
+
+    model = build_mflag(image_depth=18, text_model=tiny_bert_dir)
+    texts, features = batch_text_inputs({"report": ("a .", "b .")}, model)
+    assert texts == ["a .", "b ."] and features is None

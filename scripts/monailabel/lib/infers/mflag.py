@@ -16,10 +16,9 @@ from monailabel.interfaces.tasks.infer_v2 import InferType
 from monailabel.tasks.infer.bundle import BundleInferTask
 
 from mflag_monai.transforms import SaveMaskd
+from mflag_monai.utils.formats import DICOM_SUFFIXES
 
 from .. import apply_overrides, as_compose
-
-DICOM_SUFFIXES = {".dcm", ".dicom", ".dic"}
 
 
 class _BundleConfig:
@@ -44,7 +43,9 @@ class SegmentationInfer(_BundleConfig, BundleInferTask):
         kwargs: passed to :class:`BundleInferTask`.
     """
 
-    def __init__(self, path: str, conf: Mapping[str, str], overrides: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, path: str, conf: Mapping[str, str], overrides: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> None:
         self.overrides = dict(overrides or {})  # read by _load_bundle_config during the base __init__
         kwargs.setdefault("type", InferType.SEGMENTATION)
         # SaveMaskd writes files next to the bundle for the CLI; MONAI Label writes the result itself
@@ -108,7 +109,9 @@ class ClassificationInfer(_BundleConfig, BundleInferTask):
         kwargs: passed to :class:`BundleInferTask`.
     """
 
-    def __init__(self, path: str, conf: Mapping[str, str], overrides: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, path: str, conf: Mapping[str, str], overrides: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> None:
         self.overrides = dict(overrides or {})
         kwargs.setdefault("type", InferType.CLASSIFICATION)
         kwargs.setdefault("add_post_restore", False)

@@ -49,14 +49,26 @@ def literal_params(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _mlflow_handlers(engine: Engine) -> list[Any]:
-    """MONAI ``MLFlowHandler`` objects attached to ``engine`` (found through their ``start`` callbacks)."""
+    """MONAI ``MLFlowHandler`` objects attached to ``engine``.
+
+    Ignite has no public way to list an engine's handlers, and the tracking settings append the MLflow handlers after
+    this one (it cannot reference them). So the live ``MLFlowHandler`` objects are looked up (they reference their
+    class) and those whose ``start`` is registered on this engine kept (``Engine.has_event_handler``).
+    """
+    import gc
+
     from monai.handlers import MLFlowHandler
 
+    classes, pending = [], [MLFlowHandler]
+    while pending:  # subclasses too: an instance references its own class only
+        cls = pending.pop()
+        classes.append(cls)
+        pending.extend(cls.__subclasses__())
     found = []
-    for callback, *_ in engine._event_handlers.get(Events.STARTED, []):  # ignite keeps (callback, args, kwargs)
-        owner = getattr(callback, "__self__", None)
-        if isinstance(owner, MLFlowHandler) and owner not in found:
-            found.append(owner)
+    for candidate in gc.get_referrers(*classes):
+        registered = isinstance(candidate, MLFlowHandler) and engine.has_event_handler(candidate.start, Events.STARTED)
+        if registered and candidate not in found:
+            found.append(candidate)
     return found
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mflag_monai.engines import recalibrate_batchnorm
+from mflag_monai.handlers.batchnorm import recalibrate_batchnorm
 from mflag_monai.networks import MFLAG, build_image_encoder
 
 

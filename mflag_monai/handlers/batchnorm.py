@@ -23,16 +23,11 @@ from ignite.engine import Engine, Events
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..networks.mflag import TextInputs
+from ..networks.utils import unwrap_model
 from ..utils.dist import rank
-from .diagnostics import (
-    TextInputs,
-    _unwrap,
-    engine_text_inputs,
-    fixed_subset,
-    model_batches,
-    select_split,
-    subset_dataset,
-)
+from .geometry import engine_text_inputs
+from .subset import fixed_subset, model_batches, select_split, subset_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +38,7 @@ __all__ = ["BatchNormRecalibration", "recalibrate_batchnorm"]
 def recalibrate_batchnorm(
     network: nn.Module,
     dataset: Sequence[Mapping],
-    text_inputs: TextInputs,
+    text_inputs: Callable[[dict], TextInputs],
     device: torch.device | str = "cpu",
     batch_size: int = 32,
     image_key: str = "image",
@@ -57,7 +52,7 @@ def recalibrate_batchnorm(
     Returns:
         the number of images the statistics were estimated on.
     """
-    net = _unwrap(network)
+    net = unwrap_model(network)
     norms = [m for m in net.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
     if not norms:
         return 0

@@ -1,18 +1,27 @@
-"""Weights and checkpoints that cannot be used: refused in one line naming the file (never suggesting to unpickle
-them anyway); a damaged newest checkpoint falls back to the previous one; outputs are checked writable at start and
-written with the umask's permissions."""
+"""mflag_monai.handlers.checkpoint: weights and checkpoints that cannot be used are refused in one line naming the
+file (never suggesting to unpickle them anyway); a damaged newest checkpoint falls back to the previous one; outputs
+are checked writable at start and written with the umask's permissions; the best model is written atomically and its
+best score survives a resume."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
 
 import pytest
 import torch
+from ignite.engine import Engine, Events
 from torch import nn
 
-from mflag_monai.engines import TrainingCheckpointer, resume_from_latest
+from mflag_monai.handlers.checkpoint import (
+    BestModelSaver,
+    EncoderExporter,
+    SafeCheckpointLoader,
+    TrainingCheckpointer,
+    resume_from_latest,
+)
 from mflag_monai.networks import load_weights_file
 from mflag_monai.utils.errors import InputError
 from mflag_monai.utils.io import atomic_write_json, require_writable, safe_torch_load
@@ -135,3 +144,88 @@ def test_atomic_writes_keep_the_mode_of_the_file_they_replace(tmp_path: Path) ->
     path.chmod(0o640)
     atomic_write_json({"a": 2}, path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def scripted_evaluator(scores: list[float]) -> Engine:
+    """An engine that, like a MONAI evaluator with a key metric, tracks best_metric/best_metric_epoch per epoch."""
+    engine = Engine(lambda e, b: None)
+    engine.state.best_metric, engine.state.best_metric_epoch = -1.0, -1
+
+    @engine.on(Events.EPOCH_COMPLETED)  # registered before the saver, as MONAI registers its comparison
+    def _compare(e: Engine) -> None:
+        score = scores[e.state.epoch - 1]
+        if score > e.state.best_metric:
+            e.state.best_metric, e.state.best_metric_epoch = score, e.state.epoch
+
+    return engine
+
+
+def test_saves_only_improvements_atomically(tmp_path: Path) -> None:
+    net = nn.Linear(2, 1)
+    target = tmp_path / "model.pt"
+    engine = scripted_evaluator([0.5, 0.4, 0.7])
+    saver = BestModelSaver(net, target)
+    saver.attach(engine)
+    writes = []
+    engine.add_event_handler(
+        Events.EPOCH_COMPLETED, lambda e: writes.append(target.stat().st_mtime_ns if target.exists() else None)
+    )
+    with torch.no_grad():
+        engine.add_event_handler(Events.EPOCH_STARTED, lambda e: net.weight.add_(1.0))
+        engine.run([0], max_epochs=3)
+    assert writes[0] == writes[1] != writes[2]  # epoch 2 (0.4) did not overwrite epoch 1's model
+    assert torch.equal(torch.load(target, weights_only=True)["weight"], net.weight)
+    assert saver.state_dict() == {"best_metric": 0.7, "best_metric_epoch": 3}
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_resumed_best_score_is_kept(tmp_path: Path) -> None:
+    target = tmp_path / "model.pt"
+    target.write_bytes(b"the better model of the crashed run")
+    saver = BestModelSaver(nn.Linear(2, 1), target)
+    saver.load_state_dict({"best_metric": 0.9, "best_metric_epoch": 2})
+    engine = scripted_evaluator([0.0, 0.0, 0.6])  # a fresh evaluator would call 0.6 a new best
+    saver.attach(engine)
+    engine.run([0], max_epochs=3)
+    assert target.read_bytes() == b"the better model of the crashed run"
+
+
+class _Payload:
+    """Any class: unpickling it would import and call code."""
+
+
+def test_safe_checkpoint_loader_names_the_file_and_loads_good_ones(tmp_path) -> None:
+    from mflag_monai.utils.io import UnsafeCheckpointError
+
+    net = torch.nn.Linear(3, 2)
+    unsafe = tmp_path / "model.pt"
+    torch.save({"weight": _Payload()}, unsafe)
+    with pytest.raises(UnsafeCheckpointError) as err:
+        SafeCheckpointLoader(load_path=str(unsafe), load_dict={"model": net})(Engine(lambda e, b: None))
+    assert str(unsafe) in str(err.value) and "weights_only" not in str(err.value)
+    truncated = tmp_path / "truncated.pt"
+    good = torch.nn.Linear(3, 2)
+    torch.save(good.state_dict(), truncated)
+    truncated.write_bytes(truncated.read_bytes()[:40])
+    with pytest.raises(Exception, match="truncated.pt"):
+        SafeCheckpointLoader(load_path=str(truncated), load_dict={"model": net})(Engine(lambda e, b: None))
+    fine = tmp_path / "fine.pt"
+    torch.save(good.state_dict(), fine)
+    SafeCheckpointLoader(load_path=str(fine), load_dict={"model": net})(Engine(lambda e, b: None))
+    assert torch.equal(net.weight, good.weight)
+
+
+def test_encoder_exporter_writes_the_weights_and_the_sidecar_once_per_iteration(tmp_path: Path) -> None:
+    encoder = nn.Linear(3, 2)
+    encoder.feature_dim = 2
+    path = tmp_path / "encoder.pt"
+    exporter = EncoderExporter(encoder, path, info={"image_depth": 18})
+    engine = Engine(lambda e, b: None)
+    exporter.attach(engine)
+    engine.run([0], max_epochs=2)
+    assert torch.equal(torch.load(path, weights_only=True)["weight"], encoder.weight)
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    assert sidecar["image_depth"] == 18 and sidecar["epoch"] == 2 and sidecar["feature_dim"] == 2
+    before = path.stat().st_mtime_ns
+    exporter(engine)  # COMPLETED after the last EPOCH_COMPLETED: same iteration, no second write
+    assert path.stat().st_mtime_ns == before

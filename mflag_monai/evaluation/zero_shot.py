@@ -1,38 +1,56 @@
 """Zero-shot classification from text prompts and image–report retrieval with a pre-trained M-FLAG model.
 
 M-FLAG maps images into the (projected) space of a frozen language model, so a label can be scored by how close an
-image's projection is to the projection of prompts describing the label, without any labelled training image.
+image's projection is to the projection of prompts describing the label, without any labelled training image. The
+pre-trained model is rebuilt by :func:`mflag_monai.networks.load_pretrained_mflag`; the retrieval metrics are in
+:mod:`mflag_monai.metrics.retrieval`.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from monai.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ..networks import MFLAG, build_mflag, load_weights_file
+from ..metrics.retrieval import report_match, retrieval_recall
+from ..networks import MFLAG
 from ..transforms import cxr_eval_transforms
 from ..utils.io import atomic_write_json
 
-logger = logging.getLogger(__name__)
-
-__all__ = ["default_prompts", "load_pretrained_mflag", "embed_images", "embed_texts", "zero_shot_probabilities", "run_zero_shot", "recall_at_k", "run_retrieval"]
+__all__ = [
+    "default_prompts",
+    "embed_images",
+    "embed_texts",
+    "run_retrieval",
+    "run_zero_shot",
+    "zero_shot_probabilities",
+]
 
 # Positive and negative phrasings per label, in the style of radiology reports.
 _PROMPTS: dict[str, tuple[list[str], list[str]]] = {
     "Atelectasis": (["Atelectasis.", "Bibasilar atelectasis.", "Subsegmental atelectasis."], ["No atelectasis."]),
-    "Cardiomegaly": (["Cardiomegaly.", "The heart is enlarged.", "Moderate cardiomegaly."], ["Heart size is normal.", "No cardiomegaly."]),
-    "Consolidation": (["Focal consolidation.", "Consolidation in the lower lobe.", "Airspace consolidation concerning for pneumonia."], ["No focal consolidation."]),
+    "Cardiomegaly": (
+        ["Cardiomegaly.", "The heart is enlarged.", "Moderate cardiomegaly."],
+        ["Heart size is normal.", "No cardiomegaly."],
+    ),
+    "Consolidation": (
+        [
+            "Focal consolidation.",
+            "Consolidation in the lower lobe.",
+            "Airspace consolidation concerning for pneumonia.",
+        ],
+        ["No focal consolidation."],
+    ),
     "Edema": (["Pulmonary edema.", "Mild interstitial edema."], ["No pulmonary edema."]),
-    "Pleural Effusion": (["Pleural effusion.", "Small left pleural effusion.", "Moderate right pleural effusion."], ["No pleural effusion."]),
+    "Pleural Effusion": (
+        ["Pleural effusion.", "Small left pleural effusion.", "Moderate right pleural effusion."],
+        ["No pleural effusion."],
+    ),
     "Effusion": (["Pleural effusion.", "Small left pleural effusion."], ["No pleural effusion."]),
     "Pneumothorax": (["Pneumothorax.", "Large apical pneumothorax."], ["No pneumothorax."]),
     "Pneumonia": (["Pneumonia.", "Consolidation concerning for pneumonia."], ["No pneumonia.", "Lungs are clear."]),
@@ -52,35 +70,15 @@ def default_prompts(names: Sequence[str]) -> dict[str, dict[str, list[str]]]:
     return out
 
 
-def load_pretrained_mflag(models_dir: str | os.PathLike, text_model: str | None = None, device: str | torch.device = "cpu") -> tuple[MFLAG, dict]:
-    """Rebuild the pre-trained M-FLAG model from the pre-training bundle's ``models/`` (``model.pt`` + ``encoder.json``)."""
-    models_dir = Path(models_dir)
-    weights, sidecar = models_dir / "model.pt", models_dir / "encoder.json"
-    for f in (weights, sidecar):
-        if not f.is_file():
-            raise FileNotFoundError(
-                f"{f} not found: run the pre-training bundle first "
-                "(python -m monai.bundle run training --config_file bundles/pretrain/configs/train.yaml)."
-            )
-    info = json.loads(sidecar.read_text())
-    model = build_mflag(
-        image_depth=info["image_depth"],
-        text_model=text_model or info["text_model"],
-        pooling=info.get("text_pooling", "cls"),
-        proj_hidden_dim=info.get("proj_hidden_dim", 2048),
-        proj_out_dim=info.get("proj_out_dim", 1024),
-    )
-    model.load_state_dict(load_weights_file(weights), strict=True)
-    return model.to(device).eval(), info
-
-
 @torch.no_grad()
-def embed_images(model: MFLAG, data: Sequence[Mapping], resize: int, crop: int, batch_size: int = 32, device="cpu") -> torch.Tensor:
+def embed_images(
+    model: MFLAG, data: Sequence[Mapping], resize: int, crop: int, batch_size: int = 32, device="cpu"
+) -> torch.Tensor:
     """L2-normalised image projections ``[N, D]`` of the datalist entries' ``image`` files."""
     loader = DataLoader(Dataset(list(data), cxr_eval_transforms(resize=resize, crop=crop)), batch_size=batch_size)
     out = []
     for batch in tqdm(loader, desc="Images", unit="batch"):
-        out.append(F.normalize(model.image_projector(model.image_encoder(batch["image"].to(device))), dim=-1).cpu())
+        out.append(model.encode_image(batch["image"].to(device), normalize=True).cpu())
     return torch.cat(out)
 
 
@@ -89,12 +87,16 @@ def embed_texts(model: MFLAG, texts: Sequence[str], batch_size: int = 64) -> tor
     """L2-normalised text projections ``[N, D]`` through the frozen language model and the text projector."""
     out = []
     for start in range(0, len(texts), batch_size):
-        out.append(F.normalize(model.text_projector(model.encode_text(list(texts[start : start + batch_size]))), dim=-1).cpu())
+        out.append(model.encode_text(list(texts[start : start + batch_size]), normalize=True).cpu())
     return torch.cat(out)
 
 
 def zero_shot_probabilities(
-    image_emb: torch.Tensor, model: MFLAG, prompts: Mapping[str, Mapping[str, Sequence[str]]], problem: str, temperature: float = 0.1
+    image_emb: torch.Tensor,
+    model: MFLAG,
+    prompts: Mapping[str, Mapping[str, Sequence[str]]],
+    problem: str,
+    temperature: float = 0.1,
 ) -> torch.Tensor:
     """Per-label probabilities ``[N, C]`` from prompt similarities.
 
@@ -150,32 +152,22 @@ def run_zero_shot(
     return report
 
 
-def recall_at_k(similarity: torch.Tensor, match: torch.Tensor, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
-    """Share of queries (rows) with a matching item (``match[i, j]``) among their top-k by ``similarity``."""
-    order = similarity.argsort(dim=1, descending=True)
-    hits = torch.gather(match.float(), 1, order)
-    return {f"R@{k}": float((hits[:, :k].sum(1) > 0).float().mean()) for k in ks}
-
-
 def run_retrieval(
     model: MFLAG, data: Sequence[Mapping], out_dir: str | os.PathLike, resize: int, crop: int, device="cpu"
 ) -> dict:
     """Image→report and report→image recall@1/5/10 on image–report pairs (identical report texts count as matches)."""
     images = embed_images(model, data, resize, crop, device=device)
-    texts = [e["report"] for e in data]
-    distinct = list(dict.fromkeys(texts))
+    distinct, match = report_match([e["report"] for e in data])
     text_emb = embed_texts(model, distinct)
-    index = {t: i for i, t in enumerate(distinct)}
-    match = torch.zeros(len(data), len(distinct), dtype=torch.bool)
-    match[torch.arange(len(data)), torch.tensor([index[t] for t in texts])] = True
     sim = images @ text_emb.T
     report = {
-        "image_to_text": recall_at_k(sim, match),
-        "text_to_image": recall_at_k(sim.T, match.T),
+        **retrieval_recall(sim, match),
         "num_images": len(data),
         "num_distinct_reports": len(distinct),
         "chance_R@1_image_to_text": 1.0 / len(distinct),
     }
     atomic_write_json(report, Path(out_dir) / "retrieval.json")
-    print(f"Retrieval on {len(data)} pairs: image->text {report['image_to_text']}, text->image {report['text_to_image']}")
+    print(
+        f"Retrieval on {len(data)} pairs: image->text {report['image_to_text']}, text->image {report['text_to_image']}"
+    )
     return report

@@ -1,4 +1,5 @@
-"""Latent-geometry diagnostics: the handler on a tiny pre-training run, the evaluation and the comparison CLI."""
+"""mflag_monai.handlers.geometry: the latent-geometry handler on a tiny pre-training run, and the evaluation of the
+trained model giving the same numbers."""
 
 from __future__ import annotations
 
@@ -12,14 +13,21 @@ from ignite.engine import Events
 from torch import nn
 
 from mflag_monai.data import build_text_feature_cache
-from mflag_monai.engines import LatentGeometryHandler, MFLAGTrainer, evaluate_geometry
-from mflag_monai.engines.diagnostics import GEOMETRY_METRICS, fixed_subset, main, select_split
+from mflag_monai.engines import MFLAGTrainer
+from mflag_monai.evaluation.geometry import evaluate_geometry
+from mflag_monai.handlers.geometry import GEOMETRY_METRICS, LatentGeometryHandler
+from mflag_monai.handlers.subset import fixed_subset, select_split
 from mflag_monai.losses import MFLAGLoss
 from mflag_monai.networks import MFLAG, build_mflag
-from mflag_monai.utils.plots import plot_spectra
 
-TEXTS = ["no pneumothorax .", "moderate cardiomegaly .", "small left pleural effusion .", "lungs are clear .",
-         "mild edema .", "stable cardiomegaly ."]
+TEXTS = [
+    "no pneumothorax .",
+    "moderate cardiomegaly .",
+    "small left pleural effusion .",
+    "lungs are clear .",
+    "mild edema .",
+    "stable cardiomegaly .",
+]
 NAMES = [f"geom_{name}" for name in GEOMETRY_METRICS]
 
 
@@ -68,9 +76,13 @@ def setup(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     cache = build_text_feature_cache(reports, model.text_encoder, root / "text")
     batches = [{"image": torch.randn(4, 3, 32, 32), "report": TEXTS[:4]} for _ in range(2)]
     trainer = MFLAGTrainer(
-        device=torch.device("cpu"), max_epochs=3, train_data_loader=batches, network=Wrapper(model),
+        device=torch.device("cpu"),
+        max_epochs=3,
+        train_data_loader=batches,
+        network=Wrapper(model),
         optimizer=torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3),
-        loss_function=MFLAGLoss(), text_cache=cache,
+        loss_function=MFLAGLoss(),
+        text_cache=cache,
     )
     handler = LatentGeometryHandler(
         datalist, identity, split="validation", interval=2, max_samples=5, output_dir=root / "eval"
@@ -79,8 +91,15 @@ def setup(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     seen: dict[int, dict] = {}
     trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: seen.update({e.state.epoch: dict(e.state.metrics)}))
     trainer.run()
-    return {"root": root, "model": model, "trainer": trainer, "handler": handler, "seen": seen, "datalist": datalist,
-            "cache": cache}
+    return {
+        "root": root,
+        "model": model,
+        "trainer": trainer,
+        "handler": handler,
+        "seen": seen,
+        "datalist": datalist,
+        "cache": cache,
+    }
 
 
 def test_handler_publishes_metrics_every_interval_and_at_the_end(setup) -> None:
@@ -120,17 +139,27 @@ def test_handler_leaves_the_model_and_the_random_state_alone(setup) -> None:
 
 def test_disabled_handler_attaches_nothing(setup) -> None:
     trainer = setup["trainer"]
-    count = len(trainer._event_handlers[Events.EPOCH_COMPLETED])
-    LatentGeometryHandler(setup["datalist"], identity, interval=0).attach(trainer)
-    assert len(trainer._event_handlers[Events.EPOCH_COMPLETED]) == count
+    handler = LatentGeometryHandler(setup["datalist"], identity, interval=0)
+    handler.attach(trainer)
+    assert not trainer.has_event_handler(handler, Events.EPOCH_COMPLETED)
+    assert trainer.has_event_handler(setup["handler"], Events.EPOCH_COMPLETED)  # what an enabled one registers
 
 
 def test_evaluate_geometry_loads_weights_and_writes_reports(setup) -> None:
     root, model = setup["root"], setup["model"]
     torch.save(model.state_dict(), root / "model.pt")
     fresh = tiny_mflag(model.text_encoder)
-    report = evaluate_geometry(fresh, setup["datalist"], identity, root / "evaluated", weights=root / "model.pt",
-                               split="test", text_cache=setup["cache"], max_samples=256, info={"run": "x"})
+    report = evaluate_geometry(
+        fresh,
+        setup["datalist"],
+        identity,
+        root / "evaluated",
+        weights=root / "model.pt",
+        split="test",
+        text_cache=setup["cache"],
+        max_samples=256,
+        info={"run": "x"},
+    )
     assert report["split"] == "test" and report["num_samples"] == 4 and report["run"] == "x"
     assert set(report["metrics"]) == set(NAMES)
     assert json.loads((root / "evaluated" / "geometry.json").read_text())["metrics"] == report["metrics"]
@@ -150,21 +179,3 @@ def test_subset_and_split_selection() -> None:
     assert select_split(datalist, "validation") == ("training", [1, 2, 3])
     assert select_split(datalist, "test") == ("test", [5, 6])
     assert select_split(datalist, "validation", fallback=None) == ("validation", [4])
-
-
-def test_compare_cli_overlays_runs(tmp_path: Path) -> None:
-    files = []
-    for name, decay in (("a", 0.5), ("b", 0.9)):
-        values = (decay ** np.arange(8)).tolist() + [0.0]  # a zero (rank-deficient sample) stays off the log axis
-        path = tmp_path / name / "spectrum.json"
-        path.parent.mkdir()
-        path.write_text(json.dumps({"spectra": {"image_feature": values, "image_proj": values[:4]}}))
-        files.append(str(path))
-    out = tmp_path / "spectra.png"
-    assert main(["compare", *files, "--labels", "M-FLAG", "no orth", "--out", str(out)]) == 0
-    assert out.read_bytes()[:4] == b"\x89PNG"
-    with pytest.raises(SystemExit):
-        main(["compare", *files, "--labels", "only one", "--out", str(out)])
-    with pytest.raises(SystemExit):
-        main(["compare", *files, "--key", "text_proj", "--out", str(out)])  # not in these files
-    assert plot_spectra({"x": [1.0, 0.1, 0.01]}, tmp_path / "p.png").is_file()

@@ -1,0 +1,62 @@
+"""Ignite handlers of the bundles, attached the MONAI way (``handler.attach(engine)``), one module per concern.
+
+- ``progress``: the tqdm progress bar with the loss terms; ``throughput``: images/s and the data-wait share.
+- ``checkpoint``: crash-safe training checkpoints and the resume, the best model of a validation, the encoder export,
+  a checkpoint loader that refuses unsafe files.
+- ``reports``: the per-epoch history and the evaluation reports (metrics JSON, classification, detection,
+  segmentation overlays), on the shared collect/write shape of ``base``; ``predictions``: per-input inference
+  outputs (probabilities CSV, embeddings).
+- ``tracking``: what ``--tracking mlflow`` records beyond MONAI's defaults.
+- ``geometry``: latent-geometry diagnostics during pre-training; ``batchnorm``: BatchNorm statistics re-estimated
+  on upright images; ``subset``: the fixed datalist subsets both run over.
+- ``skipped_images`` and ``non_finite_loss``: the count of images that failed to load, and the stop at a NaN loss.
+"""
+
+from .base import ReportWriter, output_rows
+from .batchnorm import BatchNormRecalibration, recalibrate_batchnorm
+from .checkpoint import BestModelSaver, EncoderExporter, SafeCheckpointLoader, TrainingCheckpointer, resume_from_latest
+from .geometry import GEOMETRY_METRICS, LatentGeometryHandler, collect_latents, geometry_metrics, write_geometry
+from .non_finite_loss import NonFiniteLossError, StopOnNonFiniteLoss
+from .predictions import EmbeddingWriter, PredictionCSVWriter
+from .progress import ProgressBarHandler
+from .reports import (
+    ClassificationReportWriter,
+    DetectionReportWriter,
+    HistoryWriter,
+    MetricsJSONWriter,
+    SegmentationOverlayWriter,
+)
+from .skipped_images import SkippedImageCounter
+from .throughput import ThroughputMeter
+from .tracking import TrackingExtras, literal_params
+
+__all__ = [
+    "GEOMETRY_METRICS",
+    "BatchNormRecalibration",
+    "BestModelSaver",
+    "ClassificationReportWriter",
+    "DetectionReportWriter",
+    "EmbeddingWriter",
+    "EncoderExporter",
+    "HistoryWriter",
+    "LatentGeometryHandler",
+    "MetricsJSONWriter",
+    "NonFiniteLossError",
+    "PredictionCSVWriter",
+    "ProgressBarHandler",
+    "ReportWriter",
+    "SafeCheckpointLoader",
+    "SegmentationOverlayWriter",
+    "SkippedImageCounter",
+    "StopOnNonFiniteLoss",
+    "ThroughputMeter",
+    "TrackingExtras",
+    "TrainingCheckpointer",
+    "collect_latents",
+    "geometry_metrics",
+    "literal_params",
+    "output_rows",
+    "recalibrate_batchnorm",
+    "resume_from_latest",
+    "write_geometry",
+]
