@@ -215,7 +215,8 @@ def downstream_bundle(task: str, encoder: str, fraction: float, seed: int, data:
         log.unlink(missing_ok=True)
         print(f"{task:<15} {encoder:<14} {fraction:>5g} seed {seed} ...", flush=True)
         start = time.time()
-        run_bundle_here(task, "training", ["train.yaml"], root, {**overrides, "pretrained_encoder": weights}, log)
+        # "null", not None: monai.bundle.run drops None-valued overrides, which would keep the default encoder path
+        run_bundle_here(task, "training", ["train.yaml"], root, {**overrides, "pretrained_encoder": weights or "null"}, log)
         # evaluate reads every weight from the trained models/model.pt
         run_bundle_here(task, "evaluating", ["train.yaml", "evaluate.yaml"], root, overrides, log)
         (root / DONE).write_text(json.dumps({"seconds": round(time.time() - start, 1)}))
@@ -351,10 +352,10 @@ def pretraining_report(root: Path, data: Path, design: Design, work: Path) -> di
     import torch
 
     from mflag_monai.data.labels import classification_task
-    from mflag_monai.engines.zero_shot import (
-        default_prompts, embed_images, embed_texts, load_pretrained_mflag, recall_at_k, zero_shot_probabilities,
-    )  # fmt: skip
+    from mflag_monai.evaluation.zero_shot import default_prompts, embed_images, embed_texts, zero_shot_probabilities
     from mflag_monai.metrics import classification_report
+    from mflag_monai.metrics.retrieval import recall_at_k, report_match
+    from mflag_monai.networks.pretrained import load_pretrained_mflag
 
     model, _ = load_pretrained_mflag(root / "models", text_model=design.text_model)
     resize, crop = int(design.pretrain[design.pretrain.index("--resize") + 1]), design.image_size
@@ -362,11 +363,8 @@ def pretraining_report(root: Path, data: Path, design: Design, work: Path) -> di
     test = classification_splits(data, 1.0, 0, work)["test"]
     with contextlib.redirect_stderr(open(os.devnull, "w")):  # progress bars
         images = embed_images(model, test, resize, crop)
-        texts = [reports[e["image"]] for e in test]
-        distinct = list(dict.fromkeys(texts))
+        distinct, match = report_match([reports[e["image"]] for e in test])
         text_emb = embed_texts(model, distinct)
-    match = torch.zeros(len(test), len(distinct), dtype=torch.bool)
-    match[torch.arange(len(test)), torch.tensor([distinct.index(t) for t in texts])] = True
     recall = recall_at_k(images @ text_emb.T, match)
     names = classification_task(TASK_DATA["classification"][0]).names
     labels = torch.tensor([[float(v) for v in e["label"]] for e in test])
@@ -409,8 +407,9 @@ def markdown_tables(results: dict) -> str:
             lines.append(f"| {task} ({results['metrics'][task]}) | {encoder} | " + " | ".join(cells) + " |")
     pre = results.get("pretraining", {})
     if pre:
-        chance = next(iter(pre.values()))["retrieval_chance"]
-        lines += ["", f"Image→report retrieval on {next(iter(pre.values()))['retrieval_pairs']} held-out MIMIC-CXR test pairs "
+        first = next(iter(next(iter(pre.values())).values()))  # every run scores the same test pairs
+        chance = first["retrieval_chance"]
+        lines += ["", f"Image→report retrieval on {first['retrieval_pairs']} held-out MIMIC-CXR test pairs "
                   f"(chance R@1/5/10 = {chance['R@1']:.3f} / {chance['R@5']:.3f} / {chance['R@10']:.3f}), zero-shot mean "
                   "AUROC from text prompts, and the last pre-training epoch (mean ± std over seeds):", "",
                   "| encoder | R@1 | R@5 | R@10 | zero-shot AUROC | loss_align | loss_orth (floor) | erank feature | minutes |",
