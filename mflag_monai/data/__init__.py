@@ -19,7 +19,15 @@ from typing import Any
 
 from . import prepare
 from .datalist import list_images, load_datalist, merge_datalists, resolve_datalist
-from .dataset import CACHE_MODES, SkipBadImages, build_dataset, build_eval_dataset, skip_none_collate, skip_none_list
+from .dataset import (
+    CACHE_MODES,
+    SkipBadImages,
+    build_dataset,
+    build_eval_dataset,
+    collate_fn,
+    skip_none_collate,
+    skip_none_list,
+)
 from .prepare import (
     PREPARERS,
     DatalistError,
@@ -45,7 +53,7 @@ __all__ = [
     "build_eval_dataset",
     "build_text_feature_cache",
     "check_datalist",
-    "demo",
+    "collate_fn",
     "get_preparer",
     "list_images",
     "load_datalist",
