@@ -116,7 +116,7 @@ def resolve_datalist(
         skip_bad_entries: drop entries with problems (missing files, unreadable headers, empty reports, bad labels)
             instead of refusing to start.
         report_key: the report text key, checked for empty text (pre-training).
-        schema: what the task needs of every entry (:class:`~mflag_monai.data.check.DatalistSchema`, or a task name:
+        schema: what the task needs of every entry (:class:`~mflag_monai.data.prepare.check.DatalistSchema`, or a task name:
             ``"pretrain"``, ``"classification"`` (label count from ``dataset``), ``"segmentation"``, ``"detection"``).
         prepare_options: passed to the preparer.
 
