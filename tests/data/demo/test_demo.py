@@ -13,10 +13,10 @@ from PIL import Image
 from mflag_monai.data import demo
 from mflag_monai.data.demo.common import render_frontal, sample_case
 from mflag_monai.data.demo.mimic import plan_mimic
+from mflag_monai.data.demo.phantom import render_chest_xray, render_lateral_xray
 from mflag_monai.data.demo.reports import merge_labels, report_sentences
 from mflag_monai.data.demo.rsna import plan_rsna
 from mflag_monai.data.demo.siim import plan_siim
-from mflag_monai.data.demo.phantom import render_chest_xray, render_lateral_xray
 from mflag_monai.data.prepare.rle import rle_decode_union
 
 N, SIZE, SEED = 24, 128, 7
