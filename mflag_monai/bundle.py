@@ -2,7 +2,8 @@
 
 ``bundle_root`` lets every config default to the folder it was read from, so a bundle copied out of the repository
 (or fetched with ``python -m monai.bundle download``) runs from its own folder; ``fresh_output_dir`` keeps a run from
-writing over the outputs of an earlier one.
+writing over the outputs of an earlier one. ``downstream_datalist`` and ``local_tracking_uri`` are the lines the
+downstream training configs would otherwise each spell out in full.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["bundle_root", "fresh_output_dir"]
+__all__ = ["bundle_root", "downstream_datalist", "fresh_output_dir", "local_tracking_uri"]
 
 
 def _workflow_config_root() -> Path | None:
@@ -70,3 +71,47 @@ def fresh_output_dir(path: str | os.PathLike) -> str:
     chosen = base.with_name(f"{base.name}_{n}")
     logger.warning("%s holds an earlier run's outputs; this run writes to %s (--output_dir to choose)", base, chosen)
     return str(chosen)
+
+
+def downstream_datalist(
+    task: str,
+    dataset_dir: object,
+    datalist_file: str | os.PathLike | None,
+    dataset: str,
+    fraction: float,
+    seed: int,
+    skip_bad_entries: bool = False,
+) -> dict[str, list[dict]]:
+    """The datalist of a downstream training run, checked for ``task``
+    (:func:`~mflag_monai.data.resolve_datalist` with ``schema=task``).
+
+    RSNA Pneumonia serves all three tasks, so its preparer is told which one (``task``); the segmentation and
+    detection bundles always pass their task on, the classification bundle only for RSNA (its other datasets have
+    one task).
+
+    Args:
+        task: ``"classification"``, ``"segmentation"`` or ``"detection"``.
+        dataset_dir, datalist_file, dataset, fraction, seed, skip_bad_entries: as
+            :func:`~mflag_monai.data.resolve_datalist` takes them.
+    """
+    from .data import resolve_datalist
+
+    options = {"task": task} if task != "classification" or dataset == "rsna-pneumonia" else {}
+    return resolve_datalist(
+        dataset_dir,
+        datalist_file=datalist_file,
+        dataset=dataset,
+        fraction=fraction,
+        seed=seed,
+        skip_bad_entries=skip_bad_entries,
+        schema=task,
+        **options,
+    )
+
+
+def local_tracking_uri(log_dir: str | os.PathLike) -> str:
+    """The MLflow store a run writes to with ``--tracking mlflow`` when no server is given: ``<log_dir>/mlruns.db``
+    (SQLite, absolute path)."""
+    from monai.utils import path_to_sqlite_uri
+
+    return path_to_sqlite_uri(os.path.abspath(os.path.join(log_dir, "mlruns.db")))

@@ -299,7 +299,7 @@ def classification_cells(encoders: dict[str, dict[int, str | None]], data: Path,
     """``{encoder: {fraction: [score per seed]}}`` for every encoder, plus the ``text-ceiling`` reference."""
     import torch
 
-    from mflag_monai.data.labels import classification_task
+    from mflag_monai.data.prepare.labels import classification_task
     from mflag_monai.networks import build_image_encoder
     from mflag_monai.networks.text_encoder import FrozenTextEncoder
 
@@ -351,7 +351,7 @@ def pretraining_report(root: Path, data: Path, design: Design, work: Path) -> di
     """Retrieval and zero-shot on the held-out MIMIC-CXR test pairs, the loss curves and the final eval-mode geometry."""
     import torch
 
-    from mflag_monai.data.labels import classification_task
+    from mflag_monai.data.prepare.labels import classification_task
     from mflag_monai.evaluation.zero_shot import default_prompts, embed_images, embed_texts, zero_shot_probabilities
     from mflag_monai.metrics import classification_report
     from mflag_monai.metrics.retrieval import recall_at_k, report_match

@@ -15,8 +15,8 @@ from ..utils.dist import rank_zero_first
 from ..utils.errors import InputError
 from ..utils.formats import IMAGE_SUFFIXES
 from ..utils.io import atomic_write_json
-from .check import DatalistError, DatalistSchema, check_datalist
-from .prepare import get_preparer
+from .prepare.check import DatalistError, DatalistSchema, check_datalist
+from .prepare.registry import get_preparer
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +76,8 @@ PRETRAIN_DATASETS = ("mimic-cxr", "iu-xray", "chexpert-plus")
 
 def detect_dataset(root: str | os.PathLike) -> str | None:
     """The image–report collection a folder holds, from its files (``None`` when it is none of them)."""
-    from .chexpert_plus import detect_chexpert_plus
-    from .iu_xray import detect_iu_xray
+    from .prepare.chexpert_plus import detect_chexpert_plus
+    from .prepare.iu_xray import detect_iu_xray
 
     root = Path(root)
     if (root / "mimic-cxr-2.0.0-metadata.csv").is_file():
@@ -116,7 +116,7 @@ def resolve_datalist(
         skip_bad_entries: drop entries with problems (missing files, unreadable headers, empty reports, bad labels)
             instead of refusing to start.
         report_key: the report text key, checked for empty text (pre-training).
-        schema: what the task needs of every entry (:class:`~mflag_monai.data.check.DatalistSchema`, or a task name:
+        schema: what the task needs of every entry (:class:`~mflag_monai.data.prepare.check.DatalistSchema`, or a task name:
             ``"pretrain"``, ``"classification"`` (label count from ``dataset``), ``"segmentation"``, ``"detection"``).
         prepare_options: passed to the preparer.
 

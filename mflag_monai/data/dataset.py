@@ -24,6 +24,7 @@ __all__ = [
     "SkippingCacheDataset",
     "build_dataset",
     "build_eval_dataset",
+    "collate_fn",
     "skip_none_collate",
     "skip_none_list",
 ]
@@ -209,3 +210,19 @@ def skip_none_list(batch: list) -> list:
     kept = _ItemList(item for item in batch if item is not None)
     kept.skipped_images = len(batch) - len(kept)
     return kept
+
+
+def collate_fn(skip_bad_images: bool = False, lists: bool = False) -> Callable[[list], dict | list]:
+    """The training loader's ``collate_fn``, as the bundle configs choose it.
+
+    Args:
+        skip_bad_images: the batch may hold ``None`` for images that failed to decode (:class:`SkipBadImages`): drop
+            them and count them (:func:`skip_none_collate` / :func:`skip_none_list`).
+        lists: keep a batch as a list of items (detection: boxes vary in number; MONAI's ``no_collation``) instead of
+            stacking it (MONAI's ``list_data_collate``).
+    """
+    if lists:
+        from monai.data.utils import no_collation
+
+        return skip_none_list if skip_bad_images else no_collation
+    return skip_none_collate if skip_bad_images else list_data_collate

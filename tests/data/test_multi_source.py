@@ -11,7 +11,7 @@ from test_mimic_prepare import make_mimic
 
 from mflag_monai.data import get_preparer, merge_datalists, resolve_datalist
 from mflag_monai.data.datalist import detect_dataset
-from mflag_monai.data.demo_layouts import write_chexpert_plus_demo, write_iu_xray_demo
+from mflag_monai.data.demo import write_chexpert_plus_demo, write_iu_xray_demo
 from mflag_monai.utils.io import atomic_write_json
 
 SPLITS = ("training", "validation", "test")
