@@ -112,13 +112,18 @@ def test_csv_redistribution(tmp_path: Path) -> None:
     root = write_iu_xray_demo(tmp_path / "iu", num_reports=12, image_size=SIZE, layout="csv")
     prepared = get_preparer("iu-xray")(root)
     with open(root / "indiana_projections.csv", newline="") as f:
-        projections = {row["filename"]: row["projection"] for row in csv.DictReader(f)}
+        rows = list(csv.DictReader(f))
+    projections = {row["filename"]: row["projection"] for row in rows}
     got = entries(prepared)
     assert got and all(projections[Path(e["image"]).name] == "Frontal" == e["view"] for e in got)
     with open(root / "indiana_reports.csv", newline="") as f:
-        mesh = {f"CXR{row['uid']}": row["MeSH"] for row in csv.DictReader(f)}
+        reports = list(csv.DictReader(f))
+    mesh = {f"CXR{row['uid']}": row["MeSH"] for row in reports}
     assert all(e["mesh"] == mesh[e["patient_id"]] for e in got)
-    assert prepared.summary["images dropped: not a frontal view"] == sum(v == "Lateral" for v in projections.values())
+    # a report without text is dropped whole, before its images are looked at: its lateral is not counted as one
+    has_text = {r["uid"] for r in reports if clean_iu_text(r["findings"]) or clean_iu_text(r["impression"])}
+    laterals = sum(row["projection"] == "Lateral" and row["uid"] in has_text for row in rows)
+    assert prepared.summary["images dropped: not a frontal view"] == laterals
 
 
 def test_xml_fields_entities_and_image_ids(tmp_path: Path) -> None:
