@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
-
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -53,7 +52,9 @@ def small_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo data at its smallest (10 MIMIC studies, 64 px; 4 SIIM DICOM with masks, CheXpert JPG), made once."""
     from mflag_monai.data.demo import generate_demo_data
 
-    return generate_demo_data(tmp_path_factory.mktemp("small_demo") / "demo", num_studies=10, image_size=64, progress=False)
+    return generate_demo_data(
+        tmp_path_factory.mktemp("small_demo") / "demo", num_studies=10, image_size=64, progress=False
+    )
 
 
 @pytest.fixture(scope="session")

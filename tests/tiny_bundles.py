@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -31,7 +32,11 @@ def monailabel_installed() -> bool:
     """
     try:
         spec = importlib.util.find_spec("monailabel")
-        return spec is not None and spec.origin not in (None, "namespace") and importlib.util.find_spec("monailabel.interfaces") is not None
+        return (
+            spec is not None
+            and spec.origin not in (None, "namespace")
+            and importlib.util.find_spec("monailabel.interfaces") is not None
+        )
     except (ImportError, ValueError):
         return False
 
@@ -74,7 +79,9 @@ def bundle_copy(root: Path, name: str) -> Path:
     return bundle
 
 
-def monailabel_train_overrides(bundle: Path, train_data: list[dict], val_data: list[dict] | None, max_epochs: int = 1) -> dict[str, Any]:
+def monailabel_train_overrides(
+    bundle: Path, train_data: list[dict], val_data: list[dict] | None, max_epochs: int = 1
+) -> dict[str, Any]:
     """The overrides MONAI Label 0.8.5's ``BundleTrainTask.__call__`` passes to ``monai.bundle.run``, built the same way.
 
     ``train#handlers`` is the bundle's own (unparsed) list with a ``CheckpointLoader`` of ``models/model.pt`` into
@@ -89,7 +96,12 @@ def monailabel_train_overrides(bundle: Path, train_data: list[dict], val_data: l
     handlers = parser.get("train#handlers", [])
     model = bundle / "models" / "model.pt"
     if model.exists():
-        loader = {"_target_": "CheckpointLoader", "load_path": str(model), "load_dict": {"model": "$@network"}, "strict": False}
+        loader = {
+            "_target_": "CheckpointLoader",
+            "load_path": str(model),
+            "load_dict": {"model": "$@network"},
+            "strict": False,
+        }
         handlers.insert(0, loader)
     overrides: dict[str, Any] = {
         "bundle_root": str(bundle),
@@ -125,7 +137,12 @@ def segmentation_datalist(siim_dir: Path, out_dir: Path) -> dict[str, list[dict]
     from mflag_monai.data import resolve_datalist
 
     splits = resolve_datalist(
-        siim_dir, datalist_file=out_dir / "siim.json", dataset="siim-pneumothorax", fraction=1.0, seed=42, task="segmentation"
+        siim_dir,
+        datalist_file=out_dir / "siim.json",
+        dataset="siim-pneumothorax",
+        fraction=1.0,
+        seed=42,
+        task="segmentation",
     )
     return {split: [{"image": d["image"], "label": d["label"]} for d in items] for split, items in splits.items()}
 
@@ -151,14 +168,25 @@ def make_tiny_bundles(root: Path, demo: Path) -> Path:
     return bundles
 
 
-def run_bundle_cli(run_id: str, configs: list[str], bundle_root: Path, *extra: str) -> "subprocess.CompletedProcess":
+def run_bundle_cli(run_id: str, configs: list[str], bundle_root: Path, *extra: str) -> subprocess.CompletedProcess:
     """``python -m monai.bundle run RUN_ID`` as a user types it (offline), from the repository root."""
     import json
-    import subprocess
-    import sys
 
-    cmd = [sys.executable, "-m", "monai.bundle", "run", run_id, "--config_file", json.dumps(configs), "--bundle_root", str(bundle_root), *extra]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "monai.bundle",
+        "run",
+        run_id,
+        "--config_file",
+        json.dumps(configs),
+        "--bundle_root",
+        str(bundle_root),
+        *extra,
+    ]
+    return subprocess.run(
+        cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+    )
 
 
 def downstream_workspace(root: Path) -> dict[str, Path]:

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from mlflow_store import tracked_runs
 from PIL import Image
 
 from mflag_monai.networks import build_retinanet
-from mlflow_store import tracked_runs
 from tiny_bundles import downstream_workspace, run_bundle_cli
 
 REPO = Path(__file__).resolve().parents[2]
@@ -108,7 +108,11 @@ def test_inference_writes_boxes_in_the_input_pixels(trained) -> None:
 
     ds = pydicom.dcmread(dicoms[0], stop_before_pixels=True)
     record = json.loads((out / f"{dicoms[0].stem}_boxes.json").read_text())
-    assert (record["StudyInstanceUID"], record["SeriesInstanceUID"], record["SOPInstanceUID"]) == (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+    assert (record["StudyInstanceUID"], record["SeriesInstanceUID"], record["SOPInstanceUID"]) == (
+        ds.StudyInstanceUID,
+        ds.SeriesInstanceUID,
+        ds.SOPInstanceUID,
+    )
 
 
 def test_default_encoder_path_missing_or_null_on_purpose(workspace, tmp_path: Path) -> None:
@@ -134,7 +138,17 @@ def test_default_encoder_path_missing_or_null_on_purpose(workspace, tmp_path: Pa
 
 def test_resume_continues_after_the_last_checkpoint(trained) -> None:
     checkpoints = trained["bundle"] / "models" / "checkpoints"
-    args = ["--dataset_dir", str(trained["rsna"]), "--pretrained_encoder", str(trained["encoder"]), *TINY, "--epochs", "3", "--resume", "true"]
+    args = [
+        "--dataset_dir",
+        str(trained["rsna"]),
+        "--pretrained_encoder",
+        str(trained["encoder"]),
+        *TINY,
+        "--epochs",
+        "3",
+        "--resume",
+        "true",
+    ]
     result = bundle("training", [str(CONFIGS / "train.yaml")], trained["bundle"], *args)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "checkpoint_epoch=2.pt" in result.stdout

@@ -21,8 +21,8 @@ from tiny_bundles import (
     TINY,
     bundle_copy,
     make_tiny_encoder,
-    monailabel_train_overrides,
     monailabel_installed,
+    monailabel_train_overrides,
     run_train_workflow,
     segmentation_datalist,
 )
@@ -57,7 +57,9 @@ def _train(bundle: Path, siim: dict, **extra: object) -> dict:
 def test_trains_on_the_datastore_pairs_with_the_trainer_overrides(bundle: Path, siim: dict) -> None:
     first = _train(bundle, siim)
     targets = [h.get("_target_") for h in first["train#handlers"] if isinstance(h, dict)]
-    assert "CheckpointLoader" not in targets and "ValidationHandler" in targets  # the bundle's list; no model to load yet
+    assert (
+        "CheckpointLoader" not in targets and "ValidationHandler" in targets
+    )  # the bundle's list; no model to load yet
     model = bundle / "models" / "model.pt"
     state = torch.load(model, weights_only=True)
     build_segmentation_unet(depth=TINY["encoder_depth"]).load_state_dict(state)  # the validation-selected model

@@ -10,30 +10,62 @@ from pathlib import Path
 
 import pytest
 import torch
+from mlflow_store import tracked_runs
 
 from mflag_monai.networks import build_image_encoder, load_weights_file
-from mlflow_store import tracked_runs
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "bundles" / "pretrain" / "configs" / "train.yaml"
 EVALUATE = REPO / "bundles" / "pretrain" / "configs" / "evaluate.yaml"
-GEOMETRY = {"geom_erank_feature", "geom_erank_image_proj", "geom_erank_text_proj", "geom_alignment",
-            "geom_uniformity_image", "geom_uniformity_text"}
+GEOMETRY = {
+    "geom_erank_feature",
+    "geom_erank_image_proj",
+    "geom_erank_text_proj",
+    "geom_alignment",
+    "geom_uniformity_image",
+    "geom_uniformity_text",
+}
 
 
 def run_bundle(
-    bundle_root: Path, demo_dir: Path, text_model: Path, *extra: str, run_id: str = "training", config: str = str(CONFIG)
+    bundle_root: Path,
+    demo_dir: Path,
+    text_model: Path,
+    *extra: str,
+    run_id: str = "training",
+    config: str = str(CONFIG),
 ) -> subprocess.CompletedProcess:
     """``python -m monai.bundle run`` with tiny overrides; the demo data goes to ``demo_dir``."""
     cmd = [
-        sys.executable, "-m", "monai.bundle", "run", run_id,
-        "--config_file", config,
-        "--bundle_root", str(bundle_root),
-        "--dataset_dir", "demo", "--demo_studies", "24",
-        "--image_depth", "18", "--resize", "72", "--image_size", "64",
-        "--batch_size", "4", "--epochs", "2", "--num_workers", "0",
-        "--learning_rate", "0.001",
-        "--text_model", str(text_model),
+        sys.executable,
+        "-m",
+        "monai.bundle",
+        "run",
+        run_id,
+        "--config_file",
+        config,
+        "--bundle_root",
+        str(bundle_root),
+        "--dataset_dir",
+        "demo",
+        "--demo_studies",
+        "24",
+        "--image_depth",
+        "18",
+        "--resize",
+        "72",
+        "--image_size",
+        "64",
+        "--batch_size",
+        "4",
+        "--epochs",
+        "2",
+        "--num_workers",
+        "0",
+        "--learning_rate",
+        "0.001",
+        "--text_model",
+        str(text_model),
         *extra,
     ]
     env = {**os.environ, "MFLAG_MONAI_DEMO_DIR": str(demo_dir), "HF_HUB_OFFLINE": "1"}
@@ -84,13 +116,20 @@ def test_latent_geometry_is_logged_everywhere(trained) -> None:
     (run,) = tracked_runs(bundle_root)
     assert GEOMETRY <= set(run["metrics"]) and {"spectrum.json", "spectrum.png"} <= set(run["artifacts"])
     spectrum = json.loads((bundle_root / "eval" / "spectrum.json").read_text())
-    assert spectrum["epoch"] == 2 and spectrum["metrics"]["geom_erank_feature"] == pytest.approx(history[-1]["geom_erank_feature"])
+    assert spectrum["epoch"] == 2 and spectrum["metrics"]["geom_erank_feature"] == pytest.approx(
+        history[-1]["geom_erank_feature"]
+    )
 
 
 def test_evaluate_writes_geometry_of_the_test_split(trained, tiny_bert_dir: Path) -> None:
     bundle_root, _ = trained
-    result = run_bundle(bundle_root, bundle_root.parent / "demo", tiny_bert_dir, run_id="evaluating",
-                        config=f"['{CONFIG}','{EVALUATE}']")
+    result = run_bundle(
+        bundle_root,
+        bundle_root.parent / "demo",
+        tiny_bert_dir,
+        run_id="evaluating",
+        config=f"['{CONFIG}','{EVALUATE}']",
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     report = json.loads((bundle_root / "eval" / "geometry.json").read_text())
     assert report["split"] == "test" and report["num_samples"] >= 2 and set(report["metrics"]) == GEOMETRY
@@ -139,9 +178,21 @@ def test_micro_batches_keep_the_loss_of_the_whole_batch(tmp_path: Path, tiny_ber
     history = {}
     for micro in (4, 16):
         result = run_bundle(
-            tmp_path / f"micro{micro}", tmp_path / "demo", tiny_bert_dir,
-            "--demo_studies", "40", "--batch_size", "16", "--micro_batch_size", str(micro),
-            "--learning_rate", "0", "--epochs", "1", "--geometry_interval", "0",
+            tmp_path / f"micro{micro}",
+            tmp_path / "demo",
+            tiny_bert_dir,
+            "--demo_studies",
+            "40",
+            "--batch_size",
+            "16",
+            "--micro_batch_size",
+            str(micro),
+            "--learning_rate",
+            "0",
+            "--epochs",
+            "1",
+            "--geometry_interval",
+            "0",
         )
         assert result.returncode == 0, result.stderr[-4000:]
         output = result.stdout + result.stderr
@@ -154,8 +205,17 @@ def test_micro_batches_keep_the_loss_of_the_whole_batch(tmp_path: Path, tiny_ber
 
 
 def test_a_batch_larger_than_the_data_says_what_to_do(tmp_path: Path, tiny_bert_dir: Path) -> None:
-    result = run_bundle(tmp_path / "b", tmp_path / "demo", tiny_bert_dir, "--batch_size", "512",
-                        "--micro_batch_size", "16", "--epochs", "1")
+    result = run_bundle(
+        tmp_path / "b",
+        tmp_path / "demo",
+        tiny_bert_dir,
+        "--batch_size",
+        "512",
+        "--micro_batch_size",
+        "16",
+        "--epochs",
+        "1",
+    )
     assert result.returncode != 0
     assert "batch_size 512 is larger than the" in result.stderr and "--demo_studies" in result.stderr
 
@@ -185,7 +245,9 @@ def test_inference_writes_embeddings_with_identifiers_and_scores_reports(trained
     config = str(REPO / "bundles" / "pretrain" / "configs" / "inference.yaml")
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", config, "--bundle_root", str(bundle_root),
            "--input_path", str(inputs), "--reports", str(reports)]  # fmt: skip
-    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    result = subprocess.run(
+        cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+    )
     assert result.returncode == 0, result.stderr[-5000:]
     out = bundle_root / "eval" / "inference"
     index = list(csv.DictReader((out / "embeddings.csv").open()))
@@ -199,7 +261,11 @@ def test_inference_writes_embeddings_with_identifiers_and_scores_reports(trained
             assert row["SOPInstanceUID"] == row["StudyInstanceUID"] == ""
             continue
         ds = pydicom.dcmread(row["image"], stop_before_pixels=True)
-        assert (row["StudyInstanceUID"], row["SeriesInstanceUID"], row["SOPInstanceUID"]) == (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+        assert (row["StudyInstanceUID"], row["SeriesInstanceUID"], row["SOPInstanceUID"]) == (
+            ds.StudyInstanceUID,
+            ds.SeriesInstanceUID,
+            ds.SOPInstanceUID,
+        )
         assert str(single["SOPInstanceUID"]) == ds.SOPInstanceUID
     scored = list(csv.DictReader((out / "similarity.csv").open()))
     assert len(scored) == 3 and all(-1.0 <= float(r["similarity"]) <= 1.0 for r in scored)

@@ -9,15 +9,28 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from mlflow_store import tracked_runs
 from PIL import Image
 
 from mflag_monai.networks import build_segmentation_unet
-from mlflow_store import tracked_runs
 from tiny_bundles import downstream_workspace, run_bundle_cli
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "bundles" / "segmentation" / "configs"
-TINY = ["--encoder_depth", "18", "--image_size", "64", "--batch_size", "4", "--epochs", "2", "--num_workers", "0", "--fraction", "1.0"]
+TINY = [
+    "--encoder_depth",
+    "18",
+    "--image_size",
+    "64",
+    "--batch_size",
+    "4",
+    "--epochs",
+    "2",
+    "--num_workers",
+    "0",
+    "--fraction",
+    "1.0",
+]
 
 
 bundle = run_bundle_cli  # python -m monai.bundle run ..., as a user types it
@@ -85,7 +98,17 @@ def test_inference_writes_masks_of_the_input_size(trained) -> None:
         (folder / image.name).symlink_to(image)
     png = folder / "export.png"
     Image.fromarray(np.zeros((70, 90), np.uint8)).save(png)  # a non-square PNG export
-    result = bundle("run", [str(CONFIGS / "inference.yaml")], trained["bundle"], "--input_path", str(folder), "--encoder_depth", "18", "--image_size", "64")
+    result = bundle(
+        "run",
+        [str(CONFIGS / "inference.yaml")],
+        trained["bundle"],
+        "--input_path",
+        str(folder),
+        "--encoder_depth",
+        "18",
+        "--image_size",
+        "64",
+    )
     assert result.returncode == 0, result.stderr[-5000:]
     out = trained["bundle"] / "eval" / "inference"
     assert len(list(out.glob("*_mask.png"))) == 4
@@ -108,11 +131,26 @@ def test_a_copy_outside_the_repository_runs_inference_from_its_own_folder(traine
 
     copy = tmp_path / "segmentation"
     # the bundle's own files only: a developer's local training outputs in the repository must not leak in
-    shutil.copytree(REPO / "bundles" / "segmentation", copy, ignore=shutil.ignore_patterns("models", "eval", "datalists", "cache"))
+    shutil.copytree(
+        REPO / "bundles" / "segmentation", copy, ignore=shutil.ignore_patterns("models", "eval", "datalists", "cache")
+    )
     (copy / "models").mkdir()
     shutil.copy(trained["bundle"] / "models" / "model.pt", copy / "models" / "model.pt")
     image = sorted(trained["siim"].rglob("*.dcm"))[0]
-    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.yaml", "--input_path", str(image), "--encoder_depth", "18", "--image_size", "64"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "monai.bundle",
+        "run",
+        "--config_file",
+        "configs/inference.yaml",
+        "--input_path",
+        str(image),
+        "--encoder_depth",
+        "18",
+        "--image_size",
+        "64",
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     for run in ("inference", "inference_2"):
         result = subprocess.run(cmd, cwd=copy, capture_output=True, text=True, timeout=600, env=env)
@@ -131,7 +169,10 @@ def test_missing_encoder_says_how_to_make_it(workspace, tmp_path: Path) -> None:
     args = ["--dataset_dir", str(workspace["siim"]), "--pretrained_encoder", str(tmp_path / "nope.pt"), *TINY]
     result = bundle("training", [str(CONFIGS / "train.yaml")], tmp_path / "b", *args)
     assert result.returncode != 0
-    assert "bundles/pretrain/configs/train.yaml" in result.stderr and "--pretrained_encoder null for a random encoder" in result.stderr
+    assert (
+        "bundles/pretrain/configs/train.yaml" in result.stderr
+        and "--pretrained_encoder null for a random encoder" in result.stderr
+    )
     assert "Run the pretrain bundle first" in result.stderr
 
 
@@ -146,13 +187,28 @@ def test_resume_continues_after_the_last_checkpoint(trained) -> None:
     checkpoints = trained["bundle"] / "models" / "checkpoints"
     assert [p.name for p in sorted(checkpoints.glob("*.pt"))] == ["checkpoint_epoch=1.pt", "checkpoint_epoch=2.pt"]
     state = torch.load(checkpoints / "checkpoint_epoch=2.pt", weights_only=True)
-    assert {"network", "optimizer", "best_model", "trainer"} <= set(state) and state["trainer"]["iteration"] == 2 * state["trainer"]["epoch_length"]
-    args = ["--dataset_dir", str(trained["siim"]), "--pretrained_encoder", str(trained["encoder"]), *TINY, "--epochs", "3", "--resume", "true"]
+    assert {"network", "optimizer", "best_model", "trainer"} <= set(state) and state["trainer"][
+        "iteration"
+    ] == 2 * state["trainer"]["epoch_length"]
+    args = [
+        "--dataset_dir",
+        str(trained["siim"]),
+        "--pretrained_encoder",
+        str(trained["encoder"]),
+        *TINY,
+        "--epochs",
+        "3",
+        "--resume",
+        "true",
+    ]
     result = bundle("training", [str(CONFIGS / "train.yaml")], trained["bundle"], *args)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "Resuming from" in result.stdout and "checkpoint_epoch=2.pt" in result.stdout
     history = json.loads((trained["bundle"] / "eval" / "validation_history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2, 3]  # epoch 3 only: the resumed run did not start over
     resumed = torch.load(checkpoints / "checkpoint_epoch=3.pt", weights_only=True)
-    assert resumed["trainer"]["iteration"] == 3 * resumed["trainer"]["epoch_length"] and resumed["best_model"]["best_metric"] >= state["best_model"]["best_metric"]
+    assert (
+        resumed["trainer"]["iteration"] == 3 * resumed["trainer"]["epoch_length"]
+        and resumed["best_model"]["best_metric"] >= state["best_model"]["best_metric"]
+    )
     assert not list(checkpoints.glob(".*.tmp"))

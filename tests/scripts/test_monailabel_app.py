@@ -83,11 +83,28 @@ def server(tmp_path_factory: pytest.TempPathFactory, tiny_bundles: Path, studies
     shutil.copytree(APP, app, ignore=shutil.ignore_patterns("__pycache__", "model", "logs", "bin"))
     port = _free_port()
     conf = {"bundles_dir": str(tiny_bundles), "skip_trainers": "true", **{k: str(v) for k, v in TINY.items()}}
-    cmd = [sys.executable, "-m", "monailabel.main", "start_server", "--app", str(app), "--studies", studies["folder"],
-           "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "monailabel.main",
+        "start_server",
+        "--app",
+        str(app),
+        "--studies",
+        studies["folder"],
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     for key, value in conf.items():
         cmd += ["--conf", key, value]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "MONAI_LABEL_SESSIONS": "false", "MONAI_LABEL_DATASTORE_AUTO_RELOAD": "false"}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "MONAI_LABEL_SESSIONS": "false",
+        "MONAI_LABEL_DATASTORE_AUTO_RELOAD": "false",
+    }
     log = (root / "server.log").open("w")
     # its own process group: uvicorn may start children, and all of them must go when the test ends
     process = subprocess.Popen(cmd, cwd=root, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)

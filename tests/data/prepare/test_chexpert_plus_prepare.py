@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from mflag_monai.data import get_preparer
-from mflag_monai.data.prepare.chexpert_plus import prepare_chexpert_plus
 from mflag_monai.data.demo import CHEXPERT_PLUS_CSV, write_chexpert_plus_demo
+from mflag_monai.data.prepare.chexpert_plus import prepare_chexpert_plus
 
 SPLITS = ("training", "validation", "test")
 HEADER = [

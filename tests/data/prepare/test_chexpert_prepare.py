@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from mflag_monai.data import get_preparer
-from mflag_monai.data.prepare.chexpert import chexpert_patient_id, prepare_chexpert
 from mflag_monai.data.demo import generate_demo_data
+from mflag_monai.data.prepare.chexpert import chexpert_patient_id, prepare_chexpert
 from mflag_monai.data.prepare.labels import CHEXPERT_14, CHEXPERT_COMPETITION
 
 HEADER = ["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", *CHEXPERT_14]

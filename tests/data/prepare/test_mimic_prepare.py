@@ -12,7 +12,9 @@ from PIL import Image
 
 from mflag_monai.data import get_preparer, resolve_datalist
 
-REPORT = " FINAL REPORT\n INDICATION: cough\n\n FINDINGS: \n Heart size is normal.\n\n IMPRESSION: \n No acute process.\n"
+REPORT = (
+    " FINAL REPORT\n INDICATION: cough\n\n FINDINGS: \n Heart size is normal.\n\n IMPRESSION: \n No acute process.\n"
+)
 
 
 def make_mimic(root: Path, rows: list[tuple] | None = None) -> Path:
@@ -61,7 +63,9 @@ def test_cli_writes_datalist(tmp_path: Path) -> None:
     out = tmp_path / "dl.json"
     res = subprocess.run(
         [sys.executable, "-m", "mflag_monai.data", "prepare", "mimic-cxr", "--root", str(root), "--out", str(out)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "kept: training" in res.stdout
     content = json.loads(out.read_text())

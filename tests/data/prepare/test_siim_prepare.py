@@ -68,7 +68,11 @@ def test_union_of_two_rows_pixel_by_pixel(tiny: Path, tmp_path: Path) -> None:
     np.testing.assert_array_equal(mask, expected)
     assert entries["B"]["positive"] == 0 and not png(entries["B"]["label"]).any()
     s = prepared.summary
-    assert s["dropped: no DICOM file"] == 1 and s["dicom files without a csv row"] == 1 and prepared.run_info["masks written"] == 2
+    assert (
+        s["dropped: no DICOM file"] == 1
+        and s["dicom files without a csv row"] == 1
+        and prepared.run_info["masks written"] == 2
+    )
 
 
 def test_rle_run_in_first_column_lands_in_first_column(tmp_path: Path) -> None:
