@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent / "transforms"))  # dicom_fixtures.write_dicom for every test folder
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -59,7 +56,7 @@ def small_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_bundles(tmp_path_factory: pytest.TempPathFactory, small_demo: Path) -> Path:
-    """A ``bundles/`` folder with tiny trained segmentation and classification models (see ``tiny_bundles.py``)."""
-    from tiny_bundles import make_tiny_bundles
+    """A ``bundles/`` folder with tiny trained segmentation and classification models (see ``helpers/bundles.py``)."""
+    from helpers.bundles import make_tiny_bundles
 
     return make_tiny_bundles(tmp_path_factory.mktemp("tiny_bundles"), small_demo)

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from mlflow_store import tracked_runs
+
+from helpers.mlflow_store import tracked_runs
 
 REPO = Path(__file__).resolve().parents[2]
 CLS = REPO / "bundles" / "classification" / "configs"

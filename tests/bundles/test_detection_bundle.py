@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from mlflow_store import tracked_runs
 from PIL import Image
 
+from helpers.bundles import downstream_workspace, run_bundle_cli
+from helpers.mlflow_store import tracked_runs
 from mflag_monai.networks import build_retinanet
-from tiny_bundles import downstream_workspace, run_bundle_cli
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "bundles" / "detection" / "configs"

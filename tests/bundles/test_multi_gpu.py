@@ -22,7 +22,7 @@ def test_torchrun_two_processes(tmp_path: Path, tiny_bert_dir: Path) -> None:
     record = tmp_path / "record.yaml"
     record.write_text(
         "sample_recorder:\n"
-        "  _target_: sample_recorder.SampleRecorder\n"
+        "  _target_: helpers.sample_recorder.SampleRecorder\n"
         f"  out_dir: {tmp_path}\n"
         'train#trainer#train_handlers: "$(@train#handlers[:1] if dist.get_rank() > 0 else @train#handlers) + [@sample_recorder]"\n'
     )
@@ -62,7 +62,7 @@ def test_torchrun_two_processes(tmp_path: Path, tiny_bert_dir: Path) -> None:
     ]
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]),  # helpers
         "OMP_NUM_THREADS": "1",
         "HF_HUB_OFFLINE": "1",
     }

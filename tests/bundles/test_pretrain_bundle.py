@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from mlflow_store import tracked_runs
 
+from helpers.mlflow_store import tracked_runs
 from mflag_monai.networks import build_image_encoder, load_weights_file
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,11 +9,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from mlflow_store import tracked_runs
 from PIL import Image
 
+from helpers.bundles import downstream_workspace, run_bundle_cli
+from helpers.mlflow_store import tracked_runs
 from mflag_monai.networks import build_segmentation_unet
-from tiny_bundles import downstream_workspace, run_bundle_cli
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "bundles" / "segmentation" / "configs"

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from dicom_fixtures import write_dicom
 from monai.data import DataLoader
 
 import mflag_monai.transforms.io as cxr_io
+from helpers.dicom import write_dicom
 from mflag_monai.data import build_dataset
 from mflag_monai.transforms import cxr_pretrain_transforms
 

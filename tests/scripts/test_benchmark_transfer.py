@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from tiny_bundles import load_script
+from helpers.bundles import load_script
 
 REPO = Path(__file__).resolve().parents[2]
-bt = load_script(REPO / "scripts" / "benchmark_transfer.py")  # not via sys.path: scripts/monailabel would shadow
+bt = load_script(REPO / "scripts" / "benchmark_transfer.py")  # by file location: no sys.path edit
 
 
 def _cell(mean: float, std: float) -> dict:

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers.bundles import load_script
 from mflag_monai.data.demo import generate_demo_data
-from tiny_bundles import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "check_bundles.py"
-check_bundles = load_script(SCRIPT)  # not via sys.path: scripts/monailabel would shadow the monailabel package
+check_bundles = load_script(SCRIPT)  # by file location: no sys.path edit
 
 BUNDLES = sorted(p.parent.parent.name for p in (REPO / "bundles").glob("*/configs/metadata.json"))
 CHECKS = ["files", "metadata", "train", "infer", "net_in_out", "ckpt_export"]

@@ -1,4 +1,4 @@
-"""The MONAI Label app (scripts/monailabel) over HTTP: a real server on 127.0.0.1, demo studies, tiny trained models.
+"""The MONAI Label app (scripts/monailabel_app) over HTTP: a real server on 127.0.0.1, demo studies, tiny trained models.
 
 Segmentation answers a mask of exactly the input's rows x columns (a non-square PNG, and a DICOM whose mask keeps the
 pixel spacing); classification answers every label with a score. Skipped without the ``monailabel`` extra.
@@ -27,17 +27,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tiny_bundles import REPO, TINY, require_monailabel  # noqa: E402
+from helpers.bundles import APP, TINY, load_script, require_monailabel  # noqa: E402
 
 require_monailabel()
 
 from mflag_monai.transforms.io import read_cxr  # noqa: E402
 
-APP = REPO / "scripts" / "monailabel"
-sys.path.insert(0, str(APP))
-from demo_studies import make_demo_studies  # noqa: E402
-
-sys.path.remove(str(APP))
+make_demo_studies = load_script(APP / "demo_studies.py").make_demo_studies
 
 START_TIMEOUT = 90.0  # seconds; about 10-20 s on 2 busy CPU cores
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from dicom_fixtures import write_dicom
 
+from helpers.dicom import write_dicom
 from mflag_monai.transforms import RandPerspectived, cxr_eval_transforms, cxr_pretrain_transforms
 
 

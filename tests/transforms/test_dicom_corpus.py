@@ -18,9 +18,9 @@ import numpy as np
 import pydicom
 import pytest
 import torch
-from dicom_fixtures import write_dicom
 from pydicom.data import get_testdata_file, get_testdata_files
 
+from helpers.dicom import write_dicom
 from mflag_monai.transforms import CXRImageError, LoadCXRImage
 
 ROOT = Path(get_testdata_file("MR_small.dcm")).parent  # .../pydicom/data/test_files

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dicom_fixtures import write_dicom
 from PIL import Image
 
+from helpers.dicom import write_dicom
 from mflag_monai.data import DatalistError, check_datalist, resolve_datalist
 
 

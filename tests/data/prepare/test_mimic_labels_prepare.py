@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dicom_fixtures import write_dicom
 from PIL import Image
 
+from helpers.dicom import write_dicom
 from mflag_monai.data.demo import generate_demo_data
 from mflag_monai.data.prepare.labels import CHEXPERT_14
 from mflag_monai.data.prepare.mimic_labels import prepare_mimic_cxr_labels

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from dicom_fixtures import write_dicom
 from PIL import Image
 
+from helpers.dicom import write_dicom
 from mflag_monai.data.__main__ import main as cli
 from mflag_monai.data.demo import generate_demo_data
 from mflag_monai.data.prepare.rsna import boxes_to_mask, prepare_rsna, read_rsna_labels

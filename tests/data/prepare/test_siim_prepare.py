@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dicom_fixtures import write_dicom
 from PIL import Image
 
+from helpers.dicom import write_dicom
 from mflag_monai.data import get_preparer
 from mflag_monai.data.demo import generate_demo_data
 from mflag_monai.data.prepare.rle import rle_decode_union

@@ -1,6 +1,7 @@
-"""Tiny trained copies of the downstream bundles, for tests that need a ``models/model.pt`` (MONAI Label).
+"""Bundle helpers for tests: tiny trained copies of the downstream bundles, the bundle CLI runner, MONAI Label
+overrides, and loading scripts (and the MONAI Label app) by file location.
 
-A copy is a folder laid out like the repository's ``bundles/``: each bundle's ``configs`` is a symlink to the
+A tiny copy is a folder laid out like the repository's ``bundles/``: each bundle's ``configs`` is a symlink to the
 repository's, so the configs under test are the real ones; ``pretrain/models/encoder.pt`` is a random ResNet-18
 encoder, found by the downstream bundles' default ``pretrained_encoder`` path (``<bundle_root>/../pretrain/...``).
 """
@@ -17,7 +18,9 @@ from typing import Any
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
+# The MONAI Label app; not named ``monailabel``, so it cannot shadow the package.
+APP = REPO / "scripts" / "monailabel_app"
 # What the tiny models are trained with; the MONAI Label app gets the same values as --conf pairs.
 TINY = {"encoder_depth": 18, "image_size": 64}
 # Settings of ours, not MONAI Label's, that keep a CPU run short.
@@ -27,8 +30,8 @@ FAST = {"batch_size": 2, "num_workers": 0, "fraction": 1.0}
 def monailabel_installed() -> bool:
     """Whether the real MONAI Label package (the ``monailabel`` extra) can be imported.
 
-    ``scripts/monailabel`` (the app) has no ``__init__.py``: with ``scripts/`` on ``sys.path`` Python would import it
-    as a namespace package called ``monailabel``, so a plain ``importorskip`` would not skip without the extra.
+    Any folder called ``monailabel`` on ``sys.path`` imports as a namespace package, so finding a ``monailabel``
+    module is not enough: the real package has ``monailabel.interfaces``.
     """
     try:
         spec = importlib.util.find_spec("monailabel")
@@ -56,6 +59,21 @@ def load_script(path: str | os.PathLike, name: str | None = None) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses and pickling look the module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_app_lib() -> ModuleType:
+    """The MONAI Label app's ``lib`` package (``scripts/monailabel_app/lib``), imported from its files.
+
+    MONAI Label puts the app folder on ``sys.path`` and imports ``lib``; this registers the same package under the
+    same name without editing ``sys.path``, so ``importlib.import_module("lib.trainers")`` and the package's
+    relative imports work.
+    """
+    lib = APP / "lib"
+    spec = importlib.util.spec_from_file_location("lib", lib / "__init__.py", submodule_search_locations=[str(lib)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["lib"] = module
     spec.loader.exec_module(module)
     return module
 
