@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from mflag_monai.data.demo import generate_demo_data
@@ -17,6 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "bundles" / "pretrain" / "configs"
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes(tmp_path: Path, tiny_bert_dir: Path) -> None:
     demo = generate_demo_data(tmp_path / "demo", num_studies=24, image_size=96, progress=False)
     record = tmp_path / "record.yaml"

@@ -80,6 +80,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path) -> tu
     return root / "bundle", result
 
 
+@pytest.mark.slow
 def test_run_generates_demo_and_trains(trained) -> None:
     bundle_root, result = trained
     output = result.stdout + result.stderr
@@ -93,6 +94,7 @@ def test_run_generates_demo_and_trains(trained) -> None:
     assert list((bundle_root / "eval").glob("events.out.tfevents.*")), "no TensorBoard log"
 
 
+@pytest.mark.slow
 def test_mlflow_tracking_records_params_metrics_and_files(trained) -> None:
     bundle_root, _ = trained
     (run,) = tracked_runs(bundle_root)
@@ -103,6 +105,7 @@ def test_mlflow_tracking_records_params_metrics_and_files(trained) -> None:
     assert not any(len(v) > 500 for v in run["params"].values())  # settings only: no datalist, no report text
 
 
+@pytest.mark.slow
 def test_latent_geometry_is_logged_everywhere(trained) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -121,6 +124,7 @@ def test_latent_geometry_is_logged_everywhere(trained) -> None:
     )
 
 
+@pytest.mark.slow
 def test_evaluate_writes_geometry_of_the_test_split(trained, tiny_bert_dir: Path) -> None:
     bundle_root, _ = trained
     result = run_bundle(
@@ -136,6 +140,7 @@ def test_evaluate_writes_geometry_of_the_test_split(trained, tiny_bert_dir: Path
     assert report["checkpoint"].endswith("model.pt") and (bundle_root / "eval" / "spectrum.png").is_file()
 
 
+@pytest.mark.slow
 def test_outputs_load(trained) -> None:
     bundle_root, _ = trained
     models = bundle_root / "models"
@@ -153,12 +158,14 @@ def test_outputs_load(trained) -> None:
     assert torch.equal(final["image_encoder.conv1.weight"], encoder.conv1.weight)
 
 
+@pytest.mark.slow
 def test_run_id_run_is_the_same_entry(tmp_path: Path, tiny_bert_dir: Path) -> None:
     result = run_bundle(tmp_path / "b", tmp_path / "demo", tiny_bert_dir, "--epochs", "1", run_id="run")
     assert result.returncode == 0, result.stderr[-4000:]
     assert (tmp_path / "b" / "models" / "encoder.pt").is_file()
 
 
+@pytest.mark.slow
 def test_resume_continues_from_the_newest_checkpoint(trained, tiny_bert_dir: Path) -> None:
     bundle_root, _ = trained
     demo_dir = bundle_root.parent / "demo"
@@ -172,6 +179,7 @@ def test_resume_continues_from_the_newest_checkpoint(trained, tiny_bert_dir: Pat
     assert state["trainer"]["iteration"] == history[2]["iteration"]
 
 
+@pytest.mark.slow
 def test_micro_batches_keep_the_loss_of_the_whole_batch(tmp_path: Path, tiny_bert_dir: Path) -> None:
     """Learning rate 0: the first epoch's alignment loss is the same whether the encoder sees 4 or 16 images a pass
     (only the encoder's BatchNorm statistics differ, per micro-batch)."""
@@ -204,6 +212,7 @@ def test_micro_batches_keep_the_loss_of_the_whole_batch(tmp_path: Path, tiny_ber
     assert history[4]["train_loss_orth_floor"] == pytest.approx(34.948, abs=1e-3)
 
 
+@pytest.mark.slow
 def test_a_batch_larger_than_the_data_says_what_to_do(tmp_path: Path, tiny_bert_dir: Path) -> None:
     result = run_bundle(
         tmp_path / "b",
@@ -220,6 +229,7 @@ def test_a_batch_larger_than_the_data_says_what_to_do(tmp_path: Path, tiny_bert_
     assert "batch_size 512 is larger than the" in result.stderr and "--demo_studies" in result.stderr
 
 
+@pytest.mark.slow
 def test_inference_writes_embeddings_with_identifiers_and_scores_reports(trained, tmp_path: Path) -> None:
     """configs/inference.yaml on the trained bundle: the settings come from models/encoder.json; DICOM and PNG in."""
     import csv
@@ -274,6 +284,7 @@ def test_inference_writes_embeddings_with_identifiers_and_scores_reports(trained
     assert set(summary["image_to_text"]) == {"R@1", "R@5", "R@10"}
 
 
+@pytest.mark.slow
 def test_no_report_text_under_cache_eval_or_models(trained) -> None:
     bundle_root, _ = trained
     datalist = json.loads((bundle_root / "datalists" / "datalist_pretrain.json").read_text())

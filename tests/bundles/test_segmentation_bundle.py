@@ -50,6 +50,7 @@ def trained(workspace) -> dict[str, Path]:
     return workspace
 
 
+@pytest.mark.slow
 def test_train_selects_a_model_with_the_frozen_pretrained_encoder(trained) -> None:
     models = trained["bundle"] / "models"
     state = torch.load(models / "model.pt", weights_only=True)
@@ -61,6 +62,7 @@ def test_train_selects_a_model_with_the_frozen_pretrained_encoder(trained) -> No
     assert list(models.glob("datalist_siim-pneumothorax_1.0.json"))
 
 
+@pytest.mark.slow
 def test_mlflow_tracking_records_params_and_validation_metrics(trained) -> None:
     (run,) = tracked_runs(trained["bundle"])
     assert run["experiment"] == "mflag_segmentation" and run["status"] == "FINISHED"
@@ -69,6 +71,7 @@ def test_mlflow_tracking_records_params_and_validation_metrics(trained) -> None:
     assert "validation_history.json" in run["artifacts"]
 
 
+@pytest.mark.slow
 def test_evaluate_writes_metrics_and_overlays(trained) -> None:
     configs = [str(CONFIGS / "train.yaml"), str(CONFIGS / "evaluate.yaml")]
     result = bundle("evaluating", configs, trained["bundle"], "--dataset_dir", str(trained["siim"]), *TINY)
@@ -78,6 +81,7 @@ def test_evaluate_writes_metrics_and_overlays(trained) -> None:
     assert (trained["bundle"] / "eval" / "overlays.png").stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_evaluate_in_the_mgca_protocol(trained) -> None:
     """--metric_protocol mgca: MGCA's mean of batch means (a comparability mode), said so in the metrics file."""
     configs = [str(CONFIGS / "train.yaml"), str(CONFIGS / "evaluate.yaml")]
@@ -90,6 +94,7 @@ def test_evaluate_in_the_mgca_protocol(trained) -> None:
     assert metrics["batch_size"] == 4 and 0.0 <= metrics["metrics"]["val_dice"] <= 1.0
 
 
+@pytest.mark.slow
 def test_inference_writes_masks_of_the_input_size(trained) -> None:
     images = sorted(trained["siim"].rglob("*.dcm"))[:3]
     folder = trained["root"] / "inputs"
@@ -119,6 +124,7 @@ def test_inference_writes_masks_of_the_input_size(trained) -> None:
     assert (out / f"{stem}_mask.png").is_file()
 
 
+@pytest.mark.slow
 def test_a_copy_outside_the_repository_runs_inference_from_its_own_folder(trained, tmp_path: Path) -> None:
     """The bundle folder alone (as `monai.bundle download` unpacks it) and its trained model: no --bundle_root, run from
     that folder. Outputs carry the DICOM UIDs; a second run writes beside the first, not over it."""
@@ -165,6 +171,7 @@ def test_a_copy_outside_the_repository_runs_inference_from_its_own_folder(traine
     assert "holds an earlier run's outputs" in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_missing_encoder_says_how_to_make_it(workspace, tmp_path: Path) -> None:
     args = ["--dataset_dir", str(workspace["siim"]), "--pretrained_encoder", str(tmp_path / "nope.pt"), *TINY]
     result = bundle("training", [str(CONFIGS / "train.yaml")], tmp_path / "b", *args)
@@ -176,12 +183,14 @@ def test_missing_encoder_says_how_to_make_it(workspace, tmp_path: Path) -> None:
     assert "Run the pretrain bundle first" in result.stderr
 
 
+@pytest.mark.slow
 def test_random_encoder_on_purpose(workspace, tmp_path: Path) -> None:
     args = ["--dataset_dir", str(workspace["siim"]), "--pretrained_encoder", "null", *TINY, "--epochs", "1"]
     result = bundle("training", [str(CONFIGS / "train.yaml")], tmp_path / "b", *args)
     assert result.returncode == 0, result.stderr[-4000:]
 
 
+@pytest.mark.slow
 def test_resume_continues_after_the_last_checkpoint(trained) -> None:
     # runs after the evaluate/inference tests (same module): it adds one epoch to the trained bundle
     checkpoints = trained["bundle"] / "models" / "checkpoints"

@@ -35,6 +35,7 @@ def test_checkpoint_with_arbitrary_objects_is_refused(tmp_path: Path) -> None:
     assert str(path) in message and "\n" not in message and "weights_only" not in message
 
 
+@pytest.mark.slow
 def test_sigkill_mid_training_then_resume(tmp_path: Path, tiny_bert_dir: Path) -> None:
     root = tmp_path / "bundle"
     cmd = [

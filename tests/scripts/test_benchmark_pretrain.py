@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "benchmark_pretrain.py"
 TINY = [
@@ -31,6 +33,7 @@ TINY = [
 ]
 
 
+@pytest.mark.slow
 def test_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}

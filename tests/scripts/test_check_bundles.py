@@ -42,6 +42,7 @@ def _random_weights(bundle_root: Path, config: str, net_id: str, overrides: dict
     torch.save(parser.get_parsed_content(net_id).state_dict(), bundle_root / "models" / "model.pt")
 
 
+@pytest.mark.slow
 def test_every_bundle_passes_or_needs_weights(demo: Path, tiny_bert_dir: Path, tmp_path: Path) -> None:
     overrides = {
         "encoder_depth": 18, "image_depth": 18, "image_size": 64, "num_workers": 0, "pretrained_encoder": None,

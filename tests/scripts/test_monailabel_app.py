@@ -130,6 +130,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, tiny_bundles: Path, studies
         log.close()
 
 
+@pytest.mark.slow
 def test_info_lists_both_2d_models_and_the_dicom_studies(server: str, studies: dict[str, str]) -> None:
     info = json.loads(_get(f"{server}/info/"))
     models = info["models"]
@@ -140,6 +141,7 @@ def test_info_lists_both_2d_models_and_the_dicom_studies(server: str, studies: d
     assert {studies["dicom"], studies["jpg"], studies["png"]} <= set(listed)  # .dcm files are listed too
 
 
+@pytest.mark.slow
 def test_segmentation_mask_has_the_input_size(server: str, studies: dict[str, str]) -> None:
     png = _infer(server, "segmentation", studies["png"], "image", {"result_dtype": "uint8"})
     mask = np.asarray(Image.open(io.BytesIO(png)))
@@ -154,6 +156,7 @@ def test_segmentation_mask_has_the_input_size(server: str, studies: dict[str, st
     assert set(np.unique(np.asarray(label.dataobj))) <= {0, 1}
 
 
+@pytest.mark.slow
 def test_classification_answers_labels_with_scores(server: str, studies: dict[str, str]) -> None:
     for image in (studies["jpg"], studies["dicom"]):
         answer = json.loads(_infer(server, "classification", image, "json", {}))

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 BLOCKER = '''
@@ -37,6 +39,7 @@ sys.meta_path.insert(0, _NoMonaiLabel())
 '''
 
 
+@pytest.mark.slow
 def test_monailabel_tests_skip_without_the_extra(tmp_path: Path) -> None:
     (tmp_path / "sitecustomize.py").write_text(BLOCKER)
     # scripts/ on the path too: the app folder must not pass for the package

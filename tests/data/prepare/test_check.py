@@ -59,6 +59,7 @@ def test_training_refuses_unless_told_to_skip(datalist, tmp_path: Path) -> None:
     assert len(clean["training"]) == 1
 
 
+@pytest.mark.slow
 def test_cli_exit_code_and_skip_bad(datalist, tmp_path: Path) -> None:
     path = tmp_path / "dl.json"
     path.write_text(json.dumps(datalist))

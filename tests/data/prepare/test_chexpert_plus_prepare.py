@@ -107,6 +107,7 @@ def test_nested_folders_and_dicom_only_images(tmp_path: Path) -> None:
     assert prepared.summary["dropped: image file missing"] == 1
 
 
+@pytest.mark.slow
 def test_user_errors_are_one_line(tmp_path: Path) -> None:
     write_rows(tmp_path / "bad" / CHEXPERT_PLUS_CSV, [])
     text = (tmp_path / "bad" / CHEXPERT_PLUS_CSV).read_text().replace("section_findings", "findings")

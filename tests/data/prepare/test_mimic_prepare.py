@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from mflag_monai.data import get_preparer, resolve_datalist
@@ -58,6 +59,7 @@ def test_prepare_keeps_frontal_with_text(tmp_path: Path) -> None:
     assert s["studies kept"] == 2
 
 
+@pytest.mark.slow
 def test_cli_writes_datalist(tmp_path: Path) -> None:
     root = make_mimic(tmp_path / "mimic")
     out = tmp_path / "dl.json"

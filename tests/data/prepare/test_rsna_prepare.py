@@ -119,6 +119,7 @@ def test_split_stratified_reproducible_and_shared_by_tasks(larger: Path) -> None
     assert prepare_rsna(larger, seed=1, fraction=0.25).datalist["training"] != part.datalist["training"]
 
 
+@pytest.mark.slow
 def test_demo_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     demo = generate_demo_data(tmp_path / "demo", num_studies=40, seed=3, image_size=96, progress=False)
     root = demo / "rsna-pneumonia"

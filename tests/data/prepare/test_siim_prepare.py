@@ -142,6 +142,7 @@ def test_training_balanced_then_fraction(balanced_root: Path, tmp_path: Path) ->
     assert Counter(e["positive"] for e in unbalanced.datalist["training"]) == {1: 14, 0: 42}
 
 
+@pytest.mark.slow
 def test_demo_through_the_cli(tmp_path: Path) -> None:
     demo = generate_demo_data(tmp_path / "demo", num_studies=40, seed=3, image_size=96, progress=False)
     out = tmp_path / "lists" / "siim.json"
