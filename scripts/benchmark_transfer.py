@@ -79,7 +79,12 @@ class Design:
     demo_studies: int = 3000
     demo_image_size: int = 80
     demo_counts: dict[str, int] = field(
-        default_factory=lambda: {"chexpert-train": 40, "chexpert-valid": 8, "rsna-pneumonia": 1400, "siim-pneumothorax": 1400}
+        default_factory=lambda: {
+            "chexpert-train": 40,
+            "chexpert-valid": 8,
+            "rsna-pneumonia": 1400,
+            "siim-pneumothorax": 1400,
+        }
     )
     pretrain: list[str] = field(default_factory=list)  # pre-training bundle overrides (besides data, seed, depth)
     downstream: dict[str, list[str]] = field(default_factory=dict)  # per task, bundle overrides
@@ -169,9 +174,13 @@ def pretrain(name: str, seed: int, data: Path, design: Design, work: Path, fresh
         with log.open("w") as f:
             f.write(" ".join(cmd) + "\n\n")
             f.flush()
-            code = subprocess.run(cmd, cwd=REPO, env=_pythonpath_env(), stdout=f, stderr=subprocess.STDOUT, check=False).returncode
+            code = subprocess.run(
+                cmd, cwd=REPO, env=_pythonpath_env(), stdout=f, stderr=subprocess.STDOUT, check=False
+            ).returncode
         if code != 0:
-            raise RuntimeError(f"pre-training {name} seed {seed} failed (exit {code}); log: {log}\n{log.read_text()[-3000:]}")
+            raise RuntimeError(
+                f"pre-training {name} seed {seed} failed (exit {code}); log: {log}\n{log.read_text()[-3000:]}"
+            )
         (root / DONE).write_text(json.dumps({"seconds": round(time.time() - start, 1), "command": cmd}, indent=1))
     return root
 
@@ -183,7 +192,9 @@ def run_bundle_here(task: str, run_id: str, configs: list[str], root: Path, over
     log.parent.mkdir(parents=True, exist_ok=True)
     files = [str(BUNDLES / task / "configs" / c) for c in configs]
     with log.open("a") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
-        print(f"monai.bundle.run({run_id!r}, config_file={files}, bundle_root={str(root)!r}, **{overrides})", flush=True)
+        print(
+            f"monai.bundle.run({run_id!r}, config_file={files}, bundle_root={str(root)!r}, **{overrides})", flush=True
+        )
         run(run_id, config_file=files, logging_file=str(BUNDLES / task / "configs" / "logging.conf"),
             bundle_root=str(root), **overrides)  # fmt: skip
 
@@ -206,7 +217,10 @@ def downstream_bundle(task: str, encoder: str, fraction: float, seed: int, data:
     root = work / f"{task}-{encoder}-{fraction:g}-seed{seed}"
     report = root / "eval" / "metrics.json"
     if fresh or not (root / DONE).is_file():
-        args = [*design.downstream.get(task, []), *(design.downstream_at_1pct.get(task, []) if fraction <= 0.01 else [])]
+        args = [
+            *design.downstream.get(task, []),
+            *(design.downstream_at_1pct.get(task, []) if fraction <= 0.01 else []),
+        ]
         overrides = {
             "dataset": TASK_DATA[task][0], "dataset_dir": str(data), "fraction": fraction, "seed": seed,
             "encoder_depth": design.depth, **_parse_overrides(args),
@@ -216,7 +230,9 @@ def downstream_bundle(task: str, encoder: str, fraction: float, seed: int, data:
         print(f"{task:<15} {encoder:<14} {fraction:>5g} seed {seed} ...", flush=True)
         start = time.time()
         # "null", not None: monai.bundle.run drops None-valued overrides, which would keep the default encoder path
-        run_bundle_here(task, "training", ["train.yaml"], root, {**overrides, "pretrained_encoder": weights or "null"}, log)
+        run_bundle_here(
+            task, "training", ["train.yaml"], root, {**overrides, "pretrained_encoder": weights or "null"}, log
+        )
         # evaluate reads every weight from the trained models/model.pt
         run_bundle_here(task, "evaluating", ["train.yaml", "evaluate.yaml"], root, overrides, log)
         (root / DONE).write_text(json.dumps({"seconds": round(time.time() - start, 1)}))
@@ -247,7 +263,9 @@ def image_features(encoder, entries: list[dict], image_size: int, batch_size: in
 
     from mflag_monai.transforms import cxr_classification_transforms
 
-    loader = DataLoader(Dataset(entries, cxr_classification_transforms(image_size, "multi-label")), batch_size=batch_size)
+    loader = DataLoader(
+        Dataset(entries, cxr_classification_transforms(image_size, "multi-label")), batch_size=batch_size
+    )
     encoder.eval()
     with torch.no_grad():
         return torch.cat([encoder(batch["image"]) for batch in loader]).double()
@@ -263,7 +281,9 @@ def fit_linear_probe(x, y, l2: float):
     z = (x - mean) / std
     weight = torch.zeros(x.shape[1], y.shape[1], dtype=x.dtype, requires_grad=True)
     bias = torch.zeros(y.shape[1], dtype=x.dtype, requires_grad=True)
-    optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=500, tolerance_grad=1e-9, line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS(
+        [weight, bias], lr=1.0, max_iter=500, tolerance_grad=1e-9, line_search_fn="strong_wolfe"
+    )
 
     def closure():
         optimizer.zero_grad()
@@ -284,7 +304,9 @@ def probe_score(features: dict[str, object], splits: dict[str, list[dict]], name
 
     def stack(split):
         rows = [features[e["image"]] for e in splits[split]]
-        return torch.stack(rows), torch.tensor([[float(v) for v in e["label"]] for e in splits[split]], dtype=torch.float64)
+        return torch.stack(rows), torch.tensor(
+            [[float(v) for v in e["label"]] for e in splits[split]], dtype=torch.float64
+        )
 
     (x, y), (xv, yv), (xt, yt) = stack("training"), stack("validation"), stack("test")
     best = max(
@@ -339,7 +361,9 @@ def report_texts(data: Path, work: Path) -> dict[str, str]:
 
     if str(data) not in _REPORTS:
         with contextlib.redirect_stdout(open(os.devnull, "w")):
-            splits = resolve_datalist(str(data), datalist_file=work / "datalists" / "pretrain.json", dataset="mimic-cxr", schema="pretrain")
+            splits = resolve_datalist(
+                str(data), datalist_file=work / "datalists" / "pretrain.json", dataset="mimic-cxr", schema="pretrain"
+            )
         _REPORTS[str(data)] = {e["image"]: e["report"] for v in splits.values() if isinstance(v, list) for e in v}
     return _REPORTS[str(data)]
 
@@ -368,7 +392,9 @@ def pretraining_report(root: Path, data: Path, design: Design, work: Path) -> di
     recall = recall_at_k(images @ text_emb.T, match)
     names = classification_task(TASK_DATA["classification"][0]).names
     labels = torch.tensor([[float(v) for v in e["label"]] for e in test])
-    zero_shot = classification_report(zero_shot_probabilities(images, model, default_prompts(names), "multi-label"), labels, names)
+    zero_shot = classification_report(
+        zero_shot_probabilities(images, model, default_prompts(names), "multi-label"), labels, names
+    )
     history = json.loads((root / "eval" / "history.json").read_text())
     last = history[-1]
     return {
@@ -377,9 +403,18 @@ def pretraining_report(root: Path, data: Path, design: Design, work: Path) -> di
         "retrieval_distinct_reports": len(distinct),
         "retrieval_chance": {f"R@{k}": min(1.0, k / len(distinct)) for k in (1, 5, 10)},
         "zero_shot_mean_auroc": zero_shot["mean_auroc"],
-        "curves": {k: [round(h.get(k, float("nan")), 4) for h in history]
-                   for k in ("train_loss_align", "train_loss_orth", "train_loss_orth_floor", "geom_erank_feature",
-                             "geom_erank_image_proj", "geom_alignment", "geom_uniformity_image")},  # fmt: skip
+        "curves": {
+            k: [round(h.get(k, float("nan")), 4) for h in history]
+            for k in (
+                "train_loss_align",
+                "train_loss_orth",
+                "train_loss_orth_floor",
+                "geom_erank_feature",
+                "geom_erank_image_proj",
+                "geom_alignment",
+                "geom_uniformity_image",
+            )
+        },
         "final": {k: round(v, 4) for k, v in last.items() if isinstance(v, float)},
         "seconds": json.loads((root / DONE).read_text())["seconds"],
     }
@@ -415,7 +450,9 @@ def markdown_tables(results: dict) -> str:
                   "| encoder | R@1 | R@5 | R@10 | zero-shot AUROC | loss_align | loss_orth (floor) | erank feature | minutes |",
                   "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for encoder, s in results["pretraining_summary"].items():
-            cells = [f"{s[k]['mean']:.3f} ± {s[k]['std']:.3f}" for k in ("R@1", "R@5", "R@10", "zero_shot", "loss_align")]
+            cells = [
+                f"{s[k]['mean']:.3f} ± {s[k]['std']:.3f}" for k in ("R@1", "R@5", "R@10", "zero_shot", "loss_align")
+            ]
             cells += [f"{s['loss_orth']['mean']:.2f} ({s['loss_orth_floor']['mean']:.2f})",
                       f"{s['erank_feature']['mean']:.1f} ± {s['erank_feature']['std']:.1f}", f"{s['minutes']['mean']:.1f}"]  # fmt: skip
             lines.append(f"| {encoder} | " + " | ".join(cells) + " |")
@@ -488,21 +525,40 @@ def plot_pretrain_spectra(roots: dict[str, Path], path: Path) -> dict[str, list[
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=REPO / "docs" / "results", help="where results.json/.md and the plots go")
-    parser.add_argument("--work", type=Path, default=REPO / "eval" / "benchmark_transfer", help="bundle roots and logs of every run")
+    parser.add_argument(
+        "--out", type=Path, default=REPO / "docs" / "results", help="where results.json/.md and the plots go"
+    )
+    parser.add_argument(
+        "--work", type=Path, default=REPO / "eval" / "benchmark_transfer", help="bundle roots and logs of every run"
+    )
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--encoders", nargs="+", default=list(ENCODERS), choices=ENCODERS)
-    parser.add_argument("--fractions", nargs="+", type=float, default=[0.01, 0.1],
-                        help="label fractions (default 0.01 0.1: the corpus stays >= 10x the largest labelled set)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="one pre-training and label draw per seed")
+    parser.add_argument(
+        "--fractions",
+        nargs="+",
+        type=float,
+        default=[0.01, 0.1],
+        help="label fractions (default 0.01 0.1: the corpus stays >= 10x the largest labelled set)",
+    )
+    parser.add_argument(
+        "--seeds", nargs="+", type=int, default=[0, 1, 2], help="one pre-training and label draw per seed"
+    )
     parser.add_argument("--pretrain-epochs", type=int, default=12)
     parser.add_argument("--pretrain-lr", type=float, default=2e-3, help="pre-training learning rate (from random init)")
     parser.add_argument("--dataset", action="append", default=[], metavar="TASK=PATH",
                         help="a real dataset folder (or datalist .json) for pretrain/classification/segmentation/detection")  # fmt: skip
-    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks every step in minutes (numbers mean nothing)")
-    parser.add_argument("--protocol", action="store_true", help="the paper's settings (GPU); needs the two options below")
-    parser.add_argument("--pretrained-image-weights", help="--protocol: torchvision-layout ImageNet ResNet-50 weights (.pth)")
-    parser.add_argument("--text-model", help="--protocol: local folder of CXR-BERT (microsoft/BiomedVLP-CXR-BERT-general)")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny sizes: checks every step in minutes (numbers mean nothing)"
+    )
+    parser.add_argument(
+        "--protocol", action="store_true", help="the paper's settings (GPU); needs the two options below"
+    )
+    parser.add_argument(
+        "--pretrained-image-weights", help="--protocol: torchvision-layout ImageNet ResNet-50 weights (.pth)"
+    )
+    parser.add_argument(
+        "--text-model", help="--protocol: local folder of CXR-BERT (microsoft/BiomedVLP-CXR-BERT-general)"
+    )
     parser.add_argument("--fresh", action="store_true", help="redo runs whose outputs exist")
     args = parser.parse_args(argv)
 
@@ -534,12 +590,16 @@ def main(argv: list[str] | None = None) -> int:
         generate_demo_data(work / "demo", num_studies=design.demo_studies, image_size=design.demo_image_size,
                            counts=design.demo_counts, progress=True)  # fmt: skip
         timings["demo data"] = time.time() - start
-    folders = {name: Path(datasets[name]) if name in datasets else work / "demo" / TASK_DATA[name][1] for name in TASK_DATA}
+    folders = {
+        name: Path(datasets[name]) if name in datasets else work / "demo" / TASK_DATA[name][1] for name in TASK_DATA
+    }
 
     # 1. pre-training, one run per (pre-trained encoder, seed)
     t = time.time()
     pretrained = [e for e in args.encoders if e != "random"]
-    roots = {(e, s): pretrain(e, s, folders["pretrain"], design, work, args.fresh) for s in args.seeds for e in pretrained}
+    roots = {
+        (e, s): pretrain(e, s, folders["pretrain"], design, work, args.fresh) for s in args.seeds for e in pretrained
+    }
     weights: dict[str, dict[int, str | None]] = {e: {s: None for s in args.seeds} for e in args.encoders}
     for (e, s), root in roots.items():
         weights[e][s] = str(root / "models" / "encoder.pt")
@@ -547,22 +607,31 @@ def main(argv: list[str] | None = None) -> int:
 
     # 2. what pre-training learnt: retrieval, zero-shot, curves (held-out MIMIC-CXR test pairs)
     t = time.time()
-    pre = {e: {str(s): pretraining_report(roots[(e, s)], folders["pretrain"], design, work) for s in args.seeds} for e in pretrained}
+    pre = {
+        e: {str(s): pretraining_report(roots[(e, s)], folders["pretrain"], design, work) for s in args.seeds}
+        for e in pretrained
+    }
     timings["retrieval + zero-shot"] = time.time() - t
 
     # 3. downstream cells
     raw: dict[str, dict[str, dict[str, list[float]]]] = {}
     if "classification" in args.tasks:
         t = time.time()
-        raw["classification"] = classification_cells(weights, folders["classification"], design, args.fractions, args.seeds, work)
+        raw["classification"] = classification_cells(
+            weights, folders["classification"], design, args.fractions, args.seeds, work
+        )
         timings["classification"] = time.time() - t
     for task in (t for t in args.tasks if t != "classification"):
         t0 = time.time()
         for fraction in args.fractions:
             for seed in args.seeds:
                 for encoder in args.encoders:
-                    value = downstream_bundle(task, encoder, fraction, seed, folders[task], weights[encoder][seed], design, work, args.fresh)
-                    raw.setdefault(task, {}).setdefault(encoder, {}).setdefault(str(fraction), []).append(round(value, 4))
+                    value = downstream_bundle(
+                        task, encoder, fraction, seed, folders[task], weights[encoder][seed], design, work, args.fresh
+                    )
+                    raw.setdefault(task, {}).setdefault(encoder, {}).setdefault(str(fraction), []).append(
+                        round(value, 4)
+                    )
         timings[task] = time.time() - t0
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -574,15 +643,24 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_at_end": round(load, 2),
         "minutes": round((time.time() - start) / 60, 1),
         "minutes_per_stage": {k: round(v / 60, 1) for k, v in timings.items()},
-        "design": {"depth": design.depth, "image_size": design.image_size, "demo_studies": design.demo_studies,
-                   "demo_counts": design.demo_counts, "pretrain": design.pretrain, "downstream": design.downstream,
-                   "text_model": design.text_model, "seeds": args.seeds},  # fmt: skip
+        "design": {
+            "depth": design.depth,
+            "image_size": design.image_size,
+            "demo_studies": design.demo_studies,
+            "demo_counts": design.demo_counts,
+            "pretrain": design.pretrain,
+            "downstream": design.downstream,
+            "text_model": design.text_model,
+            "seeds": args.seeds,
+        },
         "datasets": {k: str(v) for k, v in folders.items()},
         "sizes": dataset_sizes(folders, args.fractions, args.seeds[0], work),
         "fractions": args.fractions,
         "metrics": {t: METRIC_NAMES[t] for t in args.tasks},
-        "scores": {task: {enc: {f: summarise(v) for f, v in per_f.items()} for enc, per_f in per_enc.items()}
-                   for task, per_enc in raw.items()},  # fmt: skip
+        "scores": {
+            task: {enc: {f: summarise(v) for f, v in per_f.items()} for enc, per_f in per_enc.items()}
+            for task, per_enc in raw.items()
+        },
         "pretraining": pre,
         "pretraining_summary": summarise_pretraining(pre),
         "spectra": spectra,

@@ -186,7 +186,9 @@ def required_encoder(bundle: Path, overrides: dict) -> Path | None:
     declared = json.loads((configs / "metadata.json").read_text()).get("pretrained_encoder")
     if not declared:
         return None
-    value = _parser(configs / "train.yaml", configs / "metadata.json", overrides).get_parsed_content(declared["config_id"])
+    value = _parser(configs / "train.yaml", configs / "metadata.json", overrides).get_parsed_content(
+        declared["config_id"]
+    )
     if value is None or str(value).lower() in ("", "none", "null"):
         return None  # a random encoder, on purpose
     return Path(value)
@@ -199,7 +201,10 @@ def check_properties(configs: Path, config: str, workflow_type: str, overrides: 
     if workflow_type == "train":
         encoder = required_encoder(configs.parent, overrides)
         if encoder is not None and not encoder.is_file():
-            source = configs.parent.parent / json.loads((configs / "metadata.json").read_text())["pretrained_encoder"]["from_bundle"]
+            source = (
+                configs.parent.parent
+                / json.loads((configs / "metadata.json").read_text())["pretrained_encoder"]["from_bundle"]
+            )
             raise NeedsWeights(f"{train_command(source)} (it writes {_display(encoder)})")
     workflow = ConfigWorkflow(
         config_file=str(configs / config),
@@ -222,7 +227,13 @@ def check_net_in_out(bundle: Path, overrides: dict) -> str:
     config = inference_config(bundle)
     if config is None:
         raise ValueError("no inference config")
-    verify_net_in_out(net_id=NET_ID, meta_file=str(bundle / "configs" / "metadata.json"), config_file=str(config), device="cpu", **overrides)
+    verify_net_in_out(
+        net_id=NET_ID,
+        meta_file=str(bundle / "configs" / "metadata.json"),
+        config_file=str(config),
+        device="cpu",
+        **overrides,
+    )
     return f"{config.name}#{NET_ID}: input/output channels and dtype as metadata.json says"
 
 
@@ -247,7 +258,14 @@ def check_export(bundle: Path, overrides: dict, atol: float = 1e-4) -> str:
             ckpt = Path(tmp) / "random_init.pt"
             torch.save(_instantiate(config, meta_file, NET_ID, overrides).state_dict(), ckpt)
         script = Path(tmp) / "model.ts"
-        ckpt_export(net_id=NET_ID, filepath=str(script), ckpt_file=str(ckpt), meta_file=str(meta_file), config_file=str(config), **overrides)
+        ckpt_export(
+            net_id=NET_ID,
+            filepath=str(script),
+            ckpt_file=str(ckpt),
+            meta_file=str(meta_file),
+            config_file=str(config),
+            **overrides,
+        )
         eager = _instantiate(config, meta_file, NET_ID, overrides)
         eager.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True))
         eager.eval()
@@ -287,7 +305,9 @@ def describe_error(err: BaseException, limit: int = 600) -> str:
     return text[:limit]
 
 
-def run_checks(bundles: list[Path], overrides: dict, report: Callable[[CheckResult], None] = print) -> list[CheckResult]:
+def run_checks(
+    bundles: list[Path], overrides: dict, report: Callable[[CheckResult], None] = print
+) -> list[CheckResult]:
     """Every check for every bundle; each result is passed to ``report`` as soon as it is known.
 
     ``overrides`` are config values for every workflow; keys written ``bundle:key`` apply to that bundle only.
@@ -306,7 +326,10 @@ def run_checks(bundles: list[Path], overrides: dict, report: Callable[[CheckResu
         infer = inference_config(bundle)
         if infer is not None:
             checks.append(("infer", partial(check_properties, configs, infer.name, "infer", own)))
-        checks += [("net_in_out", partial(check_net_in_out, bundle, own)), ("ckpt_export", partial(check_export, bundle, own))]
+        checks += [
+            ("net_in_out", partial(check_net_in_out, bundle, own)),
+            ("ckpt_export", partial(check_export, bundle, own)),
+        ]
         for name, check in checks:
             start = time.perf_counter()
             try:
@@ -325,7 +348,9 @@ def run_checks(bundles: list[Path], overrides: dict, report: Callable[[CheckResu
 
 def format_result(result: CheckResult) -> str:
     """``PASS  segmentation  ckpt_export  (3.1 s)  detail`` (``NEEDS`` or ``FAIL`` in place of ``PASS``)."""
-    return f"{result.status.upper():<5} {result.bundle:<15} {result.check:<12} ({result.seconds:5.1f} s)  {result.detail}"
+    return (
+        f"{result.status.upper():<5} {result.bundle:<15} {result.check:<12} ({result.seconds:5.1f} s)  {result.detail}"
+    )
 
 
 def _parse_override(text: str) -> tuple[str, object]:
@@ -341,9 +366,19 @@ def _parse_override(text: str) -> tuple[str, object]:
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns 0 when every check passes."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bundles", nargs="*", help="bundle names (default: every folder of bundles/ with configs/metadata.json)")
+    parser.add_argument(
+        "--bundles", nargs="*", help="bundle names (default: every folder of bundles/ with configs/metadata.json)"
+    )
     parser.add_argument("--bundles-dir", type=Path, default=REPO / "bundles")
-    parser.add_argument("--set", dest="overrides", action="append", type=_parse_override, default=[], metavar="KEY=VALUE", help="config override for every workflow, or BUNDLE:KEY=VALUE for one bundle (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        type=_parse_override,
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override for every workflow, or BUNDLE:KEY=VALUE for one bundle (repeatable)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     available = sorted(p.parent.parent for p in args.bundles_dir.glob("*/configs/metadata.json"))
@@ -356,9 +391,16 @@ def main(argv: list[str] | None = None) -> int:
     failed = [r for r in results if r.status == "fail"]
     waiting = [r for r in results if r.status == "needs"]
     passed = len(results) - len(failed) - len(waiting)
-    print(f"{passed}/{len(results)} checks passed, {len(waiting)} need trained weights, {len(failed)} failed, over {len(bundles)} bundle(s)")
+    print(
+        f"{passed}/{len(results)} checks passed, {len(waiting)} need trained weights, {len(failed)} failed, over {len(bundles)} bundle(s)"
+    )
     if args.json:
-        args.json.write_text(json.dumps({"overrides": {k: repr(v) for k, v in overrides.items()}, "results": [asdict(r) for r in results]}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {"overrides": {k: repr(v) for k, v in overrides.items()}, "results": [asdict(r) for r in results]},
+                indent=2,
+            )
+        )
     return 1 if failed else 0
 
 

@@ -5,11 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import sys
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent / "transforms"))  # dicom_fixtures.write_dicom for every test folder
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -53,12 +49,14 @@ def small_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo data at its smallest (10 MIMIC studies, 64 px; 4 SIIM DICOM with masks, CheXpert JPG), made once."""
     from mflag_monai.data.demo import generate_demo_data
 
-    return generate_demo_data(tmp_path_factory.mktemp("small_demo") / "demo", num_studies=10, image_size=64, progress=False)
+    return generate_demo_data(
+        tmp_path_factory.mktemp("small_demo") / "demo", num_studies=10, image_size=64, progress=False
+    )
 
 
 @pytest.fixture(scope="session")
 def tiny_bundles(tmp_path_factory: pytest.TempPathFactory, small_demo: Path) -> Path:
-    """A ``bundles/`` folder with tiny trained segmentation and classification models (see ``tiny_bundles.py``)."""
-    from tiny_bundles import make_tiny_bundles
+    """A ``bundles/`` folder with tiny trained segmentation and classification models (see ``helpers/bundles.py``)."""
+    from helpers.bundles import make_tiny_bundles
 
     return make_tiny_bundles(tmp_path_factory.mktemp("tiny_bundles"), small_demo)

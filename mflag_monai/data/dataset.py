@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-import logging
 
 from monai.data import CacheDataset, Dataset, PersistentDataset, list_data_collate
 from torch.utils.data import Dataset as TorchDataset

@@ -110,14 +110,17 @@ class TextFeatureCache:
         except InputError as err:  # cut short or damaged: computed again, and rewritten
             logger.warning("Ignoring the text feature cache: %s", err)
             return None
-        if not isinstance(payload, Mapping) or payload.get("identity") != dict(identity):  # a hash collision or a hand-copied file
+        # a hash collision or a hand-copied file
+        if not isinstance(payload, Mapping) or payload.get("identity") != dict(identity):
             return None
         return cls(payload["features"], payload["keys"], payload["identity"])
 
 
 def _reports(datalist: Mapping[str, Sequence[Mapping]] | Iterable[str], report_key: str) -> list[str]:
     if isinstance(datalist, Mapping):
-        texts = [e[report_key] for split in datalist.values() if isinstance(split, list) for e in split if report_key in e]
+        texts = [
+            e[report_key] for split in datalist.values() if isinstance(split, list) for e in split if report_key in e
+        ]
     else:
         texts = list(datalist)
     return list(dict.fromkeys(texts))  # distinct, order kept

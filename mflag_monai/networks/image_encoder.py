@@ -82,7 +82,9 @@ class ResNetEncoder(ResNet):
         return torch.flatten(self.avgpool(self.forward_features(x)[-1]), 1)
 
 
-def strip_state_dict_prefix(state_dict: Mapping[str, torch.Tensor], reference_keys: set[str]) -> dict[str, torch.Tensor]:
+def strip_state_dict_prefix(
+    state_dict: Mapping[str, torch.Tensor], reference_keys: set[str]
+) -> dict[str, torch.Tensor]:
     """Remove wrapper prefixes (``module.``, ``encoder.``, ...) so keys match ``reference_keys``.
 
     Prefixes are stripped repeatedly (``module.encoder.conv1.weight`` -> ``conv1.weight``). Keys of other
@@ -94,7 +96,7 @@ def strip_state_dict_prefix(state_dict: Mapping[str, torch.Tensor], reference_ke
         if reference_keys & set(out):
             break
         for prefix in KNOWN_PREFIXES:
-            hits = {k[len(prefix):]: v for k, v in out.items() if k.startswith(prefix)}
+            hits = {k[len(prefix) :]: v for k, v in out.items() if k.startswith(prefix)}
             if hits and reference_keys & set(hits):
                 out = hits
                 break

@@ -81,8 +81,12 @@ def load_text_model(name_or_path: str | os.PathLike, trust_remote_code: bool = F
         )
         if trust_remote_code or not bert_like:
             raise
-        logger.info("Loading %s as a plain BERT (model_type %r needs remote code): %s", source, raw.get("model_type"), err)
-        config = BertConfig.from_dict({k: v for k, v in raw.items() if k not in ("model_type", "auto_map", "architectures")})
+        logger.info(
+            "Loading %s as a plain BERT (model_type %r needs remote code): %s", source, raw.get("model_type"), err
+        )
+        config = BertConfig.from_dict(
+            {k: v for k, v in raw.items() if k not in ("model_type", "auto_map", "architectures")}
+        )
         model = BertModel.from_pretrained(source, config=config, add_pooling_layer=False, **kwargs)
         tokenizer = BertTokenizerFast.from_pretrained(source, **kwargs)
         return model, tokenizer

@@ -8,9 +8,8 @@ ImageNet-layout encoder. MONAI provides all of them but the perspective warp, wh
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping
 
-import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.transforms import (
@@ -35,7 +34,13 @@ from .io import LoadCXRImaged
 
 __all__ = [
     "quantize_uint8",
-    "AUGMENT_ON", "RandPerspectived", "cxr_preprocessing", "cxr_pretrain_augmentation", "cxr_pretrain_transforms", "cxr_eval_transforms"]
+    "AUGMENT_ON",
+    "RandPerspectived",
+    "cxr_preprocessing",
+    "cxr_pretrain_augmentation",
+    "cxr_pretrain_transforms",
+    "cxr_eval_transforms",
+]
 
 
 class RandPerspectived(RandomizableTransform, MapTransform):
@@ -111,7 +116,9 @@ def cxr_preprocessing(
     computed and cached items must both come without it to collate together.
     """
     steps = [LoadCXRImaged(keys), Resized(keys, spatial_size=(resize, resize), mode="area")]
-    steps.append(Lambdad(keys, func=quantize_uint8) if cache_dtype == torch.uint8 else EnsureTyped(keys, dtype=cache_dtype))
+    steps.append(
+        Lambdad(keys, func=quantize_uint8) if cache_dtype == torch.uint8 else EnsureTyped(keys, dtype=cache_dtype)
+    )
     if not keep_meta:
         steps.append(EnsureTyped(keys, track_meta=False, dtype=None))
     return Compose(steps)
@@ -140,10 +147,15 @@ def cxr_pretrain_augmentation(
             # the crop comes first so that a cached dataset stops here and stores the compact dtype
             RandSpatialCropd(keys, roi_size=(crop, crop), random_size=False),
             *_to_unit_float(keys, cache_dtype),
-            RandRotated(keys, range_x=(0.0, math.radians(max_rotation_deg)), prob=1.0, keep_size=True, padding_mode="zeros"),
+            RandRotated(
+                keys, range_x=(0.0, math.radians(max_rotation_deg)), prob=1.0, keep_size=True, padding_mode="zeros"
+            ),
             RandPerspectived(keys, distortion=perspective_distortion, prob=perspective_prob),
             # autocontrast = stretch each image's min..max to 0..1, applied with probability p
-            OneOf([ScaleIntensityd(keys, minv=0.0, maxv=1.0), Identityd(keys)], weights=[autocontrast_prob, 1.0 - autocontrast_prob]),
+            OneOf(
+                [ScaleIntensityd(keys, minv=0.0, maxv=1.0), Identityd(keys)],
+                weights=[autocontrast_prob, 1.0 - autocontrast_prob],
+            ),
             NormalizeIntensityd(keys, subtrahend=0.5, divisor=0.5),
             RepeatChanneld(keys, repeats=channels),
         ]
@@ -173,15 +185,22 @@ def cxr_pretrain_transforms(
     pre = cxr_preprocessing(keys, resize, cache_dtype, keep_meta=False)
     if augment_on == "device":
         if augment_kwargs:
-            raise ValueError(f"augment_on='device' takes its settings in CXRBatchAugmentation, got {sorted(augment_kwargs)}")
+            raise ValueError(
+                f"augment_on='device' takes its settings in CXRBatchAugmentation, got {sorted(augment_kwargs)}"
+            )
         # plain tensors: the batch travels to the device as one uint8 tensor, without MetaTensor bookkeeping
-        rand = [RandSpatialCropd(keys, roi_size=(crop, crop), random_size=False), EnsureTyped(keys, track_meta=False, dtype=None)]
+        rand = [
+            RandSpatialCropd(keys, roi_size=(crop, crop), random_size=False),
+            EnsureTyped(keys, track_meta=False, dtype=None),
+        ]
         return Compose([*pre.transforms, *rand])
     aug = cxr_pretrain_augmentation(keys, crop, cache_dtype=cache_dtype, **augment_kwargs)
     return Compose([*pre.transforms, *aug.transforms])
 
 
-def cxr_eval_transforms(keys: KeysCollection = "image", resize: int = 256, crop: int = 224, channels: int = 3) -> Compose:
+def cxr_eval_transforms(
+    keys: KeysCollection = "image", resize: int = 256, crop: int = 224, channels: int = 3
+) -> Compose:
     """Deterministic evaluation chain: load, resize to ``resize``, centre crop ``crop``, normalise, repeat channels."""
     return Compose(
         [

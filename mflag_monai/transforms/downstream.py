@@ -8,7 +8,12 @@ from monai.transforms import AsDiscreted, Compose, EnsureTyped, NormalizeIntensi
 from .boxes import ResizeBoxesd
 from .io import LoadCXRImaged
 
-__all__ = ["cxr_segmentation_transforms", "cxr_image_transforms", "cxr_classification_transforms", "cxr_detection_transforms"]
+__all__ = [
+    "cxr_segmentation_transforms",
+    "cxr_image_transforms",
+    "cxr_classification_transforms",
+    "cxr_detection_transforms",
+]
 
 
 def cxr_image_transforms(image_size: int = 224, keys: str = "image", channels: int = 3) -> list:
@@ -38,7 +43,9 @@ def cxr_segmentation_transforms(image_size: int = 224, image_key: str = "image",
     )
 
 
-def cxr_classification_transforms(image_size: int = 224, problem: str = "multi-label", label_key: str = "label") -> Compose:
+def cxr_classification_transforms(
+    image_size: int = 224, problem: str = "multi-label", label_key: str = "label"
+) -> Compose:
     """Image as :func:`cxr_image_transforms`; labels as float vectors (multi-label, BCE) or class indices (multi-class)."""
     label_dtype = "float32" if problem == "multi-label" else "int64"
     return Compose([*cxr_image_transforms(image_size), EnsureTyped(label_key, dtype=label_dtype, track_meta=False)])

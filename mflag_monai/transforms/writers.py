@@ -90,7 +90,11 @@ class SaveMaskd(MapTransform):
                 nib.save(nib.Nifti1Image(mask.T.copy(), affine), str(path))
                 written.append(str(path))
             # the masks' link to the study they belong to (file names alone do not carry it)
-            record = {"image": str(meta["filename_or_obj"]), **dicom_identifiers(d[self.ref_key]), "files": list(written)}
+            record = {
+                "image": str(meta["filename_or_obj"]),
+                **dicom_identifiers(d[self.ref_key]),
+                "files": list(written),
+            }
             written.append(str(atomic_write_json(record, self.output_dir / f"{stem}_mask.json")))
             d[f"{key}_files"] = written
         return d

@@ -139,4 +139,3 @@ def safe_torch_load(path: str | os.PathLike, map_location: str | torch.device = 
     except _DAMAGED as err:
         message = str(err).splitlines()[0].split(". ")[0] if str(err) else type(err).__name__
         raise InputError(f"cannot read weights, the file is damaged or not a torch file ({message})", path) from err
-

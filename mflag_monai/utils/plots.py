@@ -52,7 +52,6 @@ def plot_spectra(
     largest: the directions a rank-deficient sample lacks) are left off the log axis.
     """
     from matplotlib.figure import Figure
-
     from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(6, 4.5), dpi=120, layout="constrained")  # room for wide log-scale tick labels

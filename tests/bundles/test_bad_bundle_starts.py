@@ -51,6 +51,7 @@ def entries(small_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> list[
     return found
 
 
+@pytest.mark.slow
 def test_pretrain_datalist_with_a_bad_entry(tmp_path: Path, entries: list[dict], tiny_bert_dir: Path) -> None:
     datalist = tmp_path / "dl.json"
     pairs = [{"image": e["image"], "report": f"report {i}"} for i, e in enumerate(entries[:4])]
@@ -63,6 +64,7 @@ def test_pretrain_datalist_with_a_bad_entry(tmp_path: Path, entries: list[dict],
     assert debug.returncode != 0 and "Traceback" in debug.stderr
 
 
+@pytest.mark.slow
 def test_unwritable_output_folder_stops_at_start(tmp_path: Path, entries: list[dict], tiny_bert_dir: Path) -> None:
     datalist = tmp_path / "dl.json"
     datalist.write_text(json.dumps({"training": [{"image": e["image"], "report": "ok"} for e in entries[:4]]}))
@@ -80,6 +82,7 @@ def test_unwritable_output_folder_stops_at_start(tmp_path: Path, entries: list[d
     [([0.0, 1.0, 0.0], "label has 3 values; the task has 5 labels"), ([float("inf"), 0, 0, 0, 0], "inf is infinite")],
     ids=["length", "inf"],
 )
+@pytest.mark.slow
 def test_classification_label_that_does_not_fit_the_task(label: list, words: str, tmp_path: Path, entries) -> None:
     rows = [{"image": e["image"], "label": e["label"]} for e in entries[:6]]
     rows[1]["label"] = label
@@ -89,6 +92,7 @@ def test_classification_label_that_does_not_fit_the_task(label: list, words: str
     assert "training[1]" in line and words in line and rows[1]["image"] in line
 
 
+@pytest.mark.slow
 def test_skip_bad_images_covers_the_validation_split(tmp_path: Path, entries: list[dict]) -> None:
     broken = tmp_path / "broken.jpg"
     data = Path(entries[0]["image"]).read_bytes()

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from mlflow_store import tracked_runs
+
+from helpers.mlflow_store import tracked_runs
 
 REPO = Path(__file__).resolve().parents[2]
 CLS = REPO / "bundles" / "classification" / "configs"
@@ -104,6 +105,7 @@ def ws(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path) -> dict[st
     return {"root": root, "pre": pre, "cls": cls, "common": common}
 
 
+@pytest.mark.slow
 def test_train_and_evaluate(ws) -> None:
     assert (ws["cls"] / "models" / "model.pt").is_file()
     bundle("evaluating", [CLS / "train.yaml", CLS / "evaluate.yaml"], ws["cls"], *ws["common"])
@@ -113,6 +115,7 @@ def test_train_and_evaluate(ws) -> None:
     assert (ws["cls"] / "eval" / "roc.png").stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_evaluate_in_the_mgca_protocol(ws) -> None:
     """--metric_protocol mgca: MGCA's AUROC (a comparability mode), said so in the report."""
     log_dir = ws["cls"] / "eval_mgca"
@@ -124,6 +127,7 @@ def test_evaluate_in_the_mgca_protocol(ws) -> None:
     assert all(0.0 <= a <= 1.0 for a in report["auroc"].values()) and 0.0 <= report["mean_auroc"] <= 1.0
 
 
+@pytest.mark.slow
 def test_mlflow_tracking_records_params_and_validation_metrics(ws) -> None:
     (run,) = tracked_runs(ws["cls"])
     assert run["experiment"] == "mflag_classification" and run["status"] == "FINISHED"
@@ -132,6 +136,7 @@ def test_mlflow_tracking_records_params_and_validation_metrics(ws) -> None:
     assert "validation_history.json" in run["artifacts"]
 
 
+@pytest.mark.slow
 def test_inference_writes_a_csv(ws) -> None:
     images = ws["root"] / "demo" / "chexpert" / "CheXpert-v1.0-small" / "valid"
     bundle(
@@ -167,6 +172,7 @@ def test_inference_writes_a_csv(ws) -> None:
     assert (ws["cls"] / "eval" / "inference_2" / "predictions.csv").read_bytes() == before  # same model, same inputs
 
 
+@pytest.mark.slow
 def test_zero_shot_and_retrieval(ws) -> None:
     configs = [CLS / "train.yaml", CLS / "zero_shot.yaml"]
     extra = [*ws["common"], "--pretrain_models", str(ws["pre"] / "models")]
@@ -181,6 +187,7 @@ def test_zero_shot_and_retrieval(ws) -> None:
         assert 0.0 <= r["R@1"] <= r["R@5"] <= r["R@10"] <= 1.0
 
 
+@pytest.mark.slow
 def test_missing_encoder_is_explained(ws, tmp_path: Path) -> None:
     cmd = [
         sys.executable,

@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers.bundles import downstream_workspace, run_bundle_cli
+from helpers.mlflow_store import tracked_runs
 from mflag_monai.networks import build_retinanet
-from mlflow_store import tracked_runs
-from tiny_bundles import downstream_workspace, run_bundle_cli
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "bundles" / "detection" / "configs"
@@ -37,6 +37,7 @@ def trained(workspace) -> dict[str, Path]:
     return workspace
 
 
+@pytest.mark.slow
 def test_train_selects_a_model_with_the_frozen_pretrained_encoder(trained) -> None:
     models = trained["bundle"] / "models"
     state = torch.load(models / "model.pt", weights_only=True)
@@ -48,6 +49,7 @@ def test_train_selects_a_model_with_the_frozen_pretrained_encoder(trained) -> No
     assert datalist["summary"]["task"] == "detection" and any(e["boxes"] for e in datalist["training"])
 
 
+@pytest.mark.slow
 def test_mlflow_tracking_records_params_losses_and_validation_map(trained) -> None:
     (run,) = tracked_runs(trained["bundle"])
     assert run["experiment"] == "mflag_detection" and run["status"] == "FINISHED"
@@ -56,6 +58,7 @@ def test_mlflow_tracking_records_params_losses_and_validation_map(trained) -> No
     assert "validation_history.json" in run["artifacts"]
 
 
+@pytest.mark.slow
 def test_evaluate_writes_map_per_iou_and_overlays(trained) -> None:
     configs = [str(CONFIGS / "train.yaml"), str(CONFIGS / "evaluate.yaml")]
     result = bundle("evaluating", configs, trained["bundle"], "--dataset_dir", str(trained["rsna"]), *TINY)
@@ -69,6 +72,7 @@ def test_evaluate_writes_map_per_iou_and_overlays(trained) -> None:
     assert overlays and len(overlays) == len(report["overlays"]) and overlays[0].stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_evaluate_in_the_mgca_protocol(trained) -> None:
     """--metric_protocol mgca: MGCA's evaluation (a comparability mode), said so in the report."""
     configs = [str(CONFIGS / "train.yaml"), str(CONFIGS / "evaluate.yaml")]
@@ -86,6 +90,7 @@ def test_evaluate_in_the_mgca_protocol(trained) -> None:
     assert report["metrics"]["val_map"] == report["mAP"] or report["images"] == 0
 
 
+@pytest.mark.slow
 def test_inference_writes_boxes_in_the_input_pixels(trained) -> None:
     dicoms = sorted((trained["rsna"] / "stage_2_train_images").glob("*.dcm"))[:2]
     folder = trained["root"] / "inputs"
@@ -108,7 +113,11 @@ def test_inference_writes_boxes_in_the_input_pixels(trained) -> None:
 
     ds = pydicom.dcmread(dicoms[0], stop_before_pixels=True)
     record = json.loads((out / f"{dicoms[0].stem}_boxes.json").read_text())
-    assert (record["StudyInstanceUID"], record["SeriesInstanceUID"], record["SOPInstanceUID"]) == (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+    assert (record["StudyInstanceUID"], record["SeriesInstanceUID"], record["SOPInstanceUID"]) == (
+        ds.StudyInstanceUID,
+        ds.SeriesInstanceUID,
+        ds.SOPInstanceUID,
+    )
 
 
 def test_default_encoder_path_missing_or_null_on_purpose(workspace, tmp_path: Path) -> None:
@@ -132,9 +141,20 @@ def test_default_encoder_path_missing_or_null_on_purpose(workspace, tmp_path: Pa
     assert network(pretrained_encoder=None).feature_extractor.freeze_encoder
 
 
+@pytest.mark.slow
 def test_resume_continues_after_the_last_checkpoint(trained) -> None:
     checkpoints = trained["bundle"] / "models" / "checkpoints"
-    args = ["--dataset_dir", str(trained["rsna"]), "--pretrained_encoder", str(trained["encoder"]), *TINY, "--epochs", "3", "--resume", "true"]
+    args = [
+        "--dataset_dir",
+        str(trained["rsna"]),
+        "--pretrained_encoder",
+        str(trained["encoder"]),
+        *TINY,
+        "--epochs",
+        "3",
+        "--resume",
+        "true",
+    ]
     result = bundle("training", [str(CONFIGS / "train.yaml")], trained["bundle"], *args)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "checkpoint_epoch=2.pt" in result.stdout

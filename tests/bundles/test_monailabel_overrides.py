@@ -3,29 +3,28 @@
 MONAI Label 0.8.5's ``BundleTrainTask`` runs ``train.yaml`` with ``train#dataset#data`` / ``validate#dataset#data``
 (the datastore's image/label pairs), ``train#handlers`` (the bundle's list, a ``CheckpointLoader`` into ``$@network``
 first once a model exists), ``train#trainer#max_epochs``, ``device`` and ``bundle_root``;
-``tiny_bundles.monailabel_train_overrides`` builds them the same way.
+``helpers.bundles.monailabel_train_overrides`` builds them the same way.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from mflag_monai.networks import build_segmentation_unet
-from tiny_bundles import (
+from helpers.bundles import (
     FAST,
-    REPO,
     TINY,
     bundle_copy,
+    load_app_lib,
     make_tiny_encoder,
-    monailabel_train_overrides,
     monailabel_installed,
+    monailabel_train_overrides,
     run_train_workflow,
     segmentation_datalist,
 )
+from mflag_monai.networks import build_segmentation_unet
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +56,9 @@ def _train(bundle: Path, siim: dict, **extra: object) -> dict:
 def test_trains_on_the_datastore_pairs_with_the_trainer_overrides(bundle: Path, siim: dict) -> None:
     first = _train(bundle, siim)
     targets = [h.get("_target_") for h in first["train#handlers"] if isinstance(h, dict)]
-    assert "CheckpointLoader" not in targets and "ValidationHandler" in targets  # the bundle's list; no model to load yet
+    assert (
+        "CheckpointLoader" not in targets and "ValidationHandler" in targets
+    )  # the bundle's list; no model to load yet
     model = bundle / "models" / "model.pt"
     state = torch.load(model, weights_only=True)
     build_segmentation_unet(depth=TINY["encoder_depth"]).load_state_dict(state)  # the validation-selected model
@@ -84,11 +85,8 @@ def test_the_network_override_is_what_trains(bundle: Path, siim: dict) -> None:
 
 @pytest.mark.skipif(not monailabel_installed(), reason="the monailabel extra is not installed")
 def test_monailabel_bundle_train_task_runs_the_bundle(bundle: Path, siim: dict) -> None:
-    sys.path.insert(0, str(REPO / "scripts" / "monailabel"))
-    try:
-        from lib.trainers import SegmentationTrain
-    finally:
-        sys.path.remove(str(REPO / "scripts" / "monailabel"))
+    load_app_lib()  # the app's ``lib``, as MONAI Label imports it
+    from lib.trainers import SegmentationTrain
 
     class Datastore:  # the two methods BundleTrainTask calls
         def datalist(self) -> list[dict]:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from mflag_monai.data.demo import generate_demo_data
@@ -17,29 +18,53 @@ REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "bundles" / "pretrain" / "configs"
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes(tmp_path: Path, tiny_bert_dir: Path) -> None:
     demo = generate_demo_data(tmp_path / "demo", num_studies=24, image_size=96, progress=False)
     record = tmp_path / "record.yaml"
     record.write_text(
         "sample_recorder:\n"
-        "  _target_: sample_recorder.SampleRecorder\n"
+        "  _target_: helpers.sample_recorder.SampleRecorder\n"
         f"  out_dir: {tmp_path}\n"
-        "train#trainer#train_handlers: \"$(@train#handlers[:1] if dist.get_rank() > 0 else @train#handlers) + [@sample_recorder]\"\n"
+        'train#trainer#train_handlers: "$(@train#handlers[:1] if dist.get_rank() > 0 else @train#handlers) + [@sample_recorder]"\n'
     )
     configs = [str(CONFIGS / "train.yaml"), str(CONFIGS / "multi_gpu_train.yaml"), str(record)]
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
-        "-m", "monai.bundle", "run", "training",
-        "--config_file", json.dumps(configs),
-        "--bundle_root", str(tmp_path / "bundle"),
-        "--dataset_dir", str(demo / "mimic-cxr"),
-        "--image_depth", "18", "--resize", "40", "--image_size", "32",
-        "--batch_size", "4", "--epochs", "2", "--num_workers", "0",
-        "--text_model", str(tiny_bert_dir), "--orth_gather", "true",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_port=29533",
+        "-m",
+        "monai.bundle",
+        "run",
+        "training",
+        "--config_file",
+        json.dumps(configs),
+        "--bundle_root",
+        str(tmp_path / "bundle"),
+        "--dataset_dir",
+        str(demo / "mimic-cxr"),
+        "--image_depth",
+        "18",
+        "--resize",
+        "40",
+        "--image_size",
+        "32",
+        "--batch_size",
+        "4",
+        "--epochs",
+        "2",
+        "--num_workers",
+        "0",
+        "--text_model",
+        str(tiny_bert_dir),
+        "--orth_gather",
+        "true",
     ]
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]),  # helpers
         "OMP_NUM_THREADS": "1",
         "HF_HUB_OFFLINE": "1",
     }

@@ -11,29 +11,61 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers.mlflow_store import tracked_runs
 from mflag_monai.networks import build_image_encoder, load_weights_file
-from mlflow_store import tracked_runs
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "bundles" / "pretrain" / "configs" / "train.yaml"
 EVALUATE = REPO / "bundles" / "pretrain" / "configs" / "evaluate.yaml"
-GEOMETRY = {"geom_erank_feature", "geom_erank_image_proj", "geom_erank_text_proj", "geom_alignment",
-            "geom_uniformity_image", "geom_uniformity_text"}
+GEOMETRY = {
+    "geom_erank_feature",
+    "geom_erank_image_proj",
+    "geom_erank_text_proj",
+    "geom_alignment",
+    "geom_uniformity_image",
+    "geom_uniformity_text",
+}
 
 
 def run_bundle(
-    bundle_root: Path, demo_dir: Path, text_model: Path, *extra: str, run_id: str = "training", config: str = str(CONFIG)
+    bundle_root: Path,
+    demo_dir: Path,
+    text_model: Path,
+    *extra: str,
+    run_id: str = "training",
+    config: str = str(CONFIG),
 ) -> subprocess.CompletedProcess:
     """``python -m monai.bundle run`` with tiny overrides; the demo data goes to ``demo_dir``."""
     cmd = [
-        sys.executable, "-m", "monai.bundle", "run", run_id,
-        "--config_file", config,
-        "--bundle_root", str(bundle_root),
-        "--dataset_dir", "demo", "--demo_studies", "24",
-        "--image_depth", "18", "--resize", "72", "--image_size", "64",
-        "--batch_size", "4", "--epochs", "2", "--num_workers", "0",
-        "--learning_rate", "0.001",
-        "--text_model", str(text_model),
+        sys.executable,
+        "-m",
+        "monai.bundle",
+        "run",
+        run_id,
+        "--config_file",
+        config,
+        "--bundle_root",
+        str(bundle_root),
+        "--dataset_dir",
+        "demo",
+        "--demo_studies",
+        "24",
+        "--image_depth",
+        "18",
+        "--resize",
+        "72",
+        "--image_size",
+        "64",
+        "--batch_size",
+        "4",
+        "--epochs",
+        "2",
+        "--num_workers",
+        "0",
+        "--learning_rate",
+        "0.001",
+        "--text_model",
+        str(text_model),
         *extra,
     ]
     env = {**os.environ, "MFLAG_MONAI_DEMO_DIR": str(demo_dir), "HF_HUB_OFFLINE": "1"}
@@ -48,6 +80,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path) -> tu
     return root / "bundle", result
 
 
+@pytest.mark.slow
 def test_run_generates_demo_and_trains(trained) -> None:
     bundle_root, result = trained
     output = result.stdout + result.stderr
@@ -61,6 +94,7 @@ def test_run_generates_demo_and_trains(trained) -> None:
     assert list((bundle_root / "eval").glob("events.out.tfevents.*")), "no TensorBoard log"
 
 
+@pytest.mark.slow
 def test_mlflow_tracking_records_params_metrics_and_files(trained) -> None:
     bundle_root, _ = trained
     (run,) = tracked_runs(bundle_root)
@@ -71,6 +105,7 @@ def test_mlflow_tracking_records_params_metrics_and_files(trained) -> None:
     assert not any(len(v) > 500 for v in run["params"].values())  # settings only: no datalist, no report text
 
 
+@pytest.mark.slow
 def test_latent_geometry_is_logged_everywhere(trained) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -84,19 +119,28 @@ def test_latent_geometry_is_logged_everywhere(trained) -> None:
     (run,) = tracked_runs(bundle_root)
     assert GEOMETRY <= set(run["metrics"]) and {"spectrum.json", "spectrum.png"} <= set(run["artifacts"])
     spectrum = json.loads((bundle_root / "eval" / "spectrum.json").read_text())
-    assert spectrum["epoch"] == 2 and spectrum["metrics"]["geom_erank_feature"] == pytest.approx(history[-1]["geom_erank_feature"])
+    assert spectrum["epoch"] == 2 and spectrum["metrics"]["geom_erank_feature"] == pytest.approx(
+        history[-1]["geom_erank_feature"]
+    )
 
 
+@pytest.mark.slow
 def test_evaluate_writes_geometry_of_the_test_split(trained, tiny_bert_dir: Path) -> None:
     bundle_root, _ = trained
-    result = run_bundle(bundle_root, bundle_root.parent / "demo", tiny_bert_dir, run_id="evaluating",
-                        config=f"['{CONFIG}','{EVALUATE}']")
+    result = run_bundle(
+        bundle_root,
+        bundle_root.parent / "demo",
+        tiny_bert_dir,
+        run_id="evaluating",
+        config=f"['{CONFIG}','{EVALUATE}']",
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     report = json.loads((bundle_root / "eval" / "geometry.json").read_text())
     assert report["split"] == "test" and report["num_samples"] >= 2 and set(report["metrics"]) == GEOMETRY
     assert report["checkpoint"].endswith("model.pt") and (bundle_root / "eval" / "spectrum.png").is_file()
 
 
+@pytest.mark.slow
 def test_outputs_load(trained) -> None:
     bundle_root, _ = trained
     models = bundle_root / "models"
@@ -114,12 +158,14 @@ def test_outputs_load(trained) -> None:
     assert torch.equal(final["image_encoder.conv1.weight"], encoder.conv1.weight)
 
 
+@pytest.mark.slow
 def test_run_id_run_is_the_same_entry(tmp_path: Path, tiny_bert_dir: Path) -> None:
     result = run_bundle(tmp_path / "b", tmp_path / "demo", tiny_bert_dir, "--epochs", "1", run_id="run")
     assert result.returncode == 0, result.stderr[-4000:]
     assert (tmp_path / "b" / "models" / "encoder.pt").is_file()
 
 
+@pytest.mark.slow
 def test_resume_continues_from_the_newest_checkpoint(trained, tiny_bert_dir: Path) -> None:
     bundle_root, _ = trained
     demo_dir = bundle_root.parent / "demo"
@@ -133,15 +179,28 @@ def test_resume_continues_from_the_newest_checkpoint(trained, tiny_bert_dir: Pat
     assert state["trainer"]["iteration"] == history[2]["iteration"]
 
 
+@pytest.mark.slow
 def test_micro_batches_keep_the_loss_of_the_whole_batch(tmp_path: Path, tiny_bert_dir: Path) -> None:
     """Learning rate 0: the first epoch's alignment loss is the same whether the encoder sees 4 or 16 images a pass
     (only the encoder's BatchNorm statistics differ, per micro-batch)."""
     history = {}
     for micro in (4, 16):
         result = run_bundle(
-            tmp_path / f"micro{micro}", tmp_path / "demo", tiny_bert_dir,
-            "--demo_studies", "40", "--batch_size", "16", "--micro_batch_size", str(micro),
-            "--learning_rate", "0", "--epochs", "1", "--geometry_interval", "0",
+            tmp_path / f"micro{micro}",
+            tmp_path / "demo",
+            tiny_bert_dir,
+            "--demo_studies",
+            "40",
+            "--batch_size",
+            "16",
+            "--micro_batch_size",
+            str(micro),
+            "--learning_rate",
+            "0",
+            "--epochs",
+            "1",
+            "--geometry_interval",
+            "0",
         )
         assert result.returncode == 0, result.stderr[-4000:]
         output = result.stdout + result.stderr
@@ -153,13 +212,24 @@ def test_micro_batches_keep_the_loss_of_the_whole_batch(tmp_path: Path, tiny_ber
     assert history[4]["train_loss_orth_floor"] == pytest.approx(34.948, abs=1e-3)
 
 
+@pytest.mark.slow
 def test_a_batch_larger_than_the_data_says_what_to_do(tmp_path: Path, tiny_bert_dir: Path) -> None:
-    result = run_bundle(tmp_path / "b", tmp_path / "demo", tiny_bert_dir, "--batch_size", "512",
-                        "--micro_batch_size", "16", "--epochs", "1")
+    result = run_bundle(
+        tmp_path / "b",
+        tmp_path / "demo",
+        tiny_bert_dir,
+        "--batch_size",
+        "512",
+        "--micro_batch_size",
+        "16",
+        "--epochs",
+        "1",
+    )
     assert result.returncode != 0
     assert "batch_size 512 is larger than the" in result.stderr and "--demo_studies" in result.stderr
 
 
+@pytest.mark.slow
 def test_inference_writes_embeddings_with_identifiers_and_scores_reports(trained, tmp_path: Path) -> None:
     """configs/inference.yaml on the trained bundle: the settings come from models/encoder.json; DICOM and PNG in."""
     import csv
@@ -185,7 +255,9 @@ def test_inference_writes_embeddings_with_identifiers_and_scores_reports(trained
     config = str(REPO / "bundles" / "pretrain" / "configs" / "inference.yaml")
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", config, "--bundle_root", str(bundle_root),
            "--input_path", str(inputs), "--reports", str(reports)]  # fmt: skip
-    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    result = subprocess.run(
+        cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+    )
     assert result.returncode == 0, result.stderr[-5000:]
     out = bundle_root / "eval" / "inference"
     index = list(csv.DictReader((out / "embeddings.csv").open()))
@@ -199,7 +271,11 @@ def test_inference_writes_embeddings_with_identifiers_and_scores_reports(trained
             assert row["SOPInstanceUID"] == row["StudyInstanceUID"] == ""
             continue
         ds = pydicom.dcmread(row["image"], stop_before_pixels=True)
-        assert (row["StudyInstanceUID"], row["SeriesInstanceUID"], row["SOPInstanceUID"]) == (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+        assert (row["StudyInstanceUID"], row["SeriesInstanceUID"], row["SOPInstanceUID"]) == (
+            ds.StudyInstanceUID,
+            ds.SeriesInstanceUID,
+            ds.SOPInstanceUID,
+        )
         assert str(single["SOPInstanceUID"]) == ds.SOPInstanceUID
     scored = list(csv.DictReader((out / "similarity.csv").open()))
     assert len(scored) == 3 and all(-1.0 <= float(r["similarity"]) <= 1.0 for r in scored)
@@ -208,6 +284,7 @@ def test_inference_writes_embeddings_with_identifiers_and_scores_reports(trained
     assert set(summary["image_to_text"]) == {"R@1", "R@5", "R@10"}
 
 
+@pytest.mark.slow
 def test_no_report_text_under_cache_eval_or_models(trained) -> None:
     bundle_root, _ = trained
     datalist = json.loads((bundle_root / "datalists" / "datalist_pretrain.json").read_text())

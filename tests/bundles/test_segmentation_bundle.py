@@ -11,13 +11,26 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers.bundles import downstream_workspace, run_bundle_cli
+from helpers.mlflow_store import tracked_runs
 from mflag_monai.networks import build_segmentation_unet
-from mlflow_store import tracked_runs
-from tiny_bundles import downstream_workspace, run_bundle_cli
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "bundles" / "segmentation" / "configs"
-TINY = ["--encoder_depth", "18", "--image_size", "64", "--batch_size", "4", "--epochs", "2", "--num_workers", "0", "--fraction", "1.0"]
+TINY = [
+    "--encoder_depth",
+    "18",
+    "--image_size",
+    "64",
+    "--batch_size",
+    "4",
+    "--epochs",
+    "2",
+    "--num_workers",
+    "0",
+    "--fraction",
+    "1.0",
+]
 
 
 bundle = run_bundle_cli  # python -m monai.bundle run ..., as a user types it
@@ -37,6 +50,7 @@ def trained(workspace) -> dict[str, Path]:
     return workspace
 
 
+@pytest.mark.slow
 def test_train_selects_a_model_with_the_frozen_pretrained_encoder(trained) -> None:
     models = trained["bundle"] / "models"
     state = torch.load(models / "model.pt", weights_only=True)
@@ -48,6 +62,7 @@ def test_train_selects_a_model_with_the_frozen_pretrained_encoder(trained) -> No
     assert list(models.glob("datalist_siim-pneumothorax_1.0.json"))
 
 
+@pytest.mark.slow
 def test_mlflow_tracking_records_params_and_validation_metrics(trained) -> None:
     (run,) = tracked_runs(trained["bundle"])
     assert run["experiment"] == "mflag_segmentation" and run["status"] == "FINISHED"
@@ -56,6 +71,7 @@ def test_mlflow_tracking_records_params_and_validation_metrics(trained) -> None:
     assert "validation_history.json" in run["artifacts"]
 
 
+@pytest.mark.slow
 def test_evaluate_writes_metrics_and_overlays(trained) -> None:
     configs = [str(CONFIGS / "train.yaml"), str(CONFIGS / "evaluate.yaml")]
     result = bundle("evaluating", configs, trained["bundle"], "--dataset_dir", str(trained["siim"]), *TINY)
@@ -65,6 +81,7 @@ def test_evaluate_writes_metrics_and_overlays(trained) -> None:
     assert (trained["bundle"] / "eval" / "overlays.png").stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_evaluate_in_the_mgca_protocol(trained) -> None:
     """--metric_protocol mgca: MGCA's mean of batch means (a comparability mode), said so in the metrics file."""
     configs = [str(CONFIGS / "train.yaml"), str(CONFIGS / "evaluate.yaml")]
@@ -77,6 +94,7 @@ def test_evaluate_in_the_mgca_protocol(trained) -> None:
     assert metrics["batch_size"] == 4 and 0.0 <= metrics["metrics"]["val_dice"] <= 1.0
 
 
+@pytest.mark.slow
 def test_inference_writes_masks_of_the_input_size(trained) -> None:
     images = sorted(trained["siim"].rglob("*.dcm"))[:3]
     folder = trained["root"] / "inputs"
@@ -85,7 +103,17 @@ def test_inference_writes_masks_of_the_input_size(trained) -> None:
         (folder / image.name).symlink_to(image)
     png = folder / "export.png"
     Image.fromarray(np.zeros((70, 90), np.uint8)).save(png)  # a non-square PNG export
-    result = bundle("run", [str(CONFIGS / "inference.yaml")], trained["bundle"], "--input_path", str(folder), "--encoder_depth", "18", "--image_size", "64")
+    result = bundle(
+        "run",
+        [str(CONFIGS / "inference.yaml")],
+        trained["bundle"],
+        "--input_path",
+        str(folder),
+        "--encoder_depth",
+        "18",
+        "--image_size",
+        "64",
+    )
     assert result.returncode == 0, result.stderr[-5000:]
     out = trained["bundle"] / "eval" / "inference"
     assert len(list(out.glob("*_mask.png"))) == 4
@@ -96,6 +124,7 @@ def test_inference_writes_masks_of_the_input_size(trained) -> None:
     assert (out / f"{stem}_mask.png").is_file()
 
 
+@pytest.mark.slow
 def test_a_copy_outside_the_repository_runs_inference_from_its_own_folder(trained, tmp_path: Path) -> None:
     """The bundle folder alone (as `monai.bundle download` unpacks it) and its trained model: no --bundle_root, run from
     that folder. Outputs carry the DICOM UIDs; a second run writes beside the first, not over it."""
@@ -108,11 +137,26 @@ def test_a_copy_outside_the_repository_runs_inference_from_its_own_folder(traine
 
     copy = tmp_path / "segmentation"
     # the bundle's own files only: a developer's local training outputs in the repository must not leak in
-    shutil.copytree(REPO / "bundles" / "segmentation", copy, ignore=shutil.ignore_patterns("models", "eval", "datalists", "cache"))
+    shutil.copytree(
+        REPO / "bundles" / "segmentation", copy, ignore=shutil.ignore_patterns("models", "eval", "datalists", "cache")
+    )
     (copy / "models").mkdir()
     shutil.copy(trained["bundle"] / "models" / "model.pt", copy / "models" / "model.pt")
     image = sorted(trained["siim"].rglob("*.dcm"))[0]
-    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.yaml", "--input_path", str(image), "--encoder_depth", "18", "--image_size", "64"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "monai.bundle",
+        "run",
+        "--config_file",
+        "configs/inference.yaml",
+        "--input_path",
+        str(image),
+        "--encoder_depth",
+        "18",
+        "--image_size",
+        "64",
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     for run in ("inference", "inference_2"):
         result = subprocess.run(cmd, cwd=copy, capture_output=True, text=True, timeout=600, env=env)
@@ -127,32 +171,53 @@ def test_a_copy_outside_the_repository_runs_inference_from_its_own_folder(traine
     assert "holds an earlier run's outputs" in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_missing_encoder_says_how_to_make_it(workspace, tmp_path: Path) -> None:
     args = ["--dataset_dir", str(workspace["siim"]), "--pretrained_encoder", str(tmp_path / "nope.pt"), *TINY]
     result = bundle("training", [str(CONFIGS / "train.yaml")], tmp_path / "b", *args)
     assert result.returncode != 0
-    assert "bundles/pretrain/configs/train.yaml" in result.stderr and "--pretrained_encoder null for a random encoder" in result.stderr
+    assert (
+        "bundles/pretrain/configs/train.yaml" in result.stderr
+        and "--pretrained_encoder null for a random encoder" in result.stderr
+    )
     assert "Run the pretrain bundle first" in result.stderr
 
 
+@pytest.mark.slow
 def test_random_encoder_on_purpose(workspace, tmp_path: Path) -> None:
     args = ["--dataset_dir", str(workspace["siim"]), "--pretrained_encoder", "null", *TINY, "--epochs", "1"]
     result = bundle("training", [str(CONFIGS / "train.yaml")], tmp_path / "b", *args)
     assert result.returncode == 0, result.stderr[-4000:]
 
 
+@pytest.mark.slow
 def test_resume_continues_after_the_last_checkpoint(trained) -> None:
     # runs after the evaluate/inference tests (same module): it adds one epoch to the trained bundle
     checkpoints = trained["bundle"] / "models" / "checkpoints"
     assert [p.name for p in sorted(checkpoints.glob("*.pt"))] == ["checkpoint_epoch=1.pt", "checkpoint_epoch=2.pt"]
     state = torch.load(checkpoints / "checkpoint_epoch=2.pt", weights_only=True)
-    assert {"network", "optimizer", "best_model", "trainer"} <= set(state) and state["trainer"]["iteration"] == 2 * state["trainer"]["epoch_length"]
-    args = ["--dataset_dir", str(trained["siim"]), "--pretrained_encoder", str(trained["encoder"]), *TINY, "--epochs", "3", "--resume", "true"]
+    assert {"network", "optimizer", "best_model", "trainer"} <= set(state) and state["trainer"][
+        "iteration"
+    ] == 2 * state["trainer"]["epoch_length"]
+    args = [
+        "--dataset_dir",
+        str(trained["siim"]),
+        "--pretrained_encoder",
+        str(trained["encoder"]),
+        *TINY,
+        "--epochs",
+        "3",
+        "--resume",
+        "true",
+    ]
     result = bundle("training", [str(CONFIGS / "train.yaml")], trained["bundle"], *args)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "Resuming from" in result.stdout and "checkpoint_epoch=2.pt" in result.stdout
     history = json.loads((trained["bundle"] / "eval" / "validation_history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2, 3]  # epoch 3 only: the resumed run did not start over
     resumed = torch.load(checkpoints / "checkpoint_epoch=3.pt", weights_only=True)
-    assert resumed["trainer"]["iteration"] == 3 * resumed["trainer"]["epoch_length"] and resumed["best_model"]["best_metric"] >= state["best_model"]["best_metric"]
+    assert (
+        resumed["trainer"]["iteration"] == 3 * resumed["trainer"]["epoch_length"]
+        and resumed["best_model"]["best_metric"] >= state["best_model"]["best_metric"]
+    )
     assert not list(checkpoints.glob(".*.tmp"))

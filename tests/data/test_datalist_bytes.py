@@ -14,7 +14,9 @@ def test_same_seed_and_fraction_same_bytes(tmp_path: Path) -> None:
     files = []
     for name, seed in (("a", 42), ("b", 42), ("c", 7)):
         out = tmp_path / f"{name}.json"
-        prepared = get_preparer("siim-pneumothorax")(demo / "siim-pneumothorax", out=out, fraction=0.5, seed=seed, masks_dir=tmp_path / "masks")
+        prepared = get_preparer("siim-pneumothorax")(
+            demo / "siim-pneumothorax", out=out, fraction=0.5, seed=seed, masks_dir=tmp_path / "masks"
+        )
         atomic_write_json(prepared.to_json(), out)
         files.append(out.read_bytes())
     assert files[0] == files[1]

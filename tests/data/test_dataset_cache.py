@@ -10,17 +10,19 @@ import torch
 from monai.data import DataLoader
 
 import mflag_monai.transforms.io as cxr_io
+from helpers.dicom import write_dicom
 from mflag_monai.data import build_dataset
 from mflag_monai.transforms import cxr_pretrain_transforms
-
-from dicom_fixtures import write_dicom
 
 
 @pytest.fixture()
 def dicom_items(tmp_path: Path) -> list[dict]:
     rng = np.random.default_rng(0)
     return [
-        {"image": str(write_dicom(tmp_path / f"{i}.dcm", (rng.random((40, 36)) * 4095).astype(np.uint16))), "report": f"r{i}"}
+        {
+            "image": str(write_dicom(tmp_path / f"{i}.dcm", (rng.random((40, 36)) * 4095).astype(np.uint16))),
+            "report": f"r{i}",
+        }
         for i in range(6)
     ]
 
@@ -35,7 +37,9 @@ def test_second_epoch_decodes_no_dicom(dicom_items, tmp_path: Path, monkeypatch,
         return real(path, *args, **kwargs)
 
     monkeypatch.setattr(cxr_io, "read_dicom", counting)
-    ds = build_dataset(dicom_items, cxr_pretrain_transforms(resize=32, crop=24), cache=mode, cache_dir=tmp_path / "c", signature="t")
+    ds = build_dataset(
+        dicom_items, cxr_pretrain_transforms(resize=32, crop=24), cache=mode, cache_dir=tmp_path / "c", signature="t"
+    )
     loader = DataLoader(ds, batch_size=3, num_workers=0)
     first = torch.cat([b["image"] for b in loader])
     after_first = len(decodes)
@@ -45,21 +49,29 @@ def test_second_epoch_decodes_no_dicom(dicom_items, tmp_path: Path, monkeypatch,
     assert not torch.equal(first, second)  # random augmentation still runs
 
 
-def test_persistent_cache_survives_a_new_dataset_and_signature_separates(dicom_items, tmp_path: Path, monkeypatch) -> None:
+def test_persistent_cache_survives_a_new_dataset_and_signature_separates(
+    dicom_items, tmp_path: Path, monkeypatch
+) -> None:
     decodes = []
     real = cxr_io.read_dicom
     monkeypatch.setattr(cxr_io, "read_dicom", lambda p, *a, **k: decodes.append(p) or real(p, *a, **k))
     for _ in range(2):  # a restarted run reuses the files on disk
-        ds = build_dataset(dicom_items, cxr_pretrain_transforms(resize=32, crop=24), cache_dir=tmp_path / "c", signature="r32")
+        ds = build_dataset(
+            dicom_items, cxr_pretrain_transforms(resize=32, crop=24), cache_dir=tmp_path / "c", signature="r32"
+        )
         [ds[i] for i in range(len(ds))]
     assert len(decodes) == len(dicom_items)
-    ds = build_dataset(dicom_items, cxr_pretrain_transforms(resize=40, crop=24), cache_dir=tmp_path / "c", signature="r40")
+    ds = build_dataset(
+        dicom_items, cxr_pretrain_transforms(resize=40, crop=24), cache_dir=tmp_path / "c", signature="r40"
+    )
     [ds[i] for i in range(len(ds))]
     assert len(decodes) == 2 * len(dicom_items)  # a different resize never reads the other cache
 
 
 def test_cached_images_are_uint8(dicom_items, tmp_path: Path) -> None:
-    ds = build_dataset(dicom_items, cxr_pretrain_transforms(resize=32, crop=24), cache_dir=tmp_path / "c", signature="t")
+    ds = build_dataset(
+        dicom_items, cxr_pretrain_transforms(resize=32, crop=24), cache_dir=tmp_path / "c", signature="t"
+    )
     ds[0]
     stored = torch.load(next((tmp_path / "c").rglob("*.pt")), weights_only=True)
     assert stored["image"].dtype == torch.uint8 and tuple(stored["image"].shape) == (1, 32, 32)

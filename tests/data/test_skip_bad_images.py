@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from dicom_fixtures import write_dicom
 from monai.data import DataLoader
 
+from helpers.dicom import write_dicom
 from mflag_monai.data import build_dataset, skip_none_collate
 from mflag_monai.engines import MFLAGTrainer
 from mflag_monai.handlers import SkippedImageCounter

@@ -11,7 +11,11 @@ from mflag_monai.data import TextFeatureCache, build_text_feature_cache, text_mo
 from mflag_monai.networks import FrozenTextEncoder
 
 DATALIST = {
-    "training": [{"report": "no pneumothorax ."}, {"report": "moderate cardiomegaly ."}, {"report": "no pneumothorax ."}],
+    "training": [
+        {"report": "no pneumothorax ."},
+        {"report": "moderate cardiomegaly ."},
+        {"report": "no pneumothorax ."},
+    ],
     "validation": [{"report": "small left pleural effusion ."}],
 }
 

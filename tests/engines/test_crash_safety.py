@@ -35,12 +35,37 @@ def test_checkpoint_with_arbitrary_objects_is_refused(tmp_path: Path) -> None:
     assert str(path) in message and "\n" not in message and "weights_only" not in message
 
 
+@pytest.mark.slow
 def test_sigkill_mid_training_then_resume(tmp_path: Path, tiny_bert_dir: Path) -> None:
     root = tmp_path / "bundle"
     cmd = [
-        sys.executable, "-m", "monai.bundle", "run", "training", "--config_file", str(CONFIG), "--bundle_root", str(root),
-        "--dataset_dir", "demo", "--demo_studies", "40", "--image_depth", "18", "--resize", "72", "--image_size", "64",
-        "--batch_size", "2", "--epochs", "4", "--num_workers", "0", "--text_model", str(tiny_bert_dir),
+        sys.executable,
+        "-m",
+        "monai.bundle",
+        "run",
+        "training",
+        "--config_file",
+        str(CONFIG),
+        "--bundle_root",
+        str(root),
+        "--dataset_dir",
+        "demo",
+        "--demo_studies",
+        "40",
+        "--image_depth",
+        "18",
+        "--resize",
+        "72",
+        "--image_size",
+        "64",
+        "--batch_size",
+        "2",
+        "--epochs",
+        "4",
+        "--num_workers",
+        "0",
+        "--text_model",
+        str(tiny_bert_dir),
     ]
     env = {**os.environ, "MFLAG_MONAI_DEMO_DIR": str(tmp_path / "demo"), "HF_HUB_OFFLINE": "1"}
     ckpts = root / "models" / "checkpoints"

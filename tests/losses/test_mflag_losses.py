@@ -63,7 +63,9 @@ def test_orthogonality_zero_at_whitened_features() -> None:
 def test_orthogonality_not_centred_or_normalised() -> None:
     z = torch.rand(8, 5, dtype=torch.float64) + 3.0
     c = z.T @ z / 8
-    expected = 0.5 * (((torch.diagonal(c) - 1) ** 2).sum() + 0.0051 * (c**2).sum() - 0.0051 * (torch.diagonal(c) ** 2).sum())
+    expected = 0.5 * (
+        ((torch.diagonal(c) - 1) ** 2).sum() + 0.0051 * (c**2).sum() - 0.0051 * (torch.diagonal(c) ** 2).sum()
+    )
     assert OrthogonalityLoss()(z).item() == pytest.approx(expected.item(), rel=1e-12)
 
 
@@ -108,8 +110,18 @@ def test_loss_under_cpu_autocast_is_finite_and_matches_fp32(dtype: torch.dtype) 
 # SPEC §3b: f*(B, D) at λ = 0.0051
 @pytest.mark.parametrize(
     ("batch", "dim", "floor"),
-    [(1, 2048, 934.5), (16, 2048, 402.5), (64, 2048, 139.8), (128, 2048, 72.8), (512, 2048, 15.4),
-     (16, 512, 35.0), (64, 512, 8.8), (128, 512, 3.9), (512, 512, 0.0), (1024, 512, 0.0)],
+    [
+        (1, 2048, 934.5),
+        (16, 2048, 402.5),
+        (64, 2048, 139.8),
+        (128, 2048, 72.8),
+        (512, 2048, 15.4),
+        (16, 512, 35.0),
+        (64, 512, 8.8),
+        (128, 512, 3.9),
+        (512, 512, 0.0),
+        (1024, 512, 0.0),
+    ],
 )
 def test_orthogonality_floor_values(batch: int, dim: int, floor: float) -> None:
     assert orthogonality_floor(batch, dim) == pytest.approx(floor, abs=0.06)  # SPEC gives 0.1 steps
@@ -133,7 +145,9 @@ def test_orthogonality_floor_is_reached_and_never_beaten() -> None:
         optimizer.step(closure)
     assert loss(z).item() == pytest.approx(floor, rel=1e-6)
     for seed in range(20):  # random features sit above it
-        assert loss(torch.randn(b, d, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))).item() > floor
+        assert (
+            loss(torch.randn(b, d, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))).item() > floor
+        )
 
 
 def test_mflag_loss_reports_its_floor() -> None:

@@ -76,7 +76,12 @@ def test_latent_geometry_keys_and_values() -> None:
     feature, proj = torch.relu(torch.randn(16, 12)), torch.randn(16, 6)
     geometry = latent_geometry(feature, proj, proj)
     assert set(geometry) == {
-        "erank_feature", "erank_image_proj", "erank_text_proj", "alignment", "uniformity_image", "uniformity_text",
+        "erank_feature",
+        "erank_image_proj",
+        "erank_text_proj",
+        "alignment",
+        "uniformity_image",
+        "uniformity_text",
         "spectra",
     }
     assert geometry["alignment"] == pytest.approx(0.0, abs=1e-12)

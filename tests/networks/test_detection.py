@@ -51,7 +51,9 @@ def test_missing_encoder_file_says_how_to_make_it(tmp_path: Path) -> None:
 
 
 def test_anchors_scale_with_the_image_size() -> None:
-    assert scaled_anchor_sizes(DEFAULT_ANCHOR_SIZES, 224) == tuple(tuple(float(s) for s in lv) for lv in DEFAULT_ANCHOR_SIZES)
+    assert scaled_anchor_sizes(DEFAULT_ANCHOR_SIZES, 224) == tuple(
+        tuple(float(s) for s in lv) for lv in DEFAULT_ANCHOR_SIZES
+    )
     assert scaled_anchor_sizes(((16, 32),), 112) == ((8.0, 16.0),)
     detector = tiny_detector(image_size=112)
     assert detector.anchor_generator.sizes[0] == (8.0, 10.0, 12.5)  # 16, 20, 25 at half the size

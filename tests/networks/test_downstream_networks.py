@@ -24,7 +24,10 @@ def test_unet_and_probe_load_the_encoder_strictly(tmp_path: Path, depth: int) ->
     assert unet(torch.randn(1, 3, 64, 64)).shape == (1, 1, 64, 64)
 
 
-@pytest.mark.parametrize("build", [lambda f: build_classifier(2, 18, freeze_encoder=f), lambda f: build_segmentation_unet(18, freeze_encoder=f)])
+@pytest.mark.parametrize(
+    "build",
+    [lambda f: build_classifier(2, 18, freeze_encoder=f), lambda f: build_segmentation_unet(18, freeze_encoder=f)],
+)
 def test_frozen_encoder_stays_in_eval_mode_without_gradients(build) -> None:
     frozen = build(True).train()
     assert frozen.training and not frozen.encoder.training

@@ -9,11 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "benchmark_loader.py"
 TINY = ["--images", "6", "--source-size", "80", "--resize", "48", "--crop", "40", "--batch-size", "4", "--rounds", "1"]
 
 
+@pytest.mark.slow
 def test_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
     out = tmp_path / "loader.json"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}

@@ -8,10 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "benchmark_throughput.py"
 
 
+@pytest.mark.slow
 def test_benchmark_trains_and_reports(tmp_path: Path, tiny_bert_dir: Path) -> None:
     out = tmp_path / "throughput.json"
     tiny = [

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from tiny_bundles import load_script
+from helpers.bundles import load_script
 
 REPO = Path(__file__).resolve().parents[2]
-bt = load_script(REPO / "scripts" / "benchmark_transfer.py")  # not via sys.path: scripts/monailabel would shadow
+bt = load_script(REPO / "scripts" / "benchmark_transfer.py")  # by file location: no sys.path edit
 
 
 def _cell(mean: float, std: float) -> dict:
@@ -23,7 +23,10 @@ RESULTS = {
     "fractions": [0.01, 0.1],
     "metrics": {"classification": "mean AUROC", "detection": "mAP@[.40:.75]"},
     "scores": {
-        "classification": {"random": {"0.01": _cell(0.5, 0.01), "0.1": _cell(0.6, 0.02)}, "mflag": {"0.1": _cell(0.7, 0.03)}},
+        "classification": {
+            "random": {"0.01": _cell(0.5, 0.01), "0.1": _cell(0.6, 0.02)},
+            "mflag": {"0.1": _cell(0.7, 0.03)},
+        },
         "detection": {"random": {"0.01": _cell(0.01, 0.0), "0.1": _cell(0.02, 0.01)}},
     },
 }
@@ -74,7 +77,9 @@ def test_finished_runs_are_reused_not_rerun(tmp_path: Path, monkeypatch: pytest.
     (root / "eval" / "metrics.json").write_text(json.dumps({"metrics": {"val_dice": 0.42}}))
     (root / bt.DONE).write_text("{}")
     monkeypatch.setattr(bt, "run_bundle_here", lambda *a, **k: pytest.fail("a finished run was started again"))
-    value = bt.downstream_bundle("segmentation", "random", 0.1, 0, tmp_path, None, bt.quick_design(), tmp_path, fresh=False)
+    value = bt.downstream_bundle(
+        "segmentation", "random", 0.1, 0, tmp_path, None, bt.quick_design(), tmp_path, fresh=False
+    )
     assert value == 0.42
 
 

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers.bundles import load_script
 from mflag_monai.data.demo import generate_demo_data
-from tiny_bundles import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "check_bundles.py"
-check_bundles = load_script(SCRIPT)  # not via sys.path: scripts/monailabel would shadow the monailabel package
+check_bundles = load_script(SCRIPT)  # by file location: no sys.path edit
 
 BUNDLES = sorted(p.parent.parent.name for p in (REPO / "bundles").glob("*/configs/metadata.json"))
 CHECKS = ["files", "metadata", "train", "infer", "net_in_out", "ckpt_export"]
@@ -26,7 +26,9 @@ TRAINED = ("pretrain", "segmentation")  # given weights below; the others have n
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate_demo_data(tmp_path_factory.mktemp("conformance") / "demo", num_studies=24, image_size=96, progress=False)
+    return generate_demo_data(
+        tmp_path_factory.mktemp("conformance") / "demo", num_studies=24, image_size=96, progress=False
+    )
 
 
 def _random_weights(bundle_root: Path, config: str, net_id: str, overrides: dict) -> None:
@@ -40,6 +42,7 @@ def _random_weights(bundle_root: Path, config: str, net_id: str, overrides: dict
     torch.save(parser.get_parsed_content(net_id).state_dict(), bundle_root / "models" / "model.pt")
 
 
+@pytest.mark.slow
 def test_every_bundle_passes_or_needs_weights(demo: Path, tiny_bert_dir: Path, tmp_path: Path) -> None:
     overrides = {
         "encoder_depth": 18, "image_depth": 18, "image_size": 64, "num_workers": 0, "pretrained_encoder": None,
@@ -49,13 +52,30 @@ def test_every_bundle_passes_or_needs_weights(demo: Path, tiny_bert_dir: Path, t
         "pretrain:text_hidden_size": 32,  # the tiny BERT's width
         "pretrain:_meta_#network_data_format#outputs#pred#num_channels": 512 + 1024,  # ResNet-18 feature + projection
     }  # fmt: skip
-    _random_weights(tmp_path / "pretrain", REPO / "bundles/pretrain/configs/inference.yaml", "network_def", {"image_depth": 18, "text_hidden_size": 32})
-    _random_weights(tmp_path / "segmentation", REPO / "bundles/segmentation/configs/inference.yaml", "network_def", {"encoder_depth": 18})
+    _random_weights(
+        tmp_path / "pretrain",
+        REPO / "bundles/pretrain/configs/inference.yaml",
+        "network_def",
+        {"image_depth": 18, "text_hidden_size": 32},
+    )
+    _random_weights(
+        tmp_path / "segmentation",
+        REPO / "bundles/segmentation/configs/inference.yaml",
+        "network_def",
+        {"encoder_depth": 18},
+    )
     out = tmp_path / "conformance.json"
     args = [f"--set={k}={v!r}" for k, v in overrides.items()]
     args += [f"--set={b}:bundle_root={str(tmp_path / b)!r}" for b in BUNDLES]  # outputs go to tmp, not the repo
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "MFLAG_MONAI_DEMO_DIR": str(demo)}
-    res = subprocess.run([sys.executable, str(SCRIPT), *args, "--json", str(out)], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        [sys.executable, str(SCRIPT), *args, "--json", str(out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     results = json.loads(out.read_text())["results"]
     for bundle in BUNDLES:
@@ -67,7 +87,10 @@ def test_every_bundle_passes_or_needs_weights(demo: Path, tiny_bert_dir: Path, t
             assert "from the trained checkpoint" in mine[-1]["detail"]
         else:  # no models/model.pt: the files check says how to make it; everything else still runs and passes
             assert status == {**dict.fromkeys(CHECKS, "pass"), "files": "needs"}, (bundle, mine)
-            assert mine[0]["detail"] == f"needs trained weights: python -m monai.bundle run training --config_file bundles/{bundle}/configs/train.yaml"
+            assert (
+                mine[0]["detail"]
+                == f"needs trained weights: python -m monai.bundle run training --config_file bundles/{bundle}/configs/train.yaml"
+            )
     lines = [line for line in res.stdout.splitlines() if line.startswith(("PASS", "FAIL", "NEEDS"))]
     assert len(lines) == len(results) and not any(line.startswith("FAIL") for line in lines)
     assert "need trained weights, 0 failed" in res.stdout

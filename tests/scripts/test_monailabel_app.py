@@ -1,4 +1,4 @@
-"""The MONAI Label app (scripts/monailabel) over HTTP: a real server on 127.0.0.1, demo studies, tiny trained models.
+"""The MONAI Label app (scripts/monailabel_app) over HTTP: a real server on 127.0.0.1, demo studies, tiny trained models.
 
 Segmentation answers a mask of exactly the input's rows x columns (a non-square PNG, and a DICOM whose mask keeps the
 pixel spacing); classification answers every label with a score. Skipped without the ``monailabel`` extra.
@@ -27,17 +27,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tiny_bundles import REPO, TINY, require_monailabel  # noqa: E402
+from helpers.bundles import APP, TINY, load_script, require_monailabel  # noqa: E402
 
 require_monailabel()
 
 from mflag_monai.transforms.io import read_cxr  # noqa: E402
 
-APP = REPO / "scripts" / "monailabel"
-sys.path.insert(0, str(APP))
-from demo_studies import make_demo_studies  # noqa: E402
-
-sys.path.remove(str(APP))
+make_demo_studies = load_script(APP / "demo_studies.py").make_demo_studies
 
 START_TIMEOUT = 90.0  # seconds; about 10-20 s on 2 busy CPU cores
 
@@ -83,11 +79,28 @@ def server(tmp_path_factory: pytest.TempPathFactory, tiny_bundles: Path, studies
     shutil.copytree(APP, app, ignore=shutil.ignore_patterns("__pycache__", "model", "logs", "bin"))
     port = _free_port()
     conf = {"bundles_dir": str(tiny_bundles), "skip_trainers": "true", **{k: str(v) for k, v in TINY.items()}}
-    cmd = [sys.executable, "-m", "monailabel.main", "start_server", "--app", str(app), "--studies", studies["folder"],
-           "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "monailabel.main",
+        "start_server",
+        "--app",
+        str(app),
+        "--studies",
+        studies["folder"],
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     for key, value in conf.items():
         cmd += ["--conf", key, value]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "MONAI_LABEL_SESSIONS": "false", "MONAI_LABEL_DATASTORE_AUTO_RELOAD": "false"}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "MONAI_LABEL_SESSIONS": "false",
+        "MONAI_LABEL_DATASTORE_AUTO_RELOAD": "false",
+    }
     log = (root / "server.log").open("w")
     # its own process group: uvicorn may start children, and all of them must go when the test ends
     process = subprocess.Popen(cmd, cwd=root, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -117,6 +130,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, tiny_bundles: Path, studies
         log.close()
 
 
+@pytest.mark.slow
 def test_info_lists_both_2d_models_and_the_dicom_studies(server: str, studies: dict[str, str]) -> None:
     info = json.loads(_get(f"{server}/info/"))
     models = info["models"]
@@ -127,6 +141,7 @@ def test_info_lists_both_2d_models_and_the_dicom_studies(server: str, studies: d
     assert {studies["dicom"], studies["jpg"], studies["png"]} <= set(listed)  # .dcm files are listed too
 
 
+@pytest.mark.slow
 def test_segmentation_mask_has_the_input_size(server: str, studies: dict[str, str]) -> None:
     png = _infer(server, "segmentation", studies["png"], "image", {"result_dtype": "uint8"})
     mask = np.asarray(Image.open(io.BytesIO(png)))
@@ -141,6 +156,7 @@ def test_segmentation_mask_has_the_input_size(server: str, studies: dict[str, st
     assert set(np.unique(np.asarray(label.dataobj))) <= {0, 1}
 
 
+@pytest.mark.slow
 def test_classification_answers_labels_with_scores(server: str, studies: dict[str, str]) -> None:
     for image in (studies["jpg"], studies["dicom"]):
         answer = json.loads(_infer(server, "classification", image, "json", {}))

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from helpers.dicom import write_dicom
 from mflag_monai.transforms import RandPerspectived, cxr_eval_transforms, cxr_pretrain_transforms
-from dicom_fixtures import write_dicom
 
 
 def test_pretrain_chain_shapes_and_range(tmp_path: Path) -> None:

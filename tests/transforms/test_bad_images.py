@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from dicom_fixtures import write_dicom
 from PIL import Image
 
+from helpers.dicom import write_dicom
 from mflag_monai.transforms import io
 from mflag_monai.transforms.io import CXRImageError, check_cxr_file, read_cxr
 

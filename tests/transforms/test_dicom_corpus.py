@@ -20,8 +20,8 @@ import pytest
 import torch
 from pydicom.data import get_testdata_file, get_testdata_files
 
+from helpers.dicom import write_dicom
 from mflag_monai.transforms import CXRImageError, LoadCXRImage
-from dicom_fixtures import write_dicom
 
 ROOT = Path(get_testdata_file("MR_small.dcm")).parent  # .../pydicom/data/test_files
 
@@ -118,7 +118,9 @@ def test_every_corpus_file_loads_or_is_refused_in_one_line(corpus) -> None:
             counts[f"refused: {_category(reason)}"] += 1
     assert counts["loaded"] >= 40 and sum(counts.values()) == len(corpus)
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-    print(f"\npydicom {pydicom.__version__} corpus: {len(corpus)} entries: {summary} ({time.perf_counter() - start:.2f} s)")
+    print(
+        f"\npydicom {pydicom.__version__} corpus: {len(corpus)} entries: {summary} ({time.perf_counter() - start:.2f} s)"
+    )
 
 
 def test_loader_agrees_with_plain_pydicom(corpus) -> None:
@@ -178,8 +180,11 @@ def test_encoded_twin_equals_uncompressed(corpus, rel: str) -> None:
 
 @pytest.mark.parametrize(
     "rel, twin",
-    [("rtdose_rle_1frame.dcm", "rtdose_1frame.dcm"), ("rtdose_expb_1frame.dcm", "rtdose_1frame.dcm"),
-     ("liver_expb_1frame.dcm", "liver_1frame.dcm")],
+    [
+        ("rtdose_rle_1frame.dcm", "rtdose_1frame.dcm"),
+        ("rtdose_expb_1frame.dcm", "rtdose_1frame.dcm"),
+        ("liver_expb_1frame.dcm", "liver_1frame.dcm"),
+    ],
 )
 def test_32bit_and_1bit_twins(corpus, rel: str, twin: str) -> None:
     (kind, img), (_, ref) = _outcome(corpus, rel), _outcome(corpus, twin)
@@ -249,8 +254,15 @@ def test_installed_decoders_cover_the_common_compressed_syntaxes() -> None:
 
     get_decoder = pytest.importorskip("pydicom.pixels", reason="decoder registry is pydicom >= 3").get_decoder
     syntaxes = [
-        uid.JPEGBaseline8Bit, uid.JPEGExtended12Bit, uid.JPEGLossless, uid.JPEGLosslessSV1, uid.JPEGLSLossless,
-        uid.JPEGLSNearLossless, uid.JPEG2000Lossless, uid.JPEG2000, uid.RLELossless,
+        uid.JPEGBaseline8Bit,
+        uid.JPEGExtended12Bit,
+        uid.JPEGLossless,
+        uid.JPEGLosslessSV1,
+        uid.JPEGLSLossless,
+        uid.JPEGLSNearLossless,
+        uid.JPEG2000Lossless,
+        uid.JPEG2000,
+        uid.RLELossless,
     ]
     missing = [s.name for s in syntaxes if not get_decoder(s).is_available]
     assert not missing, f"no decoder installed for {missing}"
@@ -274,14 +286,19 @@ def test_missing_decoder_is_refused_with_the_install_hint(monkeypatch: pytest.Mo
     with pytest.raises(CXRImageError) as err:
         LoadCXRImage()(path)
     message = str(err.value)
-    assert message.startswith(f"{path}: cannot decode pixel data (JPEG-LS Lossless Image Compression); install"), message
+    assert message.startswith(f"{path}: cannot decode pixel data (JPEG-LS Lossless Image Compression); install"), (
+        message
+    )
     assert "pylibjpeg-libjpeg" in message and "\n" not in message
 
 
 @pytest.mark.parametrize(
     "syntax, reason",
     [
-        ("1.2.840.10008.1.2.4.100", r"cannot decode pixel data \(MPEG2 Main Profile / Main Level\): pydicom has no decoder"),
+        (
+            "1.2.840.10008.1.2.4.100",
+            r"cannot decode pixel data \(MPEG2 Main Profile / Main Level\): pydicom has no decoder",
+        ),
         ("1.2.3.4.5", r"cannot decode pixel data \(unknown transfer syntax 1\.2\.3\.4\.5\)"),
     ],
 )

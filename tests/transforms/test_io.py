@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers.dicom import write_dicom
 from mflag_monai.transforms import CXRImageError, LoadCXRImage, LoadCXRImaged
-from dicom_fixtures import write_dicom
 
 
 def gradient(rows: int = 48, cols: int = 64, maxv: int = 4095) -> np.ndarray:
@@ -44,7 +44,9 @@ def test_monochrome1_twin_with_rescale_and_window(tmp_path: Path) -> None:
     m2 = write_dicom(tmp_path / "m2.dcm", stored, "MONOCHROME2", slope=2, intercept=-1024, window=(3071, 4000))
     # twin: stored' = 4095 - stored, so value' = 7166 - 2*stored = 6142 - value; the window mirrors around 3071
     # (+1 because the LINEAR window's half-pixel offset is not symmetric)
-    m1 = write_dicom(tmp_path / "m1.dcm", 4095 - stored, "MONOCHROME1", slope=2, intercept=-1024, window=(6142 - 3071 + 1, 4000))
+    m1 = write_dicom(
+        tmp_path / "m1.dcm", 4095 - stored, "MONOCHROME1", slope=2, intercept=-1024, window=(6142 - 3071 + 1, 4000)
+    )
     a, b = LoadCXRImage()(m2), LoadCXRImage()(m1)
     assert a.meta["voi"] == "window"
     assert torch.allclose(a, b, atol=1e-3)

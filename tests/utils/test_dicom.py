@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dicom_fixtures import write_dicom
 from pydicom.errors import InvalidDicomError
 
+from helpers.dicom import write_dicom
 from mflag_monai.data.prepare.splits import dicom_size
 from mflag_monai.utils.dicom import DICOM_UIDS, dicom_identifiers, read_dicom_header
 from mflag_monai.utils.formats import BITMAP_SUFFIXES, DICOM_SUFFIXES, IMAGE_SUFFIXES

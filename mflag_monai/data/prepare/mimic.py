@@ -93,7 +93,13 @@ def prepare_mimic_cxr(
             counts["dropped: no impression and no findings"] += 1
             continue
         datalist[split].append(
-            {"image": str(image), "report": reports[key], "subject_id": subject, "study_id": study, "dicom_id": dicom_id}
+            {
+                "image": str(image),
+                "report": reports[key],
+                "subject_id": subject,
+                "study_id": study,
+                "dicom_id": dicom_id,
+            }
         )
     summary: dict[str, int | str] = {"dataset": "mimic-cxr", "root": str(root), **dict(counts)}
     summary.update({f"studies with empty text: {why}": n for why, n in sorted(empty.items())})

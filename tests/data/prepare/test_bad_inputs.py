@@ -177,6 +177,7 @@ def test_symlinked_image_folder_is_followed(small_demo: Path, tmp_path: Path, ca
     assert count["training"] > 0
 
 
+@pytest.mark.slow
 def test_the_real_command_line_prints_one_line_and_debug_the_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{")

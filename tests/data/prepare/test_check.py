@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dicom_fixtures import write_dicom
+from helpers.dicom import write_dicom
 from mflag_monai.data import DatalistError, check_datalist, resolve_datalist
 
 
@@ -59,6 +59,7 @@ def test_training_refuses_unless_told_to_skip(datalist, tmp_path: Path) -> None:
     assert len(clean["training"]) == 1
 
 
+@pytest.mark.slow
 def test_cli_exit_code_and_skip_bad(datalist, tmp_path: Path) -> None:
     path = tmp_path / "dl.json"
     path.write_text(json.dumps(datalist))

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from mflag_monai.data import get_preparer
-from mflag_monai.data.prepare.chexpert_plus import prepare_chexpert_plus
 from mflag_monai.data.demo import CHEXPERT_PLUS_CSV, write_chexpert_plus_demo
+from mflag_monai.data.prepare.chexpert_plus import prepare_chexpert_plus
 
 SPLITS = ("training", "validation", "test")
 HEADER = [
@@ -107,6 +107,7 @@ def test_nested_folders_and_dicom_only_images(tmp_path: Path) -> None:
     assert prepared.summary["dropped: image file missing"] == 1
 
 
+@pytest.mark.slow
 def test_user_errors_are_one_line(tmp_path: Path) -> None:
     write_rows(tmp_path / "bad" / CHEXPERT_PLUS_CSV, [])
     text = (tmp_path / "bad" / CHEXPERT_PLUS_CSV).read_text().replace("section_findings", "findings")

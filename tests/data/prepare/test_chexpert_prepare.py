@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from mflag_monai.data import get_preparer
-from mflag_monai.data.prepare.chexpert import chexpert_patient_id, prepare_chexpert
 from mflag_monai.data.demo import generate_demo_data
+from mflag_monai.data.prepare.chexpert import chexpert_patient_id, prepare_chexpert
 from mflag_monai.data.prepare.labels import CHEXPERT_14, CHEXPERT_COMPETITION
 
 HEADER = ["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", *CHEXPERT_14]
@@ -136,6 +136,7 @@ def test_split_grouped_fraction_stratified_and_reproducible(larger: Path) -> Non
     assert part.summary["training before fraction"] == len(full.datalist["training"])
 
 
+@pytest.mark.slow
 def test_demo_through_the_cli(tmp_path: Path) -> None:
     demo = generate_demo_data(tmp_path / "demo", num_studies=40, seed=42, image_size=96, progress=False)
     out = tmp_path / "lists" / "chexpert.json"

@@ -51,8 +51,13 @@ def test_entries_test_split_and_drops(tmp_path: Path) -> None:
     root = write_covidx(
         tmp_path / "covidx",
         {
-            "train": ["p1 n1.png normal src", "p1 n2.png normal src", "p2 c1.png COVID-19 src",
-                      "p3 gone.png pneumonia src", "p2 c1.png COVID-19 src"],  # fmt: skip
+            "train": [
+                "p1 n1.png normal src",
+                "p1 n2.png normal src",
+                "p2 c1.png COVID-19 src",
+                "p3 gone.png pneumonia src",
+                "p2 c1.png COVID-19 src",
+            ],
             "test": ["t1 x.png pneumonia src", "t2 y.png positive src extra"],
         },
         missing=("gone.png",),
@@ -60,7 +65,9 @@ def test_entries_test_split_and_drops(tmp_path: Path) -> None:
     prepared = get_preparer("covidx")(root, val_fraction=0.0)
     dl, s = prepared.datalist, prepared.summary
     assert [(Path(e["image"]).name, e["label"], e["patient_id"]) for e in dl["training"]] == [
-        ("n1.png", 0, "p1"), ("n2.png", 0, "p1"), ("c1.png", 2, "p2")
+        ("n1.png", 0, "p1"),
+        ("n2.png", 0, "p1"),
+        ("c1.png", 2, "p2"),
     ]
     assert dl["training"][0]["image"] == str(root.resolve() / "train" / "n1.png")
     assert [(Path(e["image"]).name, e["label"]) for e in dl["test"]] == [("x.png", 1), ("y.png", 2)]

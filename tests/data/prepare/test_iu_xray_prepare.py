@@ -192,6 +192,7 @@ def test_demo_is_deterministic(tmp_path: Path) -> None:
     assert digest(a) == digest(b)
 
 
+@pytest.mark.slow
 def test_cli(tmp_path: Path) -> None:
     root = tmp_path / "iu"
     cli = [sys.executable, "-m", "mflag_monai.data"]

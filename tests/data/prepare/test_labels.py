@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 
 from mflag_monai.data.demo import CHEXPERT_LABELS, MIMIC_LABELS
+from mflag_monai.data.prepare import PREPARERS
 from mflag_monai.data.prepare.labels import (
     CHEXPERT_14,
     CHEXPERT_COMPETITION,
@@ -21,7 +22,6 @@ from mflag_monai.data.prepare.labels import (
     parse_chexpert_value,
     positives_per_label,
 )
-from mflag_monai.data.prepare import PREPARERS
 from mflag_monai.data.prepare.splits import stratified_fraction
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dicom_fixtures import write_dicom
 from PIL import Image
 
+from helpers.dicom import write_dicom
 from mflag_monai.data.demo import generate_demo_data
 from mflag_monai.data.prepare.labels import CHEXPERT_14
 from mflag_monai.data.prepare.mimic_labels import prepare_mimic_cxr_labels
@@ -117,6 +117,7 @@ def test_fraction_only_on_training(tmp_path: Path) -> None:
     assert prepare_mimic_cxr_labels(root, fraction=0.2, seed=5, min_stratum=10).datalist != part.datalist
 
 
+@pytest.mark.slow
 def test_demo_through_the_cli(tmp_path: Path) -> None:
     demo = generate_demo_data(tmp_path / "demo", num_studies=40, seed=42, image_size=96, progress=False)
     root, out = demo / "mimic-cxr", tmp_path / "lists" / "mimic_labels.json"

@@ -8,11 +8,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from mflag_monai.data import get_preparer, resolve_datalist
 
-REPORT = " FINAL REPORT\n INDICATION: cough\n\n FINDINGS: \n Heart size is normal.\n\n IMPRESSION: \n No acute process.\n"
+REPORT = (
+    " FINAL REPORT\n INDICATION: cough\n\n FINDINGS: \n Heart size is normal.\n\n IMPRESSION: \n No acute process.\n"
+)
 
 
 def make_mimic(root: Path, rows: list[tuple] | None = None) -> Path:
@@ -56,12 +59,15 @@ def test_prepare_keeps_frontal_with_text(tmp_path: Path) -> None:
     assert s["studies kept"] == 2
 
 
+@pytest.mark.slow
 def test_cli_writes_datalist(tmp_path: Path) -> None:
     root = make_mimic(tmp_path / "mimic")
     out = tmp_path / "dl.json"
     res = subprocess.run(
         [sys.executable, "-m", "mflag_monai.data", "prepare", "mimic-cxr", "--root", str(root), "--out", str(out)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "kept: training" in res.stdout
     content = json.loads(out.read_text())

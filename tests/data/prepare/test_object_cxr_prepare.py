@@ -77,7 +77,10 @@ def test_entries_official_split_and_drops(tmp_path: Path) -> None:
         "image_id": "00001.jpg",
     }
     assert train["00002.jpg"]["boxes"] == [] and train["00002.jpg"]["labels"] == []  # negative image
-    assert [(Path(e["image"]).parent.name, e["boxes"]) for e in dl["test"]] == [("dev", [[1.0, 1.0, 3.0, 3.0]]), ("dev", [])]
+    assert [(Path(e["image"]).parent.name, e["boxes"]) for e in dl["test"]] == [
+        ("dev", [[1.0, 1.0, 3.0, 3.0]]),
+        ("dev", []),
+    ]
     assert summary["dropped: image file missing or ambiguous"] == 1
     assert summary["objects: rectangle"] == 2 and summary["objects: polygon"] == 1 and summary["objects: ellipse"] == 1
     assert summary["kept: test with/without objects"] == "1/1" and summary["kept: training boxes"] == 3
@@ -101,7 +104,10 @@ def larger(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_validation_and_fractions_are_seeded_stratified_and_nested(larger: Path) -> None:
     full = prepare_object_cxr(larger, seed=42)
     positives = {n: Counter(bool(e["boxes"]) for e in full.datalist[n]) for n in SPLITS}
-    assert positives["training"] == {False: 68, True: 23} and positives["validation"] == {False: 7, True: 2}  # 22.5 rounds up
+    assert positives["training"] == {False: 68, True: 23} and positives["validation"] == {
+        False: 7,
+        True: 2,
+    }  # 22.5 rounds up
     assert len(full.datalist["test"]) == 10
     assert prepare_object_cxr(larger, seed=42).datalist == full.datalist
     assert prepare_object_cxr(larger, seed=1).datalist["validation"] != full.datalist["validation"]

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from dicom_fixtures import write_dicom
 from PIL import Image
 
+from helpers.dicom import write_dicom
 from mflag_monai.data.__main__ import main as cli
 from mflag_monai.data.demo import generate_demo_data
 from mflag_monai.data.prepare.rsna import boxes_to_mask, prepare_rsna, read_rsna_labels
@@ -119,6 +119,7 @@ def test_split_stratified_reproducible_and_shared_by_tasks(larger: Path) -> None
     assert prepare_rsna(larger, seed=1, fraction=0.25).datalist["training"] != part.datalist["training"]
 
 
+@pytest.mark.slow
 def test_demo_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     demo = generate_demo_data(tmp_path / "demo", num_studies=40, seed=3, image_size=96, progress=False)
     root = demo / "rsna-pneumonia"

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dicom_fixtures import write_dicom
 from PIL import Image
 
+from helpers.dicom import write_dicom
 from mflag_monai.data import get_preparer
 from mflag_monai.data.demo import generate_demo_data
 from mflag_monai.data.prepare.rle import rle_decode_union
@@ -68,7 +68,11 @@ def test_union_of_two_rows_pixel_by_pixel(tiny: Path, tmp_path: Path) -> None:
     np.testing.assert_array_equal(mask, expected)
     assert entries["B"]["positive"] == 0 and not png(entries["B"]["label"]).any()
     s = prepared.summary
-    assert s["dropped: no DICOM file"] == 1 and s["dicom files without a csv row"] == 1 and prepared.run_info["masks written"] == 2
+    assert (
+        s["dropped: no DICOM file"] == 1
+        and s["dicom files without a csv row"] == 1
+        and prepared.run_info["masks written"] == 2
+    )
 
 
 def test_rle_run_in_first_column_lands_in_first_column(tmp_path: Path) -> None:
@@ -138,6 +142,7 @@ def test_training_balanced_then_fraction(balanced_root: Path, tmp_path: Path) ->
     assert Counter(e["positive"] for e in unbalanced.datalist["training"]) == {1: 14, 0: 42}
 
 
+@pytest.mark.slow
 def test_demo_through_the_cli(tmp_path: Path) -> None:
     demo = generate_demo_data(tmp_path / "demo", num_studies=40, seed=3, image_size=96, progress=False)
     out = tmp_path / "lists" / "siim.json"

@@ -112,6 +112,7 @@ print(json.dumps([{k: [e["id"] for e in v] for k, v in split.items()}, [e["id"] 
 """
 
 
+@pytest.mark.slow
 def test_independent_of_hash_randomisation() -> None:
     # The module alone (numpy only) is loaded, to keep the two interpreters fast.
     outputs = []

@@ -1,6 +1,6 @@
 """MONAI Label app serving this repository's segmentation and classification bundles, offline.
 
-    monailabel start_server --app scripts/monailabel --studies studies --host 127.0.0.1 --port 8000
+    monailabel start_server --app scripts/monailabel_app --studies studies --host 127.0.0.1 --port 8000
 
 The bundles are used where they are (``bundles/<name>`` next to this folder, or ``--conf bundles_dir DIR``); nothing
 is downloaded: no model zoo, no SAM. Settings (``--conf KEY VALUE``):

@@ -1,6 +1,6 @@
 """Collect a few demo radiographs into one flat folder for MONAI Label's local datastore.
 
-    python scripts/monailabel/demo_studies.py --out studies --count 8
+    python scripts/monailabel_app/demo_studies.py --out studies --count 8
 
 The local datastore lists only the files directly inside ``--studies``; the demo data sets keep theirs in
 sub-folders (SIIM DICOM by study/series, CheXpert JPG by patient/study), so they are linked here under unique names.

@@ -18,7 +18,9 @@ class SampleRecorder:
         self.seen: dict[int, list[str]] = defaultdict(list)
 
     def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.ITERATION_COMPLETED, lambda e: self.seen[e.state.epoch].extend(e.state.batch[self.key]))
+        engine.add_event_handler(
+            Events.ITERATION_COMPLETED, lambda e: self.seen[e.state.epoch].extend(e.state.batch[self.key])
+        )
         engine.add_event_handler(Events.COMPLETED, self.write)
 
     def write(self, engine: Engine) -> None:

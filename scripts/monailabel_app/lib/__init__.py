@@ -1,4 +1,4 @@
-"""Infer and train tasks that serve the mflag-monai bundles through MONAI Label (see ``scripts/monailabel/README.md``)."""
+"""Infer and train tasks that serve the mflag-monai bundles through MONAI Label (see ``scripts/monailabel_app/README.md``)."""
 
 from __future__ import annotations
 

@@ -25,7 +25,9 @@ class SegmentationTrain(BundleTrainTask):
         kwargs: passed to :class:`BundleTrainTask`.
     """
 
-    def __init__(self, path: str, conf: Mapping[str, str], overrides: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, path: str, conf: Mapping[str, str], overrides: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> None:
         self.overrides = dict(overrides or {})
         super().__init__(path, dict(conf), **kwargs)
 

@@ -1,6 +1,7 @@
-"""Tiny trained copies of the downstream bundles, for tests that need a ``models/model.pt`` (MONAI Label).
+"""Bundle helpers for tests: tiny trained copies of the downstream bundles, the bundle CLI runner, MONAI Label
+overrides, and loading scripts (and the MONAI Label app) by file location.
 
-A copy is a folder laid out like the repository's ``bundles/``: each bundle's ``configs`` is a symlink to the
+A tiny copy is a folder laid out like the repository's ``bundles/``: each bundle's ``configs`` is a symlink to the
 repository's, so the configs under test are the real ones; ``pretrain/models/encoder.pt`` is a random ResNet-18
 encoder, found by the downstream bundles' default ``pretrained_encoder`` path (``<bundle_root>/../pretrain/...``).
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -16,7 +18,9 @@ from typing import Any
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
+# The MONAI Label app; not named ``monailabel``, so it cannot shadow the package.
+APP = REPO / "scripts" / "monailabel_app"
 # What the tiny models are trained with; the MONAI Label app gets the same values as --conf pairs.
 TINY = {"encoder_depth": 18, "image_size": 64}
 # Settings of ours, not MONAI Label's, that keep a CPU run short.
@@ -26,12 +30,16 @@ FAST = {"batch_size": 2, "num_workers": 0, "fraction": 1.0}
 def monailabel_installed() -> bool:
     """Whether the real MONAI Label package (the ``monailabel`` extra) can be imported.
 
-    ``scripts/monailabel`` (the app) has no ``__init__.py``: with ``scripts/`` on ``sys.path`` Python would import it
-    as a namespace package called ``monailabel``, so a plain ``importorskip`` would not skip without the extra.
+    Any folder called ``monailabel`` on ``sys.path`` imports as a namespace package, so finding a ``monailabel``
+    module is not enough: the real package has ``monailabel.interfaces``.
     """
     try:
         spec = importlib.util.find_spec("monailabel")
-        return spec is not None and spec.origin not in (None, "namespace") and importlib.util.find_spec("monailabel.interfaces") is not None
+        return (
+            spec is not None
+            and spec.origin not in (None, "namespace")
+            and importlib.util.find_spec("monailabel.interfaces") is not None
+        )
     except (ImportError, ValueError):
         return False
 
@@ -55,6 +63,21 @@ def load_script(path: str | os.PathLike, name: str | None = None) -> ModuleType:
     return module
 
 
+def load_app_lib() -> ModuleType:
+    """The MONAI Label app's ``lib`` package (``scripts/monailabel_app/lib``), imported from its files.
+
+    MONAI Label puts the app folder on ``sys.path`` and imports ``lib``; this registers the same package under the
+    same name without editing ``sys.path``, so ``importlib.import_module("lib.trainers")`` and the package's
+    relative imports work.
+    """
+    lib = APP / "lib"
+    spec = importlib.util.spec_from_file_location("lib", lib / "__init__.py", submodule_search_locations=[str(lib)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["lib"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def make_tiny_encoder(path: Path, depth: int = 18) -> Path:
     """Save a seeded random ResNet encoder ``state_dict`` (torchvision layout) where ``encoder.pt`` would be."""
     from mflag_monai.networks import build_image_encoder
@@ -74,7 +97,9 @@ def bundle_copy(root: Path, name: str) -> Path:
     return bundle
 
 
-def monailabel_train_overrides(bundle: Path, train_data: list[dict], val_data: list[dict] | None, max_epochs: int = 1) -> dict[str, Any]:
+def monailabel_train_overrides(
+    bundle: Path, train_data: list[dict], val_data: list[dict] | None, max_epochs: int = 1
+) -> dict[str, Any]:
     """The overrides MONAI Label 0.8.5's ``BundleTrainTask.__call__`` passes to ``monai.bundle.run``, built the same way.
 
     ``train#handlers`` is the bundle's own (unparsed) list with a ``CheckpointLoader`` of ``models/model.pt`` into
@@ -89,7 +114,12 @@ def monailabel_train_overrides(bundle: Path, train_data: list[dict], val_data: l
     handlers = parser.get("train#handlers", [])
     model = bundle / "models" / "model.pt"
     if model.exists():
-        loader = {"_target_": "CheckpointLoader", "load_path": str(model), "load_dict": {"model": "$@network"}, "strict": False}
+        loader = {
+            "_target_": "CheckpointLoader",
+            "load_path": str(model),
+            "load_dict": {"model": "$@network"},
+            "strict": False,
+        }
         handlers.insert(0, loader)
     overrides: dict[str, Any] = {
         "bundle_root": str(bundle),
@@ -125,7 +155,12 @@ def segmentation_datalist(siim_dir: Path, out_dir: Path) -> dict[str, list[dict]
     from mflag_monai.data import resolve_datalist
 
     splits = resolve_datalist(
-        siim_dir, datalist_file=out_dir / "siim.json", dataset="siim-pneumothorax", fraction=1.0, seed=42, task="segmentation"
+        siim_dir,
+        datalist_file=out_dir / "siim.json",
+        dataset="siim-pneumothorax",
+        fraction=1.0,
+        seed=42,
+        task="segmentation",
     )
     return {split: [{"image": d["image"], "label": d["label"]} for d in items] for split, items in splits.items()}
 
@@ -151,14 +186,25 @@ def make_tiny_bundles(root: Path, demo: Path) -> Path:
     return bundles
 
 
-def run_bundle_cli(run_id: str, configs: list[str], bundle_root: Path, *extra: str) -> "subprocess.CompletedProcess":
+def run_bundle_cli(run_id: str, configs: list[str], bundle_root: Path, *extra: str) -> subprocess.CompletedProcess:
     """``python -m monai.bundle run RUN_ID`` as a user types it (offline), from the repository root."""
     import json
-    import subprocess
-    import sys
 
-    cmd = [sys.executable, "-m", "monai.bundle", "run", run_id, "--config_file", json.dumps(configs), "--bundle_root", str(bundle_root), *extra]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "monai.bundle",
+        "run",
+        run_id,
+        "--config_file",
+        json.dumps(configs),
+        "--bundle_root",
+        str(bundle_root),
+        *extra,
+    ]
+    return subprocess.run(
+        cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+    )
 
 
 def downstream_workspace(root: Path) -> dict[str, Path]:
