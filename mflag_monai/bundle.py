@@ -15,7 +15,31 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["bundle_root", "downstream_datalist", "fresh_output_dir", "local_tracking_uri"]
+__all__ = ["bundle_root", "downstream_datalist", "flag", "fresh_output_dir", "local_tracking_uri"]
+
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def flag(value: object, name: str) -> bool:
+    """A boolean bundle setting as a bool.
+
+    ``python -m monai.bundle run ... --text_cache false`` hands the config the *string* ``'false'`` (the command line
+    is parsed by python-fire, which only knows ``False``), and a non-empty string is true in Python: without this,
+    every ``--setting false`` would silently mean true. Accepts bools, ``true``/``false``/``yes``/``no``/``on``/``off``
+    in any case, and 0/1; anything else is refused naming the setting.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    from .utils.errors import InputError
+
+    raise InputError(f"expected true or false, got {value!r}", f"--{name}")
 
 
 def _workflow_config_root() -> Path | None:

@@ -56,7 +56,16 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLES = REPO / "bundles"
-ENCODERS = ("random", "mflag", "mflag-no-orth")
+# What each pre-trained encoder row changes in the pre-training bundle (its objective picks the learning rate).
+VARIANTS: dict[str, dict[str, object]] = {
+    "infonce": {"objective": "infonce"},  # the positive control: CLIP/ConVIRT's contrastive loss
+    "mflag": {"objective": "mflag"},  # the paper
+    "mflag-no-orth": {"objective": "mflag", "orth_weight": 0.0},  # ablation: alignment only
+    "mflag-orth-proj": {"objective": "mflag", "orth_feature": "image_proj"},  # orthogonality on the projection
+    "mflag-frozen-text": {"objective": "mflag", "freeze_text_projector": True},  # text projector kept at init
+}
+ENCODERS = ("random", *VARIANTS)
+DEFAULT_EPOCHS = 12
 TASKS = ("classification", "segmentation", "detection")
 DONE = "benchmark_done.json"  # written into a run folder once the run finished
 
@@ -72,10 +81,14 @@ METRIC_NAMES = {"classification": "mean AUROC", "segmentation": "Dice", "detecti
 
 @dataclass
 class Design:
-    """Every size of one experiment; :func:`cpu_design` is the default, :func:`protocol_design` the paper's."""
+    """Every size of one experiment; :func:`cpu_design` is the default, :func:`protocol_design` the paper's.
+
+    Bundle settings are kept as ``{name: value}`` (the bundle's own names) and turned into command-line options
+    only when a run starts, so nothing reads them back out of an argument list."""
 
     depth: int = 18
     image_size: int = 64
+    resize: int = 72
     demo_studies: int = 3000
     demo_image_size: int = 80
     demo_counts: dict[str, int] = field(
@@ -86,27 +99,49 @@ class Design:
             "siim-pneumothorax": 1400,
         }
     )
-    pretrain: list[str] = field(default_factory=list)  # pre-training bundle overrides (besides data, seed, depth)
-    downstream: dict[str, list[str]] = field(default_factory=dict)  # per task, bundle overrides
-    downstream_at_1pct: dict[str, list[str]] = field(default_factory=dict)  # extra overrides at 1% of labels
+    pretrain_epochs: int = 12
+    learning_rates: dict[str, float] = field(default_factory=dict)  # per objective
+    pretrain: dict[str, object] = field(default_factory=dict)  # bundle settings besides data, seed, depth, sizes
+    downstream: dict[str, dict[str, object]] = field(default_factory=dict)  # per task
+    downstream_at_1pct: dict[str, dict[str, object]] = field(default_factory=dict)  # extra settings at 1% of labels
     text_model: str = "minilm-demo"
     device_note: str = "CPU"
 
+    def pretrain_settings(self, variant: str, epochs: int | None = None) -> dict[str, object]:
+        """The pre-training bundle's settings of one encoder row (``VARIANTS``) at ``epochs`` (default: the design's)."""
+        settings = {"objective": "mflag", **VARIANTS[variant]}
+        return {
+            "image_depth": self.depth, "resize": self.resize, "image_size": self.image_size,
+            "epochs": epochs or self.pretrain_epochs, "learning_rate": self.learning_rates[settings["objective"]],
+            **self.pretrain, **settings,
+        }  # fmt: skip
 
-def cpu_design(pretrain_epochs: int = 12, learning_rate: float = 2e-3) -> Design:
+    def downstream_settings(self, task: str, fraction: float) -> dict[str, object]:
+        """The downstream bundle's settings of ``task`` at ``fraction`` of the labels."""
+        extra = self.downstream_at_1pct.get(task, {}) if fraction <= 0.01 else {}
+        return {"encoder_depth": self.depth, **self.downstream.get(task, {}), **extra}
+
+
+def cli_options(settings: dict[str, object]) -> list[str]:
+    """``{"epochs": 12, "amp": True}`` as bundle command-line options ``["--epochs", "12", "--amp", "true"]``."""
+    out = []
+    for key, value in settings.items():
+        out += [f"--{key}", str(value).lower() if isinstance(value, bool) else str(value)]
+    return out
+
+
+def cpu_design(pretrain_epochs: int = 12, learning_rates: dict[str, float] | None = None) -> Design:
     """The default: ResNet-18 at 64 px, effective batch 256 in micro-batches of 128, sized for 2 CPU cores."""
-    epochs = str(pretrain_epochs)
     return Design(
-        pretrain=[
-            "--resize", "72", "--image_size", "64", "--batch_size", "256", "--micro_batch_size", "128",
-            "--epochs", epochs, "--learning_rate", str(learning_rate), "--augment_on", "device", "--num_workers", "0",
-            "--geometry_interval", epochs, "--bn_recalibration_samples", "512",
-        ],
+        pretrain_epochs=pretrain_epochs,
+        learning_rates={"mflag": 2e-3, "infonce": 2e-3, **(learning_rates or {})},
+        pretrain={"batch_size": 256, "micro_batch_size": 128, "augment_on": "device", "num_workers": 0,
+                  "geometry_interval": 0, "bn_recalibration_samples": 512},
         downstream={
-            "segmentation": ["--image_size", "64", "--batch_size", "8", "--epochs", "20", "--val_interval", "4",
-                             "--patience", "3", "--num_workers", "0"],
-            "detection": ["--image_size", "64", "--batch_size", "8", "--epochs", "12", "--val_interval", "4",
-                          "--patience", "3", "--num_workers", "0"],
+            "segmentation": {"image_size": 64, "batch_size": 8, "epochs": 20, "val_interval": 4, "patience": 3,
+                             "num_workers": 0},
+            "detection": {"image_size": 64, "batch_size": 8, "epochs": 12, "val_interval": 4, "patience": 3,
+                          "num_workers": 0},
         },
     )  # fmt: skip
 
@@ -115,34 +150,31 @@ def quick_design() -> Design:
     """Minutes: a tiny demo and 2 epochs everywhere. Checks that every step runs; its numbers mean nothing."""
     design = cpu_design(pretrain_epochs=2)
     design.demo_studies, design.demo_counts = 120, {"rsna-pneumonia": 120, "siim-pneumothorax": 120}
-    design.pretrain[design.pretrain.index("--batch_size") + 1] = "32"
-    design.pretrain[design.pretrain.index("--micro_batch_size") + 1] = "16"
-    for task in design.downstream:
-        design.downstream[task][design.downstream[task].index("--epochs") + 1] = "2"
-        design.downstream[task][design.downstream[task].index("--val_interval") + 1] = "1"
+    design.pretrain.update(batch_size=32, micro_batch_size=16)
+    for settings in design.downstream.values():
+        settings.update(epochs=2, val_interval=1)
     return design
 
 
 def protocol_design(pretrained_image_weights: str, text_model: str) -> Design:
-    """The paper's settings (SPEC §1, §2): ResNet-50 from ImageNet weights, CXR-BERT, 224/256 px, batch 512, AMP,
+    """The paper's settings (docs/method.md): ResNet-50 from ImageNet weights, CXR-BERT, 224/256 px, batch 512, AMP,
     learning rate 2e-5, 50 epochs; downstream at 224 px, 50 epochs, early stopping patience 10, batch 8 (SIIM) and
     16 (RSNA, 8 at 1%), RetinaNet with an FPN of 256 channels, learning rate 2e-4 at 1% of RSNA."""
     return Design(
         depth=50,
         image_size=224,
+        resize=256,
         demo_studies=0,
         demo_counts={},
-        pretrain=[
-            "--resize", "256", "--image_size", "224", "--batch_size", "512", "--epochs", "50",
-            "--learning_rate", "2e-5", "--amp", "true", "--text_model", text_model,
-            "--pretrained_image_weights", pretrained_image_weights,
-        ],
+        pretrain_epochs=50,
+        learning_rates={"mflag": 2e-5, "infonce": 2e-5},
+        pretrain={"batch_size": 512, "amp": True, "text_model": text_model,
+                  "pretrained_image_weights": pretrained_image_weights},
         downstream={
-            "segmentation": ["--image_size", "224", "--epochs", "50", "--patience", "10", "--batch_size", "8"],
-            "detection": ["--image_size", "224", "--epochs", "50", "--patience", "10", "--batch_size", "16",
-                          "--fpn_channels", "256"],
+            "segmentation": {"image_size": 224, "epochs": 50, "patience": 10, "batch_size": 8},
+            "detection": {"image_size": 224, "epochs": 50, "patience": 10, "batch_size": 16, "fpn_channels": 256},
         },
-        downstream_at_1pct={"detection": ["--batch_size", "8", "--learning_rate", "2e-4"]},
+        downstream_at_1pct={"detection": {"batch_size": 8, "learning_rate": 2e-4}},
         text_model=text_model,
         device_note="GPU",
     )  # fmt: skip
@@ -157,19 +189,25 @@ def _pythonpath_env() -> dict[str, str]:
     return {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": path}
 
 
-def pretrain(name: str, seed: int, data: Path, design: Design, work: Path, fresh: bool) -> Path:
-    """Pre-train one encoder with the bundle command a user types; returns its bundle folder."""
-    root = work / f"pretrain-{name}-seed{seed}"
+def pretrain_root(work: Path, name: str, epochs: int, seed: int) -> Path:
+    """The bundle folder of one pre-training run (shared by the benchmark and the budget sweep)."""
+    return work / f"pretrain-{name}-e{epochs}-seed{seed}"
+
+
+def pretrain(
+    name: str, seed: int, data: Path, design: Design, work: Path, fresh: bool, epochs: int | None = None
+) -> Path:
+    """Pre-train one encoder row with the bundle command a user types; returns its bundle folder."""
+    epochs = epochs or design.pretrain_epochs
+    root = pretrain_root(work, name, epochs, seed)
     if fresh or not (root / DONE).is_file():
-        args = ["--dataset_dir", str(data), "--image_depth", str(design.depth), "--seed", str(seed),
-                "--cache_dir", str(work / "cache"), *design.pretrain]  # fmt: skip
-        if name == "mflag-no-orth":
-            args += ["--orth_weight", "0.0"]
+        settings = {"dataset_dir": str(data), "seed": seed, "cache_dir": str(work / "cache"),
+                    **design.pretrain_settings(name, epochs)}  # fmt: skip
         cmd = [sys.executable, "-m", "monai.bundle", "run", "training", "--config_file",
-               str(BUNDLES / "pretrain" / "configs" / "train.yaml"), "--bundle_root", str(root), *args]  # fmt: skip
+               str(BUNDLES / "pretrain" / "configs" / "train.yaml"), "--bundle_root", str(root), *cli_options(settings)]  # fmt: skip
         log = work / "logs" / f"{root.name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        print(f"pre-training {name} (seed {seed}) ...", flush=True)
+        print(f"pre-training {name} for {epochs} epochs (seed {seed}) ...", flush=True)
         start = time.time()
         with log.open("w") as f:
             f.write(" ".join(cmd) + "\n\n")
@@ -199,31 +237,15 @@ def run_bundle_here(task: str, run_id: str, configs: list[str], root: Path, over
             bundle_root=str(root), **overrides)  # fmt: skip
 
 
-def _parse_overrides(args: list[str]) -> dict:
-    """``["--epochs", "20", ...]`` into ``{"epochs": 20, ...}`` (numbers and booleans as Python values)."""
-    out = {}
-    for key, value in zip(args[::2], args[1::2]):
-        for cast in (int, float):
-            with contextlib.suppress(ValueError):
-                value = cast(value)
-                break
-        out[key.lstrip("-")] = {"true": True, "false": False}.get(value, value) if isinstance(value, str) else value
-    return out
-
-
 def downstream_bundle(task: str, encoder: str, fraction: float, seed: int, data: Path, weights: str | None,
                       design: Design, work: Path, fresh: bool) -> float:  # fmt: skip
     """Train and evaluate one (segmentation or detection) cell with its bundle; returns the test metric."""
     root = work / f"{task}-{encoder}-{fraction:g}-seed{seed}"
     report = root / "eval" / "metrics.json"
     if fresh or not (root / DONE).is_file():
-        args = [
-            *design.downstream.get(task, []),
-            *(design.downstream_at_1pct.get(task, []) if fraction <= 0.01 else []),
-        ]
         overrides = {
             "dataset": TASK_DATA[task][0], "dataset_dir": str(data), "fraction": fraction, "seed": seed,
-            "encoder_depth": design.depth, **_parse_overrides(args),
+            **design.downstream_settings(task, fraction),
         }  # fmt: skip
         log = work / "logs" / f"{root.name}.log"
         log.unlink(missing_ok=True)
@@ -317,7 +339,7 @@ def probe_score(features: dict[str, object], splits: dict[str, list[dict]], name
 
 
 def classification_cells(encoders: dict[str, dict[int, str | None]], data: Path, design: Design, fractions: list[float],
-                         seeds: list[int], work: Path) -> dict[str, dict[str, list[float]]]:  # fmt: skip
+                         seeds: list[int], work: Path, text_ceiling: bool = True) -> dict[str, dict[str, list[float]]]:  # fmt: skip
     """``{encoder: {fraction: [score per seed]}}`` for every encoder, plus the ``text-ceiling`` reference."""
     import torch
 
@@ -337,7 +359,9 @@ def classification_cells(encoders: dict[str, dict[int, str | None]], data: Path,
             for fraction in fractions:
                 score = probe_score(feats, classification_splits(data, fraction, seed, work), names)
                 scores.setdefault(encoder, {}).setdefault(str(fraction), []).append(round(score, 4))
-                print(f"classification  {encoder:<14} {fraction:>5g} seed {seed}: {score:.4f}", flush=True)
+                print(f"classification  {encoder:<18} {fraction:>5g} seed {seed}: {score:.4f}", flush=True)
+    if not text_ceiling:
+        return scores
     # The ceiling: the frozen language model's features of each study's report (what pre-training aligns to).
     reports = report_texts(data, work)
     text = FrozenTextEncoder(design.text_model)
@@ -352,20 +376,25 @@ def classification_cells(encoders: dict[str, dict[int, str | None]], data: Path,
     return scores
 
 
-_REPORTS: dict[str, dict[str, str]] = {}
+_SPLITS: dict[str, dict[str, list[dict]]] = {}
 
 
-def report_texts(data: Path, work: Path) -> dict[str, str]:
-    """``{image path: report text}`` of the pre-training datalist (every split): the text each study was paired with."""
+def report_splits(data: Path, work: Path) -> dict[str, list[dict]]:
+    """The pre-training datalist's splits (prepared once per data folder)."""
     from mflag_monai.data import resolve_datalist
 
-    if str(data) not in _REPORTS:
+    if str(data) not in _SPLITS:
         with contextlib.redirect_stdout(open(os.devnull, "w")):
             splits = resolve_datalist(
                 str(data), datalist_file=work / "datalists" / "pretrain.json", dataset="mimic-cxr", schema="pretrain"
             )
-        _REPORTS[str(data)] = {e["image"]: e["report"] for v in splits.values() if isinstance(v, list) for e in v}
-    return _REPORTS[str(data)]
+        _SPLITS[str(data)] = {k: v for k, v in splits.items() if isinstance(v, list)}
+    return _SPLITS[str(data)]
+
+
+def report_texts(data: Path, work: Path) -> dict[str, str]:
+    """``{image path: report text}`` of the pre-training datalist (every split): the text each study was paired with."""
+    return {e["image"]: e["report"] for v in report_splits(data, work).values() for e in v}
 
 
 # ---------------------------------------------------------------------- what pre-training learnt (in process)
@@ -382,7 +411,7 @@ def pretraining_report(root: Path, data: Path, design: Design, work: Path) -> di
     from mflag_monai.networks.pretrained import load_pretrained_mflag
 
     model, _ = load_pretrained_mflag(root / "models", text_model=design.text_model)
-    resize, crop = int(design.pretrain[design.pretrain.index("--resize") + 1]), design.image_size
+    resize, crop = design.resize, design.image_size
     reports = report_texts(data, work)
     test = classification_splits(data, 1.0, 0, work)["test"]
     with contextlib.redirect_stderr(open(os.devnull, "w")):  # progress bars
@@ -403,21 +432,36 @@ def pretraining_report(root: Path, data: Path, design: Design, work: Path) -> di
         "retrieval_distinct_reports": len(distinct),
         "retrieval_chance": {f"R@{k}": min(1.0, k / len(distinct)) for k in (1, 5, 10)},
         "zero_shot_mean_auroc": zero_shot["mean_auroc"],
-        "curves": {
-            k: [round(h.get(k, float("nan")), 4) for h in history]
-            for k in (
-                "train_loss_align",
-                "train_loss_orth",
-                "train_loss_orth_floor",
-                "geom_erank_feature",
-                "geom_erank_image_proj",
-                "geom_alignment",
-                "geom_uniformity_image",
-            )
-        },
+        # every epoch metric the objective logged (train_*), per epoch: the pre-training curves
+        "curves": {k: [round(h.get(k, float("nan")), 4) for h in history] for k in last if k.startswith("train_")},
         "final": {k: round(v, 4) for k, v in last.items() if isinstance(v, float)},
+        "geometry": final_geometry(model, data, design, work),
         "seconds": json.loads((root / DONE).read_text())["seconds"],
     }
+
+
+def final_geometry(model, data: Path, design: Design, work: Path) -> dict[str, float]:
+    """Eval-mode effective ranks of the raw encoder feature and both raw projections on the held-out test pairs (the
+    collapse diagnostic, as the pre-training bundle's ``geom_erank_*``), with the same text path as retrieval."""
+    import torch
+    from monai.data import DataLoader, Dataset
+
+    from mflag_monai.metrics.geometry import effective_rank
+    from mflag_monai.transforms import cxr_eval_transforms
+
+    reports = report_texts(data, work)
+    test = classification_splits(data, 1.0, 0, work)["test"]
+    loader = DataLoader(Dataset(test, cxr_eval_transforms(resize=design.resize, crop=design.image_size)), batch_size=64)
+    model.eval()
+    with torch.no_grad():
+        features = torch.cat([model.image_encoder(batch["image"]) for batch in loader])
+        texts = [reports[e["image"]] for e in test]
+        text_proj = torch.cat([model.encode_text(texts[i : i + 64]) for i in range(0, len(texts), 64)])
+        return {
+            "erank_image_proj": round(effective_rank(model.image_projector(features)), 2),
+            "erank_text_proj": round(effective_rank(text_proj), 2),
+            "erank_feature": round(effective_rank(features), 2),
+        }
 
 
 # -------------------------------------------------------------------------------------------------- reporting
@@ -446,21 +490,20 @@ def markdown_tables(results: dict) -> str:
         chance = first["retrieval_chance"]
         lines += ["", f"Image→report retrieval on {first['retrieval_pairs']} held-out MIMIC-CXR test pairs "
                   f"(chance R@1/5/10 = {chance['R@1']:.3f} / {chance['R@5']:.3f} / {chance['R@10']:.3f}), zero-shot mean "
-                  "AUROC from text prompts, and the last pre-training epoch (mean ± std over seeds):", "",
-                  "| encoder | R@1 | R@5 | R@10 | zero-shot AUROC | loss_align | loss_orth (floor) | erank feature | minutes |",
-                  "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+                  "AUROC from text prompts, the last epoch's loss and the eval-mode effective ranks on the same pairs "
+                  "(mean ± std over seeds):", "",
+                  "| encoder | R@1 | R@5 | R@10 | zero-shot AUROC | final loss | erank image proj / text proj / feature | minutes |",
+                  "|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for encoder, s in results["pretraining_summary"].items():
-            cells = [
-                f"{s[k]['mean']:.3f} ± {s[k]['std']:.3f}" for k in ("R@1", "R@5", "R@10", "zero_shot", "loss_align")
-            ]
-            cells += [f"{s['loss_orth']['mean']:.2f} ({s['loss_orth_floor']['mean']:.2f})",
-                      f"{s['erank_feature']['mean']:.1f} ± {s['erank_feature']['std']:.1f}", f"{s['minutes']['mean']:.1f}"]  # fmt: skip
+            cells = [f"{s[k]['mean']:.3f} ± {s[k]['std']:.3f}" for k in ("R@1", "R@5", "R@10", "zero_shot", "loss")]
+            ranks = " / ".join(f"{s[k]['mean']:.1f}" for k in ("erank_image_proj", "erank_text_proj", "erank_feature"))
+            cells += [ranks, f"{s['minutes']['mean']:.1f}"]
             lines.append(f"| {encoder} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def summarise_pretraining(pre: dict[str, dict[str, dict]]) -> dict:
-    """Per encoder, mean +- std over seeds of the retrieval, zero-shot, final losses and run time."""
+    """Per encoder, mean +- std over seeds of the retrieval, zero-shot, final loss, projection ranks and run time."""
     out = {}
     for encoder, per_seed in pre.items():
         runs = list(per_seed.values())
@@ -469,10 +512,8 @@ def summarise_pretraining(pre: dict[str, dict[str, dict]]) -> dict:
             "R@5": [r["retrieval_image_to_report"]["R@5"] for r in runs],
             "R@10": [r["retrieval_image_to_report"]["R@10"] for r in runs],
             "zero_shot": [r["zero_shot_mean_auroc"] for r in runs],
-            "loss_align": [r["final"]["train_loss_align"] for r in runs],
-            "loss_orth": [r["final"]["train_loss_orth"] for r in runs],
-            "loss_orth_floor": [r["final"]["train_loss_orth_floor"] for r in runs],
-            "erank_feature": [r["final"].get("geom_erank_feature", float("nan")) for r in runs],
+            "loss": [r["final"]["train_loss"] for r in runs],
+            **{k: [r["geometry"][k] for r in runs] for k in ("erank_image_proj", "erank_text_proj", "erank_feature")},
             "minutes": [r["seconds"] / 60 for r in runs],
         }
         out[encoder] = {k: summarise([round(v, 4) for v in values]) for k, values in pick.items()}
@@ -522,46 +563,63 @@ def plot_pretrain_spectra(roots: dict[str, Path], path: Path) -> dict[str, list[
 # ------------------------------------------------------------------------------------------------------- main
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line entry point."""
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, argparse.ArgumentParser]:
+    """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--out", type=Path, default=REPO / "docs" / "results", help="where results.json/.md and the plots go"
-    )
-    parser.add_argument(
-        "--work", type=Path, default=REPO / "eval" / "benchmark_transfer", help="bundle roots and logs of every run"
-    )
-    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
-    parser.add_argument("--encoders", nargs="+", default=list(ENCODERS), choices=ENCODERS)
-    parser.add_argument(
+    add = parser.add_argument
+    add("--out", type=Path, default=REPO / "docs" / "results", help="where results.json/.md and the plots go")
+    add("--work", type=Path, default=REPO / "eval" / "benchmark_transfer", help="bundle roots and logs of every run")
+    add("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    add("--encoders", nargs="+", default=list(ENCODERS), choices=ENCODERS, help="encoder rows (default: all)")
+    add(
         "--fractions",
         nargs="+",
         type=float,
         default=[0.01, 0.1],
         help="label fractions (default 0.01 0.1: the corpus stays >= 10x the largest labelled set)",
     )
-    parser.add_argument(
-        "--seeds", nargs="+", type=int, default=[0, 1, 2], help="one pre-training and label draw per seed"
+    add("--seeds", nargs="+", type=int, default=[0, 1, 2], help="one pre-training and label draw per seed")
+    add("--pretrain-epochs", type=int, default=DEFAULT_EPOCHS, help=f"pre-training epochs (default {DEFAULT_EPOCHS})")
+    add("--pretrain-batch", type=int, help="pre-training batch (micro-batches of at most 128; default: the design's)")
+    add(
+        "--lr",
+        action="append",
+        default=[],
+        metavar="OBJECTIVE=LR",
+        help="pre-training learning rate of an objective, e.g. --lr infonce=1e-3 (default: the design's)",
     )
-    parser.add_argument("--pretrain-epochs", type=int, default=12)
-    parser.add_argument("--pretrain-lr", type=float, default=2e-3, help="pre-training learning rate (from random init)")
-    parser.add_argument("--dataset", action="append", default=[], metavar="TASK=PATH",
-                        help="a real dataset folder (or datalist .json) for pretrain/classification/segmentation/detection")  # fmt: skip
-    parser.add_argument(
-        "--quick", action="store_true", help="tiny sizes: checks every step in minutes (numbers mean nothing)"
+    add(
+        "--sweep-epochs",
+        nargs="+",
+        type=int,
+        metavar="EPOCHS",
+        help="the budget sweep instead of the benchmark: probe AUROC (10%% of labels) and R@5 against pre-training "
+        "length for --objectives, drawn in curves.png",
     )
-    parser.add_argument(
-        "--protocol", action="store_true", help="the paper's settings (GPU); needs the two options below"
+    add(
+        "--objectives",
+        nargs="+",
+        default=["infonce", "mflag"],
+        choices=list(VARIANTS),
+        help="--sweep-epochs: the encoder rows to sweep (default infonce mflag)",
     )
-    parser.add_argument(
-        "--pretrained-image-weights", help="--protocol: torchvision-layout ImageNet ResNet-50 weights (.pth)"
+    add(
+        "--dataset",
+        action="append",
+        default=[],
+        metavar="TASK=PATH",
+        help="a real dataset folder (or datalist .json) for pretrain/classification/segmentation/detection",
     )
-    parser.add_argument(
-        "--text-model", help="--protocol: local folder of CXR-BERT (microsoft/BiomedVLP-CXR-BERT-general)"
-    )
-    parser.add_argument("--fresh", action="store_true", help="redo runs whose outputs exist")
-    args = parser.parse_args(argv)
+    add("--quick", action="store_true", help="tiny sizes: checks every step in minutes (numbers mean nothing)")
+    add("--protocol", action="store_true", help="the paper's settings (GPU); needs the two options below")
+    add("--pretrained-image-weights", help="--protocol: torchvision-layout ImageNet ResNet-50 weights (.pth)")
+    add("--text-model", help="--protocol: local folder of CXR-BERT (microsoft/BiomedVLP-CXR-BERT-general)")
+    add("--fresh", action="store_true", help="redo runs whose outputs exist")
+    return parser.parse_args(argv), parser  # fmt: skip
 
+
+def make_design(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Design:
+    """The design the options ask for (refusing --protocol without its local weights and language model)."""
     if args.protocol:
         missing = [flag for flag, value in (("--pretrained-image-weights", args.pretrained_image_weights),
                                             ("--text-model", args.text_model)) if not value]  # fmt: skip
@@ -572,16 +630,31 @@ def main(argv: list[str] | None = None) -> int:
             if not Path(path).exists():
                 parser.error(f"{path}: not found")
         design = protocol_design(args.pretrained_image_weights, args.text_model)
+    elif args.quick:
+        design = quick_design()
     else:
-        design = quick_design() if args.quick else cpu_design(args.pretrain_epochs, args.pretrain_lr)
+        design = cpu_design(args.pretrain_epochs)
+    if args.pretrain_batch:
+        design.pretrain.update(batch_size=args.pretrain_batch, micro_batch_size=min(args.pretrain_batch, 128))
+    for item in args.lr:
+        objective, _, value = item.partition("=")
+        if objective not in design.learning_rates:
+            parser.error(f"--lr {item}: the objective is one of {', '.join(design.learning_rates)}")
+        try:
+            design.learning_rates[objective] = float(value)
+        except ValueError:
+            parser.error(f"--lr {item}: the learning rate is not a number")
+    return design
+
+
+def prepare_data(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, design: Design, work: Path
+) -> dict[str, Path]:
+    """The data folder of pre-training and of each task: given with --dataset, else the demo generated into ``work``."""
     datasets = dict(item.split("=", 1) for item in args.dataset)
     unknown = set(datasets) - {"pretrain", *TASKS}
     if unknown:
         parser.error(f"--dataset names one of pretrain, {', '.join(TASKS)}; got {sorted(unknown)}")
-    work = args.work.resolve()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    start = time.time()
-    timings: dict[str, float] = {}
     if len(datasets) < 1 + len(args.tasks):  # some data comes from the demo generator, into the work folder
         if design.demo_studies == 0:
             parser.error("--protocol runs on real data: give --dataset for pretrain and every task")
@@ -589,31 +662,25 @@ def main(argv: list[str] | None = None) -> int:
 
         generate_demo_data(work / "demo", num_studies=design.demo_studies, image_size=design.demo_image_size,
                            counts=design.demo_counts, progress=True)  # fmt: skip
-        timings["demo data"] = time.time() - start
-    folders = {
+    return {
         name: Path(datasets[name]) if name in datasets else work / "demo" / TASK_DATA[name][1] for name in TASK_DATA
     }
 
-    # 1. pre-training, one run per (pre-trained encoder, seed)
-    t = time.time()
-    pretrained = [e for e in args.encoders if e != "random"]
-    roots = {
-        (e, s): pretrain(e, s, folders["pretrain"], design, work, args.fresh) for s in args.seeds for e in pretrained
-    }
-    weights: dict[str, dict[int, str | None]] = {e: {s: None for s in args.seeds} for e in args.encoders}
+
+def pretrain_all(encoders: list[str], seeds: list[int], folders: dict[str, Path], design: Design, work: Path,
+                 fresh: bool, epochs: int | None = None) -> tuple[dict, dict[str, dict[int, str | None]]]:  # fmt: skip
+    """Pre-train every (encoder row, seed); the run folders and ``{encoder: {seed: encoder.pt or None}}``."""
+    roots = {(e, s): pretrain(e, s, folders["pretrain"], design, work, fresh, epochs)
+             for s in seeds for e in encoders if e != "random"}  # fmt: skip
+    weights: dict[str, dict[int, str | None]] = {e: {s: None for s in seeds} for e in encoders}
     for (e, s), root in roots.items():
         weights[e][s] = str(root / "models" / "encoder.pt")
-    timings["pre-training"] = time.time() - t
+    return roots, weights
 
-    # 2. what pre-training learnt: retrieval, zero-shot, curves (held-out MIMIC-CXR test pairs)
-    t = time.time()
-    pre = {
-        e: {str(s): pretraining_report(roots[(e, s)], folders["pretrain"], design, work) for s in args.seeds}
-        for e in pretrained
-    }
-    timings["retrieval + zero-shot"] = time.time() - t
 
-    # 3. downstream cells
+def downstream_scores(args: argparse.Namespace, design: Design, folders: dict[str, Path], weights: dict,
+                      work: Path, timings: dict[str, float]) -> dict:  # fmt: skip
+    """``{task: {encoder: {fraction: [score per seed]}}}`` for the tasks asked for."""
     raw: dict[str, dict[str, dict[str, list[float]]]] = {}
     if "classification" in args.tasks:
         t = time.time()
@@ -622,7 +689,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         timings["classification"] = time.time() - t
     for task in (t for t in args.tasks if t != "classification"):
-        t0 = time.time()
+        t = time.time()
         for fraction in args.fractions:
             for seed in args.seeds:
                 for encoder in args.encoders:
@@ -632,27 +699,51 @@ def main(argv: list[str] | None = None) -> int:
                     raw.setdefault(task, {}).setdefault(encoder, {}).setdefault(str(fraction), []).append(
                         round(value, 4)
                     )
-        timings[task] = time.time() - t0
+        timings[task] = time.time() - t
+    return raw
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    spectra = plot_pretrain_spectra({e: roots[(e, args.seeds[0])] for e in pretrained}, args.out / "spectra.png")
+
+def design_record(design: Design, seeds: list[int]) -> dict:
+    """The design as results.json keeps it."""
+    return {
+        "depth": design.depth, "image_size": design.image_size, "resize": design.resize,
+        "demo_studies": design.demo_studies, "demo_counts": design.demo_counts,
+        "pretrain_epochs": design.pretrain_epochs, "learning_rates": design.learning_rates,
+        "pretrain": design.pretrain, "variants": VARIANTS, "downstream": design.downstream,
+        "text_model": design.text_model, "seeds": seeds,
+    }  # fmt: skip
+
+
+def run_info(argv: list[str] | None, start: float, timings: dict[str, float]) -> dict:
+    """Command, machine, load and time of this run."""
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    results = {
+    return {
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
         "machine": f"{platform.platform()}, {os.cpu_count()} CPU cores, python {platform.python_version()}",
         "load_average_at_end": round(load, 2),
         "minutes": round((time.time() - start) / 60, 1),
         "minutes_per_stage": {k: round(v / 60, 1) for k, v in timings.items()},
-        "design": {
-            "depth": design.depth,
-            "image_size": design.image_size,
-            "demo_studies": design.demo_studies,
-            "demo_counts": design.demo_counts,
-            "pretrain": design.pretrain,
-            "downstream": design.downstream,
-            "text_model": design.text_model,
-            "seeds": args.seeds,
-        },
+    }
+
+
+def run_benchmark(args, argv, design: Design, folders: dict[str, Path], work: Path, start: float, timings) -> dict:
+    """Pre-training, what it learnt, the downstream cells; writes results.json/.md, transfer.png, spectra.png."""
+    t = time.time()
+    roots, weights = pretrain_all(args.encoders, args.seeds, folders, design, work, args.fresh)
+    timings["pre-training"] = time.time() - t
+    t = time.time()
+    pretrained = [e for e in args.encoders if e != "random"]
+    pre = {
+        e: {str(s): pretraining_report(roots[(e, s)], folders["pretrain"], design, work) for s in args.seeds}
+        for e in pretrained
+    }
+    timings["retrieval + zero-shot + geometry"] = time.time() - t
+    raw = downstream_scores(args, design, folders, weights, work, timings)
+    args.out.mkdir(parents=True, exist_ok=True)
+    spectra = plot_pretrain_spectra({e: roots[(e, args.seeds[0])] for e in pretrained}, args.out / "spectra.png")
+    results = {
+        **run_info(argv, start, timings),
+        "design": design_record(design, args.seeds),
         "datasets": {k: str(v) for k, v in folders.items()},
         "sizes": dataset_sizes(folders, args.fractions, args.seeds[0], work),
         "fractions": args.fractions,
@@ -670,7 +761,89 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "results.md").write_text(tables + "\n")
     plot_transfer(results, args.out / "transfer.png")
     print(tables)
-    print(f"\n{results['minutes']} min ({results['minutes_per_stage']}); results in {args.out}")
+    return results
+
+
+def run_sweep(args, argv, design: Design, folders: dict[str, Path], work: Path, start: float, timings) -> dict:
+    """The budget sweep: probe AUROC at 10% of labels and R@5 against pre-training steps for each of
+    ``--objectives``, next to the random encoder; writes sweep.json and curves.png."""
+    steps_per_epoch = len(report_splits(folders["pretrain"], work)["training"]) // int(design.pretrain["batch_size"])
+    sweep: dict = {"random": {}, "objectives": {}}
+    random_scores = classification_cells({"random": dict.fromkeys(args.seeds)}, folders["classification"], design,
+                                         [0.1], args.seeds, work, text_ceiling=False)  # fmt: skip
+    sweep["random"] = summarise(random_scores["random"]["0.1"])
+    for epochs in args.sweep_epochs:
+        roots, weights = pretrain_all(args.objectives, args.seeds, folders, design, work, args.fresh, epochs)
+        probe = classification_cells({e: weights[e] for e in args.objectives}, folders["classification"], design,
+                                     [0.1], args.seeds, work, text_ceiling=False)  # fmt: skip
+        for e in args.objectives:
+            reports = [pretraining_report(roots[(e, s)], folders["pretrain"], design, work) for s in args.seeds]
+            sweep["objectives"].setdefault(e, []).append({
+                "epochs": epochs, "steps": epochs * steps_per_epoch,
+                "learning_rate": design.learning_rates[str(VARIANTS[e]["objective"])],
+                "probe_10pct": summarise(probe[e]["0.1"]),
+                "R@5": summarise([round(r["retrieval_image_to_report"]["R@5"], 4) for r in reports]),
+                "erank_image_proj": summarise([r["geometry"]["erank_image_proj"] for r in reports]),
+                "final_loss": summarise([r["final"]["train_loss"] for r in reports]),
+                "minutes": summarise([round(r["seconds"] / 60, 2) for r in reports]),
+            })  # fmt: skip
+    sweep["chance_R@5"] = reports[0]["retrieval_chance"]["R@5"]
+    timings["sweep"] = time.time() - start
+    out = {**run_info(argv, start, timings), "design": design_record(design, args.seeds), "sweep": sweep}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "sweep.json").write_text(json.dumps(out, indent=1))
+    plot_curves(sweep, args.out / "curves.png")
+    for e, points in sweep["objectives"].items():
+        for p in points:
+            print(f"{e:<18} {p['epochs']:>3} epochs ({p['steps']:>4} steps): probe 10% {p['probe_10pct']['mean']:.3f} "
+                  f"± {p['probe_10pct']['std']:.3f} (random {sweep['random']['mean']:.3f} ± {sweep['random']['std']:.3f})"
+                  f", R@5 {p['R@5']['mean']:.3f} (3x chance {3 * sweep['chance_R@5']:.3f})")  # fmt: skip
+    return out
+
+
+def plot_curves(sweep: dict, path: Path) -> None:
+    """Probe AUROC (10% of labels) and R@5 against pre-training steps, mean ± std over seeds, with the references."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (probe_ax, r5_ax) = plt.subplots(1, 2, figsize=(9.6, 3.8))
+    rnd = sweep["random"]
+    probe_ax.axhspan(rnd["mean"] - 2 * rnd["std"], rnd["mean"] + 2 * rnd["std"], color="grey", alpha=0.2)
+    probe_ax.axhline(rnd["mean"], color="grey", linestyle="--", label="random encoder (± 2σ)")
+    r5_ax.axhline(sweep["chance_R@5"], color="grey", linestyle="--", label="chance")
+    r5_ax.axhline(3 * sweep["chance_R@5"], color="black", linestyle=":", label="3× chance")
+    for name, points in sweep["objectives"].items():
+        steps = [p["steps"] for p in points]
+        for ax, key in ((probe_ax, "probe_10pct"), (r5_ax, "R@5")):
+            ax.errorbar(steps, [p[key]["mean"] for p in points], yerr=[p[key]["std"] for p in points], marker="o",
+                        capsize=3, label=name)  # fmt: skip
+    probe_ax.set_ylabel("probe mean AUROC, 10% of labels")
+    r5_ax.set_ylabel("image→report R@5")
+    for ax in (probe_ax, r5_ax):
+        ax.set_xlabel("pre-training steps")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point: the benchmark, or with --sweep-epochs the budget sweep."""
+    args, parser = parse_args(argv)
+    design = make_design(args, parser)
+    work = args.work.resolve()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    start = time.time()
+    folders = prepare_data(args, parser, design, work)
+    timings = {"demo data": time.time() - start}
+    if args.sweep_epochs:
+        run_sweep(args, argv, design, folders, work, start, timings)
+    else:
+        results = run_benchmark(args, argv, design, folders, work, start, timings)
+        print(f"\n{results['minutes']} min ({results['minutes_per_stage']}); results in {args.out}")
     return 0
 
 

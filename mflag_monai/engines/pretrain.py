@@ -30,7 +30,6 @@ from ..utils.errors import non_finite_loss_error
 
 __all__ = ["MFLAGTrainer", "gradient_cached_backward", "paper_restart_period", "resolve_amp_dtype"]
 
-LOSS_KEYS = ("loss", "loss_align", "loss_orth", "loss_orth_floor")
 logger = logging.getLogger(__name__)
 
 
@@ -73,7 +72,7 @@ def gradient_cached_backward(
     backward: Callable[[torch.Tensor], None] = torch.Tensor.backward,
     on_forward: Callable[[], None] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Back-propagate the exact M-FLAG loss of a whole batch, holding one micro-batch of encoder activations.
+    """Back-propagate the exact loss of a whole batch, holding one micro-batch of encoder activations.
 
     (a) encode the images in micro-batches without autograd, giving ``Z`` for the whole batch; (b) with ``Z`` as a
     leaf, run both projection heads and the loss on the whole batch and back-propagate, which leaves the heads'
@@ -89,7 +88,7 @@ def gradient_cached_backward(
         model: an :class:`~mflag_monai.networks.MFLAG` (not wrapped in DDP).
         images: ``[B, C, H, W]`` on the model's device, already augmented.
         text_features: ``[B, H]`` frozen language-model features.
-        loss_function: ``MFLAGOutput -> {"loss", ...}`` (an :class:`~mflag_monai.losses.MFLAGLoss`).
+        loss_function: ``MFLAGOutput -> {"loss", ...}`` (a pre-training objective: M-FLAG's, InfoNCE, ...).
         micro_batch_size: images per encoder pass.
         autocast: a factory of the mixed-precision context, entered around every forward pass.
         backward: how to back-propagate the total loss (e.g. through a ``GradScaler``); ``dL/dZ`` carries its scale.
@@ -149,8 +148,9 @@ class MFLAGTrainer(SupervisedTrainer):
 
     Each batch is a dict with ``image_key`` (``[B, C, H, W]``) and ``report_key`` (``B`` strings); the text side goes
     through :func:`~mflag_monai.networks.batch_text_inputs` (cached features, else the frozen language model). The
-    loss function is an :class:`~mflag_monai.losses.MFLAGLoss`. The iteration output holds ``loss``, ``loss_align``,
-    ``loss_orth``. Images lost to decoding errors are counted by :class:`~mflag_monai.handlers.SkippedImageCounter`.
+    loss function is a pre-training objective (:mod:`mflag_monai.losses.objectives`: M-FLAG's, InfoNCE); the
+    iteration output holds ``loss`` and every other term it returns. Images lost to decoding errors are counted by
+    :class:`~mflag_monai.handlers.SkippedImageCounter`.
 
     Args:
         image_key, report_key: batch keys.
@@ -257,9 +257,10 @@ class MFLAGTrainer(SupervisedTrainer):
         else:
             engine.optimizer.step()
         engine.fire_event(IterationEvents.MODEL_COMPLETED)
+        # every term the objective returns, for the handlers to log (no loss names are wired in here)
         engine.state.output = {
             Keys.LOSS: losses["loss"].detach(),
-            **{k: losses[k] for k in LOSS_KEYS[1:] if k in losses},
+            **{k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in losses.items() if k != "loss"},
         }
         return engine.state.output
 

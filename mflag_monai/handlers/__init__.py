@@ -1,6 +1,7 @@
 """Ignite handlers of the bundles, attached the MONAI way (``handler.attach(engine)``), one module per concern.
 
-- ``progress``: the tqdm progress bar with the loss terms; ``throughput``: images/s and the data-wait share.
+- ``progress``: the tqdm progress bar with the loss terms; ``loss_terms``: their epoch means, whatever they are;
+  ``throughput``: images/s and the data-wait share.
 - ``checkpoint``: crash-safe training checkpoints and the resume, the best model of a validation, the encoder export,
   a checkpoint loader that refuses unsafe files.
 - ``reports``: the per-epoch history and the evaluation reports (metrics JSON, classification, detection,
@@ -16,6 +17,7 @@ from .base import ReportWriter, output_rows
 from .batchnorm import BatchNormRecalibration, recalibrate_batchnorm
 from .checkpoint import BestModelSaver, EncoderExporter, SafeCheckpointLoader, TrainingCheckpointer, resume_from_latest
 from .geometry import GEOMETRY_METRICS, LatentGeometryHandler, collect_latents, geometry_metrics, write_geometry
+from .loss_terms import EpochTermMeans
 from .non_finite_loss import NonFiniteLossError, StopOnNonFiniteLoss
 from .predictions import EmbeddingWriter, PredictionCSVWriter
 from .progress import ProgressBarHandler
@@ -38,6 +40,7 @@ __all__ = [
     "DetectionReportWriter",
     "EmbeddingWriter",
     "EncoderExporter",
+    "EpochTermMeans",
     "HistoryWriter",
     "LatentGeometryHandler",
     "MetricsJSONWriter",

@@ -155,6 +155,9 @@ class LatentGeometryHandler:
             (``geom_trainmode_*``; running statistics untouched). Eval mode is what a downstream task sees; a gap
             between the two means the network relies on batch-level information that eval mode lacks.
         skip_bad_images: leave out (and count) images that fail to load instead of stopping the run.
+        collapse_rank: warn once (the collapse alarm) when the eval-mode effective rank of the image or the report
+            projection falls below this (8); 0 turns the alarm off. Silent when the subset has fewer than
+            ``2 · collapse_rank + 1`` samples (its rank is capped at ``samples − 1``).
     """
 
     def __init__(
@@ -170,8 +173,11 @@ class LatentGeometryHandler:
         image_key: str = "image",
         train_mode: bool = True,
         skip_bad_images: bool = False,
+        collapse_rank: float = 8.0,
     ) -> None:
         self.data = data
+        self.collapse_rank = float(collapse_rank)
+        self.collapse_warned = False
         self.train_mode = train_mode
         self.skip_bad_images = skip_bad_images
         self.transform = transform
@@ -208,6 +214,13 @@ class LatentGeometryHandler:
             self._dataset = subset_dataset(entries, self.transform, self.cache, self.skip_bad_images, label)
         return self._dataset
 
+    def check_collapse(self, metrics: Mapping[str, float], epoch: int, samples: int) -> None:
+        """Warn once per run when a projection's effective rank is below ``collapse_rank``."""
+        message = None if self.collapse_warned else collapse_message(metrics, self.collapse_rank, epoch, samples)
+        if message is not None:
+            logger.warning(message)
+            self.collapse_warned = True
+
     def __call__(self, engine: Engine) -> None:
         """Compute and publish the diagnostics (or clear last epoch's values when not due)."""
         for name in GEOMETRY_METRICS:
@@ -228,9 +241,35 @@ class LatentGeometryHandler:
             metrics.update(geometry_metrics(latent_geometry(**batch_stats), TRAIN_MODE_PREFIX))
         engine.state.metrics.update(metrics)
         logger.info("Latent geometry, epoch %d: %s", engine.state.epoch, {k: round(v, 4) for k, v in metrics.items()})
+        self.check_collapse(metrics, engine.state.epoch, len(dataset))
         if self.output_dir is not None:
             info = {"epoch": engine.state.epoch, "iteration": engine.state.iteration}
             write_geometry(self.last, self.output_dir, "spectrum.json", self._split_used, len(dataset), info)
+
+
+COLLAPSE_HELP = (
+    "Each projection then maps most studies onto a few directions, so image-report retrieval and zero-shot "
+    "classification fall towards chance and the encoder learns little about individual studies. Settings that "
+    "help: --orth_feature image_proj (the orthogonality loss on the image projection), --freeze_text_projector true, "
+    "--objective infonce (negatives in the loss), or a lower --learning_rate (bundles/pretrain/docs/README.md, "
+    "'Projection collapse')."
+)
+
+
+def collapse_message(metrics: Mapping[str, float], threshold: float, epoch: int, samples: int) -> str | None:
+    """The collapse alarm's text when the eval-mode effective rank of either projection is below ``threshold``,
+    else ``None``."""
+    image = metrics.get(PREFIX + "erank_image_proj", float("nan"))
+    text = metrics.get(PREFIX + "erank_text_proj", float("nan"))
+    if threshold <= 0 or samples - 1 < 2 * threshold:  # too few samples to tell a collapse from the subset's size
+        return None
+    if not (image < threshold or text < threshold):
+        return None
+    return (
+        f"Projection collapse at epoch {epoch}: effective rank of the image projection {image:.1f}, of the report "
+        f"projection {text:.1f} (alarm below {threshold:g}; at most {samples - 1} on {samples} samples). "
+        + COLLAPSE_HELP
+    )
 
 
 def write_geometry(

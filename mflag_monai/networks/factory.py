@@ -21,6 +21,7 @@ def build_mflag(
     pretrained_image_weights: str | Path | None = None,
     proj_hidden_dim: int = 2048,
     proj_out_dim: int = 1024,
+    freeze_text_projector: bool = False,
 ) -> MFLAG:
     """Build an M-FLAG model: ResNet-``image_depth`` encoder, both projectors, frozen ``text_model``.
 
@@ -32,7 +33,14 @@ def build_mflag(
         trust_remote_code: let the language model run its own code (off).
         pretrained_image_weights: torchvision-layout encoder weights to start from (e.g. ImageNet), or ``None``.
         proj_hidden_dim, proj_out_dim: projector widths (2048, 1024).
+        freeze_text_projector: keep the text projector at its (seeded) random initialisation: its parameters get no
+            gradient and the optimiser never sees them. The report side is then a fixed function of the frozen
+            language model, so the alignment loss cannot be lowered by moving the reports onto a few directions
+            (the projection collapse of a trainable text projector); off in the paper.
     """
     encoder = build_image_encoder(image_depth, pretrained_weights=pretrained_image_weights)
     text = FrozenTextEncoder(text_model, pooling=pooling, max_length=max_length, trust_remote_code=trust_remote_code)
-    return MFLAG(encoder, text, proj_hidden_dim=proj_hidden_dim, proj_out_dim=proj_out_dim)
+    model = MFLAG(encoder, text, proj_hidden_dim=proj_hidden_dim, proj_out_dim=proj_out_dim)
+    if freeze_text_projector:
+        model.text_projector.requires_grad_(False)
+    return model

@@ -299,3 +299,39 @@ def test_no_report_text_under_cache_eval_or_models(trained) -> None:
                 assert not leaked, f"report text in {path.relative_to(bundle_root)}: {leaked[0][:60]!r}"
                 checked += 1
     assert checked > 10 and list((bundle_root / "cache" / "images").rglob("*.pt"))
+
+
+@pytest.mark.slow
+def test_infonce_with_a_frozen_text_projector_through_the_cli(trained, tmp_path: Path, tiny_bert_dir: Path) -> None:
+    bundle_root, _ = trained
+    demo_dir = bundle_root.parent / "demo"  # the demo the trained fixture generated
+    root = tmp_path / "infonce"
+    result = run_bundle(
+        root, demo_dir, tiny_bert_dir, "--objective", "infonce", "--learn_temperature", "true",
+        "--freeze_text_projector", "true", "--geometry_interval", "0",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    history = json.loads((root / "eval" / "history.json").read_text())
+    assert {"train_loss", "train_loss_image_to_text", "train_loss_text_to_image", "train_temperature"} <= set(
+        history[0]
+    )
+    assert not any(k.startswith("train_loss_orth") for k in history[0])  # no M-FLAG names wired in
+    first, last = (
+        torch.load(root / "models" / "checkpoints" / f"checkpoint_epoch={e}.pt", weights_only=True) for e in (1, 2)
+    )
+    for name, value in first["network"].items():
+        if name.startswith("text_projector.") and "running" not in name and "num_batches" not in name:
+            assert torch.equal(last["network"][name], value), f"{name} moved"
+    assert not torch.equal(last["network"]["image_projector.0.weight"], first["network"]["image_projector.0.weight"])
+    assert last["objective"]["log_scale"].item() != pytest.approx(first["objective"]["log_scale"].item(), abs=1e-9)
+    info = json.loads((root / "models" / "encoder.json").read_text())
+    assert info["objective"] == "infonce" and info["freeze_text_projector"] is True
+
+
+@pytest.mark.slow
+def test_unknown_objective_is_one_line(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    result = run_bundle(
+        tmp_path / "b", tmp_path / "demo", tiny_bert_dir, "--objective", "simclr", "--demo_studies", "12"
+    )
+    assert result.returncode != 0
+    assert "unknown objective 'simclr'" in result.stdout + result.stderr

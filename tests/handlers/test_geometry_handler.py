@@ -13,6 +13,7 @@ from ignite.engine import Events
 from torch import nn
 
 from mflag_monai.data import build_text_feature_cache
+from mflag_monai.data.text_features import TextFeatureCache, text_key
 from mflag_monai.engines import MFLAGTrainer
 from mflag_monai.evaluation.geometry import evaluate_geometry
 from mflag_monai.handlers.geometry import GEOMETRY_METRICS, LatentGeometryHandler
@@ -179,3 +180,56 @@ def test_subset_and_split_selection() -> None:
     assert select_split(datalist, "validation") == ("training", [1, 2, 3])
     assert select_split(datalist, "test") == ("test", [5, 6])
     assert select_split(datalist, "validation", fallback=None) == ("validation", [4])
+
+
+def distinct_report_features() -> TextFeatureCache:
+    """Random, distinct language-model features for the six reports (the tiny random BERT gives nearly the same
+    [CLS] feature for every text, so its report projection has a low rank whatever the projector does)."""
+    g = torch.Generator().manual_seed(3)
+    return TextFeatureCache(torch.randn(len(TEXTS), 32, generator=g), [text_key(t) for t in TEXTS], {})
+
+
+def alarm_warnings(caplog, setup, model, threshold: float, text_cache=None) -> list[str]:
+    """Run a geometry handler with the collapse alarm at ``threshold`` on ``model``; the warnings it logged."""
+    trainer = setup["trainer"]
+    handler = LatentGeometryHandler(
+        setup["datalist"], identity, split="training", max_samples=8, collapse_rank=threshold
+    )
+    network, cache = trainer.network, trainer.text_cache
+    trainer.network, trainer.text_cache = Wrapper(model), text_cache or cache
+    try:
+        with caplog.at_level("WARNING", logger="mflag_monai.handlers.geometry"):
+            caplog.clear()
+            handler(trainer)
+            handler(trainer)  # once per run, however often it is due
+    finally:
+        trainer.network, trainer.text_cache = network, cache
+    return [r.getMessage() for r in caplog.records if "Projection collapse" in r.getMessage()]
+
+
+def test_collapse_alarm_fires_once_on_a_collapsed_projection(setup, caplog) -> None:
+    import copy
+
+    collapsed = copy.deepcopy(setup["model"])
+    last = collapsed.image_projector[3]  # the second Linear of Linear-BN-ReLU-Linear-BN
+    with torch.no_grad():  # every image projected onto one direction: effective rank ~1
+        last.weight.copy_(torch.outer(torch.randn(last.out_features), torch.randn(last.in_features)))
+    (message,) = alarm_warnings(caplog, setup, collapsed, threshold=3.0, text_cache=distinct_report_features())
+    assert "effective rank of the image projection 1." in message and "--freeze_text_projector true" in message
+
+
+def test_collapse_alarm_is_silent_on_a_healthy_model(setup, caplog) -> None:
+    torch.manual_seed(1)
+    healthy = tiny_mflag(setup["model"].text_encoder)  # freshly initialised: projections of full rank
+    features = distinct_report_features()
+    assert alarm_warnings(caplog, setup, healthy, threshold=3.0, text_cache=features) == []
+    trainer = setup["trainer"]
+    network, cache = trainer.network, trainer.text_cache
+    trainer.network, trainer.text_cache = Wrapper(healthy), features
+    try:
+        eranks = LatentGeometryHandler(setup["datalist"], identity, split="training", max_samples=8)
+        eranks(trainer)
+    finally:
+        trainer.network, trainer.text_cache = network, cache
+    assert min(eranks.last["erank_image_proj"], eranks.last["erank_text_proj"]) > 3.0  # the silence is earned
+    assert alarm_warnings(caplog, setup, healthy, threshold=0, text_cache=features) == []  # 0: off

@@ -66,9 +66,57 @@ def test_linear_probe_separates_what_is_linearly_separable_and_not_noise() -> No
     assert bt.probe_score(noise_features, splits, names) < 0.7
 
 
-def test_overrides_are_parsed_to_python_values() -> None:
-    parsed = bt._parse_overrides(["--epochs", "12", "--learning_rate", "2e-4", "--amp", "true", "--dataset", "x"])
-    assert parsed == {"epochs": 12, "learning_rate": 2e-4, "amp": True, "dataset": "x"}
+def test_settings_become_bundle_options() -> None:
+    options = bt.cli_options({"epochs": 12, "learning_rate": 2e-4, "amp": True, "freeze_text_projector": False})
+    assert options == [
+        "--epochs",
+        "12",
+        "--learning_rate",
+        "0.0002",
+        "--amp",
+        "true",
+        "--freeze_text_projector",
+        "false",
+    ]
+
+
+def test_each_encoder_row_sets_its_variant_and_its_objectives_learning_rate() -> None:
+    design = bt.cpu_design(learning_rates={"infonce": 1e-3, "mflag": 2e-3})
+    infonce = design.pretrain_settings("infonce")
+    assert infonce["objective"] == "infonce" and infonce["learning_rate"] == 1e-3
+    assert infonce["epochs"] == design.pretrain_epochs and infonce["image_depth"] == design.depth
+    assert design.pretrain_settings("mflag-no-orth", epochs=3)["orth_weight"] == 0.0
+    assert design.pretrain_settings("mflag-no-orth", epochs=3)["epochs"] == 3
+    assert design.pretrain_settings("mflag-orth-proj")["orth_feature"] == "image_proj"
+    frozen = design.pretrain_settings("mflag-frozen-text")
+    assert frozen["freeze_text_projector"] is True and frozen["learning_rate"] == 2e-3
+    assert set(bt.ENCODERS) == {"random", *bt.VARIANTS}
+
+
+def test_learning_rates_per_objective_from_the_command_line() -> None:
+    args, parser = bt.parse_args(["--lr", "infonce=5e-4", "--pretrain-batch", "64"])
+    design = bt.make_design(args, parser)
+    assert design.learning_rates["infonce"] == 5e-4 and design.learning_rates["mflag"] == 2e-3
+    assert design.pretrain["batch_size"] == 64 and design.pretrain["micro_batch_size"] == 64
+    for bad in ("simclr=1e-3", "infonce=fast"):
+        args, parser = bt.parse_args(["--lr", bad])
+        with pytest.raises(SystemExit):
+            bt.make_design(args, parser)
+
+
+def test_downstream_settings_add_the_1pct_extras_only_at_1pct(tmp_path: Path) -> None:
+    design = bt.protocol_design(str(tmp_path / "w.pth"), str(tmp_path / "cxr-bert"))
+    assert design.downstream_settings("detection", 0.01)["learning_rate"] == 2e-4
+    assert "learning_rate" not in design.downstream_settings("detection", 0.1)
+    assert design.downstream_settings("segmentation", 0.1)["encoder_depth"] == 50
+
+
+def test_curves_plot_is_written(tmp_path: Path) -> None:
+    point = {"steps": 100, "probe_10pct": _cell(0.7, 0.01), "R@5": _cell(0.06, 0.01)}
+    sweep = {"random": _cell(0.64, 0.01), "chance_R@5": 0.0175,
+             "objectives": {"infonce": [point, {**point, "steps": 200}], "mflag": [point]}}  # fmt: skip
+    bt.plot_curves(sweep, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 5000
 
 
 def test_finished_runs_are_reused_not_rerun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -95,8 +143,7 @@ def test_an_interrupted_run_is_redone(tmp_path: Path, monkeypatch: pytest.Monkey
 
 def test_the_default_design_keeps_the_corpus_large_and_the_batch_exact() -> None:
     design = bt.cpu_design()
-    args = dict(zip(design.pretrain[::2], design.pretrain[1::2]))
-    assert int(args["--batch_size"]) >= 256 and int(args["--micro_batch_size"]) < int(args["--batch_size"])
+    assert design.pretrain["batch_size"] >= 256 and design.pretrain["micro_batch_size"] < design.pretrain["batch_size"]
 
 
 def test_protocol_without_weights_or_text_model_is_refused(capsys: pytest.CaptureFixture) -> None:
@@ -109,10 +156,10 @@ def test_protocol_without_weights_or_text_model_is_refused(capsys: pytest.Captur
 
 def test_protocol_uses_the_papers_settings(tmp_path: Path) -> None:
     design = bt.protocol_design(str(tmp_path / "w.pth"), str(tmp_path / "cxr-bert"))
-    args = dict(zip(design.pretrain[::2], design.pretrain[1::2]))
-    assert args["--learning_rate"] == "2e-5" and args["--batch_size"] == "512" and args["--epochs"] == "50"
-    assert args["--image_size"] == "224" and args["--resize"] == "256" and args["--amp"] == "true"
-    assert design.depth == 50 and "--fpn_channels" in design.downstream["detection"]
+    settings = design.pretrain_settings("mflag")
+    assert settings["learning_rate"] == 2e-5 and settings["batch_size"] == 512 and settings["epochs"] == 50
+    assert settings["image_size"] == 224 and settings["resize"] == 256 and settings["amp"] is True
+    assert design.depth == 50 and "fpn_channels" in design.downstream["detection"]
 
 
 def test_unknown_dataset_names_are_refused() -> None:
