@@ -10,7 +10,8 @@ backward, optimizer step):
   BERT-base-sized language model (random weights, eval mode, no_grad) before the same step;
 * ``supervised``      the same ResNet with ``Linear(feature_dim, 14)`` and ``BCEWithLogitsLoss``, AdamW;
 * ``mflag-microM``    the cached step at ``--large-batch`` (512, the paper's) with ``micro_batch_size`` M, one row per
-  ``--micro-batch-sizes`` value: the exact loss of the large batch through gradient caching.
+  ``--micro-batch-sizes`` value: the loss of the large batch through gradient caching (exact given the features;
+  in train mode the encoder's BatchNorm normalises per micro-batch).
 
 Targets: ``cached / supervised >= 0.9`` and ``cached / uncached >= 5`` (img/s); ``microM / cached >= 0.7`` (the
 gradient cache costs one extra encoder forward). Peak memory should follow the micro-batch size, not the batch.

@@ -5,8 +5,9 @@ workflow properties of each config. For each bundle, in order:
 
 * ``files``        ``configs/metadata.json``, ``LICENSE`` and an inference config (``configs/inference.yaml``) exist,
                    and ``models/model.pt`` (the model zoo's preferred file; its ``verify_bundle.py`` fails without it).
-* ``metadata``     ``configs/metadata.json`` has every key MONAI's model zoo expects (SPEC §5), a changelog entry for the
-                   current version, ``network_data_format`` with an ``image`` input and a ``pred`` output; the package
+* ``metadata``     ``configs/metadata.json`` has every key MONAI's model zoo expects
+                   (docs/method.md#monai-bundle-conventions), a changelog entry for the current version,
+                   ``network_data_format`` with an ``image`` input and a ``pred`` output; the package
                    pins agree with the other bundles'; no ``optional_packages_version`` (MONAI 1.6 reads it as a
                    deprecated name of ``required_packages_version`` and replaces that list with it); a
                    ``pretrained_encoder`` declaration names an id of ``train.yaml``.

@@ -1,8 +1,8 @@
 """A disk cache of the frozen language model's report features.
 
-The language model is frozen and deterministic in eval mode, so a report's feature is a pure function of
-(model weights, tokenizer settings, pooling, text) (SPEC §1). We compute it once per distinct report and store it
-in a file whose name is a hash of everything but the text; inside, features are keyed by a hash of the text. A
+The language model is frozen and deterministic in eval mode, so a report's feature is a pure function of (model weights,
+tokenizer settings, pooling, text) (docs/method.md#cached-text-features). We compute it once per distinct report and
+store it in a file whose name is a hash of everything but the text; inside, features are keyed by a hash of the text. A
 different model, ``max_length`` or pooling therefore reads a different file and can never see stale features.
 """
 

@@ -5,8 +5,11 @@ cached text features) and yields two loss terms that we want to log separately, 
 Everything else (events, handlers, metrics, AMP flag, ``torch.compile`` option) is MONAI's.
 
 Large batches on small memory (``micro_batch_size``): the orthogonality loss is a statistic of the whole batch, so
-gradient accumulation (several small ``C``) is not the same loss. Gradient caching computes the exact loss of the
-whole batch while the encoder holds one micro-batch of activations at a time; see :func:`gradient_cached_backward`.
+gradient accumulation (several small ``C``) is not the same loss. Gradient caching computes the loss of the whole
+batch while the encoder holds one micro-batch of activations at a time; see :func:`gradient_cached_backward`. The loss
+terms are exact given the features, but in train mode the encoder's BatchNorm normalises each micro-batch with its own
+statistics (as per-GPU BatchNorm does in multi-GPU training), so loss and gradients equal the single pass only with the
+encoder's BatchNorm in eval mode or with one micro-batch.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ def gradient_cached_backward(
     backward: Callable[[torch.Tensor], None] = torch.Tensor.backward,
     on_forward: Callable[[], None] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Back-propagate the exact loss of a whole batch, holding one micro-batch of encoder activations.
+    """Back-propagate the loss of a whole batch, holding one micro-batch of encoder activations.
 
     (a) encode the images in micro-batches without autograd, giving ``Z`` for the whole batch; (b) with ``Z`` as a
     leaf, run both projection heads and the loss on the whole batch and back-propagate, which leaves the heads'
@@ -159,9 +162,10 @@ class MFLAGTrainer(SupervisedTrainer):
         amp_dtype: autocast dtype when ``amp`` is on: ``"auto"`` (bf16 where the GPU supports it, else fp16),
             ``torch.float16`` (with the grad scaler on GPU) or ``torch.bfloat16``.
         channels_last: feed images in channels-last memory format (faster convolutions on recent GPUs/CPUs).
-        micro_batch_size: images per encoder pass; ``None`` or the batch size: one plain pass. Smaller: the exact
-            loss of the whole batch through gradient caching (:func:`gradient_cached_backward`), with the encoder
-            holding only this many images' activations. The bundle's inferer is not used on that path.
+        micro_batch_size: images per encoder pass; ``None`` or the batch size: one plain pass. Smaller: the loss of
+            the whole batch through gradient caching (:func:`gradient_cached_backward`; exact given the features, with
+            the encoder's BatchNorm normalising per micro-batch in train mode), with the encoder holding only this many
+            images' activations. The bundle's inferer is not used on that path.
         batch_transform: applied without gradients to the batch's images once they are on the device, before the
             plain or the gradient-cached step (so both passes of the gradient cache see the same images), e.g. a
             :class:`~mflag_monai.transforms.CXRBatchAugmentation` (``augment_on: device``).
@@ -223,7 +227,7 @@ class MFLAGTrainer(SupervisedTrainer):
                 f"The orthogonality loss sees batches of {effective} features of width {dim}: it cannot go below "
                 f"{orth.floor(batch, int(dim)):.1f} (logged as loss_orth_floor), and its gradient is mostly that "
                 f"floor. A larger batch in the same memory: --batch_size {max(512, int(dim) // 4)} "
-                f"--micro_batch_size {micro} (exact gradient caching; bundles/pretrain/docs/README.md)."
+                f"--micro_batch_size {micro} (gradient caching; bundles/pretrain/docs/README.md)."
             )
 
     def _iteration(self, engine: MFLAGTrainer, batchdata: dict) -> dict:  # type: ignore[override]
@@ -283,7 +287,8 @@ class MFLAGTrainer(SupervisedTrainer):
         return losses
 
     def _gradient_cached_step(self, engine: MFLAGTrainer, images, texts, features) -> Mapping[str, torch.Tensor]:
-        """The exact whole-batch loss with micro-batched encoder passes (:func:`gradient_cached_backward`).
+        """The whole-batch loss with micro-batched encoder passes (:func:`gradient_cached_backward`; exact given the
+        features, with the encoder's BatchNorm normalising per micro-batch in train mode).
 
         Under DDP the wrapped module's parts are called directly (DDP's reducer expects one forward and one backward
         per step), so buffers are broadcast and gradients averaged here, as DDP would.

@@ -1,4 +1,4 @@
-"""M-FLAG losses, exactly as SPEC §1.
+"""M-FLAG losses, exactly as docs/method.md#losses states them.
 
 * alignment: ``mean over batch of (2 - 2 x̂·ŷ) + (2 - 2 ŷ·x̂) = mean(4 - 4 cos(x, y))`` on L2-normalised projections;
   no temperature and no negatives.
@@ -28,7 +28,8 @@ __all__ = ["AlignmentLoss", "MFLAGLoss", "OrthogonalityLoss", "orthogonality_flo
 
 
 def orthogonality_floor(batch_size: int, dim: int, lambd: float = 0.0051, scale: float = 0.5) -> float:
-    """The lowest value the orthogonality loss can reach on ``batch_size × dim`` features (SPEC §3b).
+    """The lowest value the orthogonality loss can reach on ``batch_size × dim`` features
+    (docs/method.md#orthogonality-floor).
 
     ``C = ZᵀZ/B`` has rank ≤ ``B``; the minimum ``scale·λ·D·(D − B) / ((1 − λ)·B + λ·D)`` is reached with
     ``Cᵢᵢ = 1 / (1 + λ(D/B − 1))``. It is 0 once ``B ≥ D``. Gradient accumulation does not lower it: only a larger

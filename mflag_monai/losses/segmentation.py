@@ -1,4 +1,4 @@
-"""Segmentation loss of the downstream protocol (SPEC §2): ``10 · focal(γ=2) − log(soft Dice)``."""
+"""Segmentation loss of the downstream protocol (docs/method.md#segmentation): ``10 · focal(γ=2) − log(soft Dice)``."""
 
 from __future__ import annotations
 

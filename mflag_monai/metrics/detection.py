@@ -1,4 +1,5 @@
-"""Detection mAP of the downstream protocol (SPEC §2): AP averaged over the IoU thresholds 0.40, 0.45, ..., 0.75.
+"""Detection mAP of the downstream protocol (docs/method.md#detection): AP averaged over the IoU thresholds 0.40,
+0.45, ..., 0.75.
 
 Two protocols (:mod:`~mflag_monai.metrics.protocol`):
 

@@ -1,4 +1,4 @@
-"""Per-image Dice of the MGCA segmentation protocol (SPEC §2).
+"""Per-image Dice of the MGCA segmentation protocol (docs/method.md#segmentation).
 
 Each image scores ``2|P ∩ T| / (|P| + |T|)`` with ``P`` the prediction binarised at ``> threshold`` and ``T`` the
 ground truth; an image whose ground truth is empty scores 1 if the prediction is empty too, else 0. The reported

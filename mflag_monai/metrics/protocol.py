@@ -1,14 +1,14 @@
 """Metric protocols: the standard definitions (default) and MGCA's released evaluation code (comparability mode).
 
-``"standard"`` computes each metric as its reference implementation defines it: detection mAP equals
-pycocotools' COCO AP, mean AUROC equals scikit-learn's ``roc_auc_score`` averaged over the labels where AUROC is
-defined, Dice is the per-image rule of SPEC §2 averaged over images.
+``"standard"`` computes each metric as its reference implementation defines it: detection mAP equals pycocotools' COCO
+AP, mean AUROC equals scikit-learn's ``roc_auc_score`` averaged over the labels where AUROC is defined, Dice is the
+per-image rule of docs/method.md#segmentation averaged over images.
 
 ``"mgca"`` re-derives what MGCA's released code (``HKU-MedAI/MGCA``: ``ssl_detector.py``, ``ssl_segmenter.py``,
-``ssl_finetuner.py`` with ``torchmetrics==0.8.2``) computed, so that a number can be put next to a table computed
-with that code (the published segmentation and detection tables; SPEC §2). It is a comparability mode, not a
-better metric: it skips images, works in float32 and averages batch means. Each metric module documents exactly what
-the mode changes.
+``ssl_finetuner.py`` with ``torchmetrics==0.8.2``) computed, so that a number can be put next to a table computed with
+that code (the published segmentation and detection tables; docs/method.md#published-results). It is a comparability
+mode, not a better metric: it skips images, works in float32 and averages batch means. Each metric module documents
+exactly what the mode changes.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""RetinaNet on the pre-trained encoder (SPEC §2: MONAI ``RetinaNet`` with a feature pyramid over the frozen
-``layer2/3/4``; the paper used YOLOv3 on the same three stages).
+"""RetinaNet on the pre-trained encoder (docs/method.md#detection: MONAI ``RetinaNet`` with a feature pyramid over the
+frozen ``layer2/3/4``; the paper used YOLOv3 on the same three stages).
 
 The feature extractor is :class:`FrozenEncoderFPN`: our :class:`ResNetEncoder` (so the pre-trained weights load
 strictly, as in the other downstream bundles) and MONAI's ``FeaturePyramidNetwork`` with a max-pooled extra level,

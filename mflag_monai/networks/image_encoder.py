@@ -1,9 +1,9 @@
 """ResNet image encoders in the torchvision-compatible layout.
 
-MONAI's ``ResNet`` with ``conv1_t_stride=2`` and ``bias_downsample=False`` has exactly the parameter names and
-shapes of torchvision's ResNet, so ImageNet weights and the M-FLAG authors' released encoder load strictly into it
-(SPEC §5). We keep MONAI's class (rather than torchvision's) so the encoder is the same object the downstream
-MONAI networks (``FlexibleUNet``, RetinaNet feature extractors) are built from.
+MONAI's ``ResNet`` with ``conv1_t_stride=2`` and ``bias_downsample=False`` has exactly the parameter names and shapes of
+torchvision's ResNet, so ImageNet weights and the M-FLAG authors' released encoder load strictly into it
+(docs/method.md#monai-bundle-conventions). We keep MONAI's class (rather than torchvision's) so the encoder is the same
+object the downstream MONAI networks (``FlexibleUNet``, RetinaNet feature extractors) are built from.
 """
 
 from __future__ import annotations
@@ -44,9 +44,10 @@ KNOWN_PREFIXES = ("module.", "model.", "encoder.", "img_encoder.", "image_encode
 class ResNetEncoder(ResNet):
     """A 2D MONAI ResNet without its classifier, returning the pooled ``layer4`` feature.
 
-    The output for an input ``[B, C, H, W]`` is ``[B, feature_dim]`` (2048 for ResNet-50, 512 for ResNet-18/34),
-    the global-average-pooled post-ReLU ``layer4`` map that M-FLAG's orthogonality loss acts on (SPEC §1).
-    ``fc`` is kept as ``None`` so that torchvision state dicts (which carry ``fc.*``) load once ``fc`` keys are dropped.
+    The output for an input ``[B, C, H, W]`` is ``[B, feature_dim]`` (2048 for ResNet-50, 512 for ResNet-18/34), the
+    global-average-pooled post-ReLU ``layer4`` map that M-FLAG's orthogonality loss acts on
+    (docs/method.md#image-encoder). ``fc`` is kept as ``None`` so that torchvision state dicts (which carry ``fc.*``)
+    load once ``fc`` keys are dropped.
     """
 
     def __init__(self, depth: int = 50, in_channels: int = 3) -> None:

@@ -1,4 +1,4 @@
-"""M-FLAG projection heads (SPEC §1)."""
+"""M-FLAG projection heads (docs/method.md#projection-heads)."""
 
 from __future__ import annotations
 

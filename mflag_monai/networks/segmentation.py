@@ -1,4 +1,4 @@
-"""U-Net on the pre-trained encoder (SPEC §2: MONAI ``FlexibleUNet`` with a ResNet-50 backbone).
+"""U-Net on the pre-trained encoder (docs/method.md#segmentation: MONAI ``FlexibleUNet`` with a ResNet-50 backbone).
 
 ``FlexibleUNet``'s ResNet-50 backbone has the torchvision layout of :class:`ResNetEncoder`, but its ResNet-18/34
 use zero-padding shortcuts (type A) instead of torchvision's 1×1 convolutions; so the backbone is replaced by a

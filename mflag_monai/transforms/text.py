@@ -153,7 +153,7 @@ def parse_report_sections(text: str, extra_names: Iterable[str] = ()) -> dict[st
 
 
 def assemble_report(report: str | Mapping[str, str], order: tuple[str, ...] = ("impression", "findings")) -> str:
-    """The text M-FLAG encodes: impression followed by findings; missing parts are skipped (SPEC §1).
+    """The text M-FLAG encodes: impression followed by findings; missing parts are skipped (docs/method.md#report-text).
 
     Args:
         report: the raw report text, or sections already parsed by :func:`parse_report_sections`.

@@ -51,7 +51,7 @@ def _tint(mask: np.ndarray, rgb: tuple[float, float, float], alpha: float = 0.4)
 
 
 def _dice(pred: np.ndarray, truth: np.ndarray) -> float:
-    """Dice with the protocol's empty-truth rule (SPEC §2): both empty → 1."""
+    """Dice with the protocol's empty-truth rule (docs/method.md#segmentation): both empty → 1."""
     total = int(pred.sum()) + int(truth.sum())
     return 1.0 if total == 0 else 2.0 * float((pred & truth).sum()) / total
 

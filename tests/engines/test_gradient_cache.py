@@ -1,4 +1,5 @@
-"""Gradient-cached pre-training steps: the exact whole-batch loss and gradients in micro-batches."""
+"""Gradient-cached pre-training steps: the whole-batch loss and gradients in micro-batches, exact with the encoder's
+BatchNorm in eval mode or with one micro-batch (in train mode BatchNorm normalises per micro-batch)."""
 
 from __future__ import annotations
 

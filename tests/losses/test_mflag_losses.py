@@ -1,4 +1,4 @@
-"""The losses against a plain re-computation of SPEC §1's formulas."""
+"""The losses against a plain re-computation of the formulas in docs/method.md#losses."""
 
 from __future__ import annotations
 
@@ -107,7 +107,7 @@ def test_loss_under_cpu_autocast_is_finite_and_matches_fp32(dtype: torch.dtype) 
         assert got[key].item() == pytest.approx(expected[key].item(), rel=0.01)
 
 
-# SPEC §3b: f*(B, D) at λ = 0.0051
+# docs/method.md#orthogonality-floor: f*(B, D) at λ = 0.0051
 @pytest.mark.parametrize(
     ("batch", "dim", "floor"),
     [
@@ -124,7 +124,7 @@ def test_loss_under_cpu_autocast_is_finite_and_matches_fp32(dtype: torch.dtype) 
     ],
 )
 def test_orthogonality_floor_values(batch: int, dim: int, floor: float) -> None:
-    assert orthogonality_floor(batch, dim) == pytest.approx(floor, abs=0.06)  # SPEC gives 0.1 steps
+    assert orthogonality_floor(batch, dim) == pytest.approx(floor, abs=0.06)  # the table gives 0.1 steps
 
 
 def test_orthogonality_floor_is_reached_and_never_beaten() -> None:

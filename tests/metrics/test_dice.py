@@ -1,5 +1,6 @@
-"""Per-image Dice (SPEC §2): hand-computed cases, the empty-mask rule, seeded cases against the rule written in
-numpy, the MONAI evaluator path, and the mgca protocol (MGCA's mean of batch means) against MGCA's own code."""
+"""Per-image Dice (docs/method.md#segmentation): hand-computed cases, the empty-mask rule, seeded cases against the rule
+written in numpy, the MONAI evaluator path, and the mgca protocol (MGCA's mean of batch means) against MGCA's own
+code."""
 
 from __future__ import annotations
 
@@ -90,8 +91,8 @@ def test_in_a_supervised_evaluator() -> None:
 
 
 def dice_rule(pred: np.ndarray, target: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """SPEC §2's per-image Dice in float64: foreground where pred > threshold and target > 0.5; an empty ground
-    truth scores 1 if the prediction is empty, else 0."""
+    """The per-image Dice of docs/method.md#segmentation in float64: foreground where pred > threshold and target > 0.5;
+    an empty ground truth scores 1 if the prediction is empty, else 0."""
     out = []
     for p, t in zip(pred.reshape(len(pred), -1) > threshold, target.reshape(len(target), -1) > 0.5):
         if not t.any():

@@ -36,7 +36,8 @@ def test_language_model_not_in_state_dict(tiny_bert_dir) -> None:
 
 
 def test_bert_base_resnet50_trainable_share_and_frozen_lm_after_step() -> None:
-    """SPEC §1: ResNet-50 + both projectors trainable, BERT-base frozen: trainable share ~23%, <= 25%."""
+    """ResNet-50 + both projectors trainable, BERT-base frozen: trainable share ~23%, <= 25%
+    (docs/method.md#parameter-count)."""
     from mflag_monai.networks.text_encoder import load_text_model
 
     torch.manual_seed(0)

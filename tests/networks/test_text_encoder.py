@@ -24,7 +24,7 @@ def test_demo_minilm_loads_offline() -> None:
 def test_frozen_and_eval_even_after_train(tiny_bert_dir: Path) -> None:
     enc = FrozenTextEncoder(tiny_bert_dir)
     enc.train()
-    assert not enc.model.training  # dropout stays off (the authors' code forgot eval())
+    assert not enc.model.training  # dropout stays off, as in the authors' code (from_pretrained's eval mode)
     a = enc(["no pneumothorax ."])
     b = enc(["no pneumothorax ."])
     assert torch.equal(a, b)

@@ -249,7 +249,8 @@ def test_known_refusals(corpus, rel: str, reason: str) -> None:
 
 
 def test_installed_decoders_cover_the_common_compressed_syntaxes() -> None:
-    """JPEG baseline/extended/lossless, JPEG-LS, JPEG 2000 and RLE decode (SPEC §4: pyproject installs the plugins)."""
+    """JPEG baseline/extended/lossless, JPEG-LS, JPEG 2000 and RLE decode (pyproject installs the plugins;
+    docs/method.md#dicom)."""
     from pydicom import uid
 
     get_decoder = pytest.importorskip("pydicom.pixels", reason="decoder registry is pydicom >= 3").get_decoder

@@ -1,5 +1,5 @@
 """The built-in demo data: small synthetic versions of the public data sets, on disk in their
-official formats (SPEC section 3), so that every preparer, bundle and test runs without them.
+official formats (docs/method.md#dataset-formats), so that every preparer, bundle and test runs without them.
 
 Every image is a :mod:`~mflag_monai.data.demo.phantom` radiograph, and every label, report
 sentence, box and mask is derived from what that phantom drew. Four data sets are written

@@ -1,4 +1,7 @@
-"""CheXpert (``train.csv`` / ``valid.csv`` + JPGs) → 5-label classification datalist (SPEC §2, §3)."""
+"""CheXpert (``train.csv`` / ``valid.csv`` + JPGs) → 5-label classification datalist.
+
+Format and labels: docs/method.md#chexpert and docs/method.md#classification.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""CheXpert Plus (``df_chexpert_plus_240401.csv`` + PNG or DICOM images) → image–report datalist (SPEC §3)."""
+"""CheXpert Plus (``df_chexpert_plus_240401.csv`` + PNG or DICOM images) → image–report datalist.
+
+Format: docs/method.md#chexpert-plus.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""COVIDx (``train.txt`` / ``test.txt``, ``train/`` / ``test/`` images) → 3-class datalist (SPEC §2, §3)."""
+"""COVIDx (``train.txt`` / ``test.txt``, ``train/`` / ``test/`` images) → 3-class datalist (docs/method.md#covidx)."""
 
 from __future__ import annotations
 

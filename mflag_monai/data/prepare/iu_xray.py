@@ -1,4 +1,6 @@
-"""IU X-ray (Open-i, Indiana University chest X-ray collection) → image–report datalist for pre-training (SPEC §3).
+"""IU X-ray (Open-i, Indiana University chest X-ray collection) → image–report datalist for pre-training.
+
+Format: docs/method.md#iu-x-ray.
 
 Two layouts are read:
 

@@ -1,4 +1,5 @@
-"""Label sets of the classification datasets, the CheXpert uncertainty policy, and label-based strata (SPEC §2).
+"""Label sets of the classification datasets, the CheXpert uncertainty policy, and label-based strata
+(docs/method.md#classification).
 
 The order of every list here is the order of the label vectors the preparers write: a classifier's output channel
 ``i`` is ``TaskSpec.names[i]``.
@@ -85,7 +86,8 @@ class TaskSpec:
 
     @property
     def metric(self) -> str:
-        """The metric SPEC §2 reports: ``"auroc"`` (mean over labels) or ``"accuracy"``."""
+        """The metric the protocol reports (docs/method.md#classification): ``"auroc"`` (mean over labels) or
+        ``"accuracy"``."""
         return "auroc" if self.problem == "multi-label" else "accuracy"
 
 
@@ -135,7 +137,7 @@ def parse_chexpert_value(value: Any) -> float | None:
 
 
 def chexpert_policy(name: str, value: Any, *, blank: float | None = 0.0) -> float | None:
-    """Map one CheXpert-labeller value of label ``name`` to a training target (SPEC §2).
+    """Map one CheXpert-labeller value of label ``name`` to a training target (docs/method.md#classification).
 
     1 and 0 are kept; uncertain (−1) becomes 1 for Atelectasis, Edema and Pleural Effusion and 0 for the other
     labels; blank (not mentioned) becomes ``blank``.

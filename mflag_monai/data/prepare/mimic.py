@@ -1,4 +1,4 @@
-"""MIMIC-CXR (DICOM or JPG) → image–report datalist for pre-training (SPEC §3)."""
+"""MIMIC-CXR (DICOM or JPG) → image–report datalist for pre-training (docs/method.md#mimic-cxr)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""MIMIC-CXR images + ``mimic-cxr-2.0.0-chexpert.csv`` → 14-label classification datalist (SPEC §2, §3)."""
+"""MIMIC-CXR images + ``mimic-cxr-2.0.0-chexpert.csv`` → 14-label classification datalist.
+
+Format and labels: docs/method.md#mimic-cxr and docs/method.md#classification.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""NIH ChestX-ray14 (``Data_Entry_2017.csv``, official split lists, ``images*/``) → 14-label datalist (SPEC §3)."""
+"""NIH ChestX-ray14 (``Data_Entry_2017.csv``, official split lists, ``images*/``) → 14-label datalist.
+
+Format: docs/method.md#nih-chestx-ray14.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Object-CXR (``train.csv`` / ``dev.csv`` + JPG folders) → detection datalist of foreign objects (SPEC §2, §3).
+"""Object-CXR (``train.csv`` / ``dev.csv`` + JPG folders) → detection datalist of foreign objects
+(docs/method.md#object-cxr).
 
 Each CSV row is ``image_name,annotation``; the annotation lists the objects separated by ``;``, each ``TYPE`` then
 pixel coordinates, separated by spaces: ``0 x1 y1 x2 y2`` (rectangle), ``1 x1 y1 x2 y2`` (ellipse, given by its

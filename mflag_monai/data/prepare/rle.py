@@ -1,6 +1,6 @@
 """Run-length encoding of the SIIM-ACR Pneumothorax challenge (``train-rle.csv``).
 
-The format (SPEC section 3): ``EncodedPixels`` is a whitespace-separated list of
+The format (docs/method.md#siim-acr-pneumothorax): ``EncodedPixels`` is a whitespace-separated list of
 ``offset length`` pairs over the image flattened **column-major** (down the first
 column, then the second, ...). Each offset is relative to the *end of the previous
 run* (the first one to pixel 0), not absolute. ``-1`` means "no pneumothorax".

@@ -1,5 +1,5 @@
 """RSNA Pneumonia (``stage_2_train_labels.csv`` + ``stage_2_train_images/``) → classification, segmentation or
-detection datalists (SPEC §2, §3)."""
+detection datalists (format: docs/method.md#rsna-pneumonia; protocols: docs/method.md#downstream-protocols)."""
 
 from __future__ import annotations
 

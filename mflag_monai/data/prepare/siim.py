@@ -1,4 +1,7 @@
-"""SIIM-ACR Pneumothorax (``train-rle.csv`` + a DICOM tree) → segmentation datalist with mask PNGs (SPEC §2, §3)."""
+"""SIIM-ACR Pneumothorax (``train-rle.csv`` + a DICOM tree) → segmentation datalist with mask PNGs.
+
+Format and protocol: docs/method.md#siim-acr-pneumothorax and docs/method.md#segmentation.
+"""
 
 from __future__ import annotations
 
@@ -65,10 +68,10 @@ def prepare_siim(
 ) -> PreparedDatalist:
     """Turn SIIM-ACR Pneumothorax into a segmentation datalist, writing one mask PNG per kept image.
 
-    Steps: read ``train-rle.csv`` (several rows of one image are unioned); find every ``{ImageId}.dcm`` under
-    ``root``; drop images without a DICOM; split 70/15/15 at random with ``seed``, stratified by positive/negative
-    (SIIM has no official split; each image is its own group); in training, keep every positive and as many
-    negatives, drawn with ``seed`` (SPEC §2); then keep ``fraction`` of that training split, stratified by
+    Steps: read ``train-rle.csv`` (several rows of one image are unioned); find every ``{ImageId}.dcm`` under ``root``;
+    drop images without a DICOM; split 70/15/15 at random with ``seed``, stratified by positive/negative (SIIM has no
+    official split; each image is its own group); in training, keep every positive and as many negatives, drawn with
+    ``seed`` (docs/method.md#segmentation); then keep ``fraction`` of that training split, stratified by
     positive/negative. Validation and test are never subsampled.
 
     Args:

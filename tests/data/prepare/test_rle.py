@@ -1,4 +1,4 @@
-"""Tests of the SIIM-ACR run-length encoding (SPEC section 3)."""
+"""Tests of the SIIM-ACR run-length encoding (docs/method.md#siim-acr-pneumothorax)."""
 
 import numpy as np
 import pytest
