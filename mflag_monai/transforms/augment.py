@@ -1,4 +1,4 @@
-"""The paper's pre-training augmentations as a MONAI transform chain (SPEC §1).
+"""The paper's pre-training augmentations as a MONAI transform chain (docs/method.md#augmentations).
 
 In order: resize to ~256 px, random crop 224, random rotation in [0°, 90°], random perspective (distortion 0.5,
 p 0.5), random autocontrast (p 0.5), normalise with mean 0.5 / std 0.5, grey repeated to 3 channels for the
@@ -101,7 +101,8 @@ class RandPerspectived(RandomizableTransform, MapTransform):
 
 
 def quantize_uint8(image: torch.Tensor) -> torch.Tensor:
-    """[0, 1] float → uint8 (rounded): the compact dtype a preprocessing cache stores (SPEC §7)."""
+    """[0, 1] float → uint8 (rounded): the compact dtype a preprocessing cache stores
+    (docs/method.md#scale-and-environment)."""
     return (image * 255.0).round().clamp(0, 255).to(torch.uint8)
 
 
@@ -171,6 +172,7 @@ def cxr_pretrain_transforms(
     crop: int = 224,
     cache_dtype: torch.dtype = torch.uint8,
     augment_on: str = "cpu",
+    max_rotation_deg: float = 90.0,
     **augment_kwargs,
 ) -> Compose:
     """Full pre-training chain of the data loader: :func:`cxr_preprocessing` then the random part, flattened.
@@ -178,7 +180,8 @@ def cxr_pretrain_transforms(
     Flat, so that MONAI's cached datasets store everything before the first random transform (the same cache for
     both modes). ``augment_on="cpu"``: all of :func:`cxr_pretrain_augmentation`, per sample. ``"device"``: only the
     random crop, leaving the cached dtype (uint8: a quarter of the bytes of float32 to collate and copy, one channel
-    instead of three); :class:`~mflag_monai.transforms.CXRBatchAugmentation` does the rest on the training device.
+    instead of three); :class:`~mflag_monai.transforms.CXRBatchAugmentation` does the rest on the training device,
+    and takes the rotation range there (``max_rotation_deg`` is then unused here).
     """
     if augment_on not in AUGMENT_ON:
         raise ValueError(f"augment_on must be one of {AUGMENT_ON}, got {augment_on!r}")
@@ -194,7 +197,9 @@ def cxr_pretrain_transforms(
             EnsureTyped(keys, track_meta=False, dtype=None),
         ]
         return Compose([*pre.transforms, *rand])
-    aug = cxr_pretrain_augmentation(keys, crop, cache_dtype=cache_dtype, **augment_kwargs)
+    aug = cxr_pretrain_augmentation(
+        keys, crop, cache_dtype=cache_dtype, max_rotation_deg=max_rotation_deg, **augment_kwargs
+    )
     return Compose([*pre.transforms, *aug.transforms])
 
 

@@ -90,14 +90,15 @@ def test_each_encoder_row_sets_its_variant_and_its_objectives_learning_rate() ->
     assert design.pretrain_settings("mflag-orth-proj")["orth_feature"] == "image_proj"
     frozen = design.pretrain_settings("mflag-frozen-text")
     assert frozen["freeze_text_projector"] is True and frozen["learning_rate"] == 2e-3
+    assert frozen["max_rotation_deg"] == infonce["max_rotation_deg"]  # every row pre-trains on the same design
     assert set(bt.ENCODERS) == {"random", *bt.VARIANTS}
 
 
 def test_learning_rates_per_objective_from_the_command_line() -> None:
-    args, parser = bt.parse_args(["--lr", "infonce=5e-4", "--pretrain-batch", "64"])
+    args, parser = bt.parse_args(["--lr", "infonce=5e-4", "--pretrain-batch", "256"])
     design = bt.make_design(args, parser)
-    assert design.learning_rates["infonce"] == 5e-4 and design.learning_rates["mflag"] == 2e-3
-    assert design.pretrain["batch_size"] == 64 and design.pretrain["micro_batch_size"] == 64
+    assert design.learning_rates["infonce"] == 5e-4 and design.learning_rates["mflag"] == 1e-3
+    assert design.pretrain["batch_size"] == 256 and design.pretrain["micro_batch_size"] == 128
     for bad in ("simclr=1e-3", "infonce=fast"):
         args, parser = bt.parse_args(["--lr", bad])
         with pytest.raises(SystemExit):
@@ -141,9 +142,16 @@ def test_an_interrupted_run_is_redone(tmp_path: Path, monkeypatch: pytest.Monkey
     assert calls == ["training", "evaluating"]
 
 
-def test_the_default_design_keeps_the_corpus_large_and_the_batch_exact() -> None:
+def test_the_default_design_runs_one_cosine_cycle_over_every_step() -> None:
+    from mflag_monai.engines import paper_restart_period
+
     design = bt.cpu_design()
-    assert design.pretrain["batch_size"] >= 256 and design.pretrain["micro_batch_size"] < design.pretrain["batch_size"]
+    settings = design.pretrain_settings("infonce")
+    corpus = 2309  # training pairs of the default demo corpus
+    steps = settings["epochs"] * (corpus // settings["batch_size"])
+    assert steps >= 250  # enough steps from random weights for the positive control to learn
+    period = paper_restart_period(settings["epochs"], corpus, settings["batch_size"], settings["restart_fraction"])
+    assert period == steps  # T_0 of CosineAnnealingWarmRestarts: no restart before the end
 
 
 def test_protocol_without_weights_or_text_model_is_refused(capsys: pytest.CaptureFixture) -> None:
@@ -165,3 +173,12 @@ def test_protocol_uses_the_papers_settings(tmp_path: Path) -> None:
 def test_unknown_dataset_names_are_refused() -> None:
     with pytest.raises(SystemExit):
         bt.main(["--dataset", "ct=/data/ct", "--out", "/nonexistent"])
+
+
+def test_positive_control_verdict_needs_both_margins() -> None:
+    random = {"mean": 0.65, "std": 0.01}
+    chance = 0.0175
+    good = bt.control_verdict({"mean": 0.72, "std": 0.01}, random, {"mean": 0.06}, chance)
+    assert good["passes"] and good["probe_margin_sigma"] == pytest.approx(4.95, abs=0.01)
+    assert not bt.control_verdict({"mean": 0.67, "std": 0.01}, random, {"mean": 0.06}, chance)["passes"]  # 1.4 σ
+    assert not bt.control_verdict({"mean": 0.72, "std": 0.01}, random, {"mean": 0.05}, chance)["passes"]  # < 3x
