@@ -801,6 +801,7 @@ def run_sweep(args, argv, design: Design, folders: dict[str, Path], work: Path, 
                 "minutes": summarise([round(r["seconds"] / 60, 2) for r in reports]),
             })  # fmt: skip
     sweep["chance_R@5"] = reports[0]["retrieval_chance"]["R@5"]
+    sweep["objectives"] = merge_sweeps(args.out / "sweep.json", sweep["objectives"], args.seeds)
     for points in sweep["objectives"].values():
         for p in points:
             p["control"] = control_verdict(p["probe_10pct"], sweep["random"], p["R@5"], sweep["chance_R@5"])
@@ -816,6 +817,22 @@ def run_sweep(args, argv, design: Design, folders: dict[str, Path], work: Path, 
                   f", R@5 {p['R@5']['mean']:.3f} (3x chance {3 * sweep['chance_R@5']:.3f}); "
                   f"{'passes' if p['control']['passes'] else 'fails'} as a positive control")  # fmt: skip
     return out
+
+
+def merge_sweeps(previous_file: Path, objectives: dict[str, list[dict]], seeds: list[int]) -> dict[str, list[dict]]:
+    """The points of an earlier sweep in the same ``--out`` (same seeds) kept beside this run's, so a sweep can run
+    in parts (one objective or budget at a time); a point at the same epochs is replaced by this run's."""
+    if not previous_file.is_file():
+        return objectives
+    previous = json.loads(previous_file.read_text())
+    if previous.get("design", {}).get("seeds") != seeds:
+        return objectives
+    merged = {name: list(points) for name, points in previous["sweep"]["objectives"].items()}
+    for name, points in objectives.items():
+        epochs = {p["epochs"] for p in points}
+        kept = [p for p in merged.get(name, []) if p["epochs"] not in epochs]
+        merged[name] = sorted(kept + points, key=lambda p: p["epochs"])
+    return merged
 
 
 def control_verdict(probe: dict, random: dict, r5: dict, chance_r5: float) -> dict:

@@ -182,3 +182,15 @@ def test_positive_control_verdict_needs_both_margins() -> None:
     assert good["passes"] and good["probe_margin_sigma"] == pytest.approx(4.95, abs=0.01)
     assert not bt.control_verdict({"mean": 0.67, "std": 0.01}, random, {"mean": 0.06}, chance)["passes"]  # 1.4 σ
     assert not bt.control_verdict({"mean": 0.72, "std": 0.01}, random, {"mean": 0.05}, chance)["passes"]  # < 3x
+
+
+def test_sweeps_run_in_parts_add_up(tmp_path: Path) -> None:
+    point = {"steps": 100, "probe_10pct": _cell(0.7, 0.01), "R@5": _cell(0.06, 0.01)}
+    earlier = {"design": {"seeds": [0, 1, 2]},
+               "sweep": {"objectives": {"infonce": [{**point, "epochs": 4}, {**point, "epochs": 8}]}}}  # fmt: skip
+    (tmp_path / "sweep.json").write_text(json.dumps(earlier))
+    new = {"mflag": [{**point, "epochs": 8}], "infonce": [{**point, "epochs": 8, "steps": 288}]}
+    merged = bt.merge_sweeps(tmp_path / "sweep.json", new, [0, 1, 2])
+    assert [p["epochs"] for p in merged["infonce"]] == [4, 8] and merged["infonce"][1]["steps"] == 288
+    assert [p["epochs"] for p in merged["mflag"]] == [8]
+    assert bt.merge_sweeps(tmp_path / "sweep.json", new, [0]) == new  # other seeds: not the same experiment
