@@ -20,7 +20,7 @@ import torch
 from monai.data import Dataset
 from torch import nn
 
-from ..handlers.geometry import SPECTRUM_LABELS, TRAIN_MODE_PREFIX, collect_latents, geometry_metrics, write_geometry
+from ..handlers.geometry import LATENT_NAMES, TRAIN_MODE_PREFIX, collect_latents, geometry_metrics, write_geometry
 from ..handlers.subset import fixed_subset, select_split
 from ..metrics.geometry import latent_geometry
 from ..networks.mflag import batch_text_inputs
@@ -109,7 +109,7 @@ def compare_spectra(
     if len(labels) != len(paths):
         raise ValueError(f"{len(paths)} files but {len(labels)} labels.")
     spectra = {label: _load_spectrum(path, key) for label, path in zip(labels, paths)}
-    return plot_spectra(spectra, out, title=f"Singular-value spectrum: {SPECTRUM_LABELS.get(key, key)}")
+    return plot_spectra(spectra, out, title=f"Singular-value spectrum: {LATENT_NAMES.get(key, key)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     compare = commands.add_parser("compare", help="overlay the singular-value spectra of several runs in one PNG")
     compare.add_argument("files", nargs="+", help="spectrum.json (training) or geometry.json (evaluate) of each run")
     compare.add_argument("--labels", nargs="+", help="one legend label per file (default: the paths)")
-    compare.add_argument("--key", default="image_feature", choices=sorted(SPECTRUM_LABELS), help="which spectrum")
+    compare.add_argument("--key", default="image_feature", choices=sorted(LATENT_NAMES), help="which spectrum")
     compare.add_argument("--out", default="spectra.png", help="output PNG")
     args = parser.parse_args(argv)
     try:

@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "GEOMETRY_METRICS",
     "PREFIX",
-    "SPECTRUM_LABELS",
+    "LATENT_NAMES",
     "TRAIN_MODE_PREFIX",
     "LatentGeometryHandler",
     "collect_latents",
@@ -54,7 +54,7 @@ GEOMETRY_METRICS = (
     "uniformity_image",
     "uniformity_text",
 )
-SPECTRUM_LABELS = {"image_feature": "encoder feature", "image_proj": "image projection", "text_proj": "text projection"}
+LATENT_NAMES = {"image_feature": "encoder feature", "image_proj": "image projection", "text_proj": "text projection"}
 
 
 def engine_text_inputs(engine: Engine) -> Callable[[dict], TextInputs]:
@@ -119,7 +119,7 @@ def _spectrum_plot(
 ) -> Path:
     eranks = {"image_feature": "erank_feature", "image_proj": "erank_image_proj", "text_proj": "erank_text_proj"}
     labelled = {
-        f"{SPECTRUM_LABELS.get(k, k)} (erank {metrics.get(PREFIX + eranks.get(k, ''), float('nan')):.1f})": v
+        f"{LATENT_NAMES.get(k, k)} (erank {metrics.get(PREFIX + eranks.get(k, ''), float('nan')):.1f})": v
         for k, v in spectra.items()
     }
     return plot_spectra(labelled, path, title=title)

@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "ANCHOR_REFERENCE_SIZE",
     "DEFAULT_ANCHOR_SIZES",
-    "DEFAULT_ASPECT_RATIOS",
+    "DEFAULT_ANCHOR_RATIOS",
     "CXRRetinaNet",
     "CXRRetinaNetDetector",
     "FrozenEncoderFPN",
@@ -60,7 +60,7 @@ ANCHOR_REFERENCE_SIZE: int = 224
 #: from 16 px (small foreign objects) to ~200 px (a lobar opacity fills most of a 224-px lung).
 DEFAULT_ANCHOR_SIZES: tuple[tuple[int, ...], ...] = ((16, 20, 25), (32, 40, 50), (64, 80, 101), (128, 161, 203))
 #: Anchor height/width ratios at every level (symmetric, so the x/y swap above does not change them).
-DEFAULT_ASPECT_RATIOS: tuple[float, ...] = (0.5, 1.0, 2.0)
+DEFAULT_ANCHOR_RATIOS: tuple[float, ...] = (0.5, 1.0, 2.0)
 
 
 def swap_box_xy(boxes: torch.Tensor) -> torch.Tensor:
@@ -199,7 +199,7 @@ def build_retinanet(
     pretrained_encoder: str | os.PathLike | None = None,
     freeze_encoder: bool = True,
     anchor_sizes: Sequence[Sequence[float]] = DEFAULT_ANCHOR_SIZES,
-    aspect_ratios: Sequence[float] = DEFAULT_ASPECT_RATIOS,
+    aspect_ratios: Sequence[float] = DEFAULT_ANCHOR_RATIOS,
     returned_layers: Sequence[int] = (2, 3, 4),
     fpn_channels: int = 256,
 ) -> CXRRetinaNet:
@@ -235,7 +235,7 @@ def build_detector(
     network: CXRRetinaNet,
     image_size: int = ANCHOR_REFERENCE_SIZE,
     anchor_sizes: Sequence[Sequence[float]] = DEFAULT_ANCHOR_SIZES,
-    aspect_ratios: Sequence[float] = DEFAULT_ASPECT_RATIOS,
+    aspect_ratios: Sequence[float] = DEFAULT_ANCHOR_RATIOS,
     anchor_reference_size: int = ANCHOR_REFERENCE_SIZE,
     score_thresh: float = 0.5,
     nms_thresh: float = 0.5,
