@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from monai.data import CacheDataset, Dataset, PersistentDataset, list_data_collate
+from monai.data.utils import pickle_hashing
 from torch.utils.data import Dataset as TorchDataset
 from torch.utils.data import Subset
 
@@ -24,6 +25,7 @@ __all__ = [
     "build_dataset",
     "build_eval_dataset",
     "collate_fn",
+    "source_file_hash",
     "skip_none_collate",
     "skip_none_list",
 ]
@@ -79,16 +81,34 @@ def build_dataset(
     return SkipBadImages(dataset) if skip_bad_images else dataset
 
 
+def source_file_hash(item: dict) -> bytes:
+    """MONAI's cache key of ``item`` (a dict of image paths), made to change when any of those files changes: each
+    path that names a file adds its size and modification time (nanoseconds)."""
+    stamps = {}
+    for key, value in item.items():
+        if isinstance(value, (str, os.PathLike)):
+            try:
+                info = os.stat(value)
+            except OSError:  # not a file (or gone): the loader reports it
+                continue
+            stamps[key] = (info.st_size, info.st_mtime_ns)
+    return pickle_hashing({"entry": item, "source": stamps})
+
+
 class ImageCacheDataset(PersistentDataset):
     """MONAI's ``PersistentDataset`` that stores only the images (``cache_keys``) on disk, keyed by their file.
 
     ``PersistentDataset`` pickles the whole entry as it is after the deterministic transforms: report text and
     identifiers would sit in plain text in the cache folder. Here the deterministic transforms see the cached keys
     alone (they must only read those), and the rest of the entry joins the cached image before the random ones.
+
+    MONAI keys a cache file by the entry alone, so an image replaced at the same path would be read from the cache
+    for ever; here the key also holds each source file's size and modification time (:func:`source_file_hash`), and
+    a changed file is decoded again.
     """
 
     def __init__(self, data: Sequence[dict], transform: Callable, cache_dir: str | os.PathLike, cache_keys=("image",)):
-        super().__init__(data=data, transform=transform, cache_dir=cache_dir)
+        super().__init__(data=data, transform=transform, cache_dir=cache_dir, hash_func=source_file_hash)
         self.cache_keys = tuple(cache_keys)
 
     def _transform(self, index: int):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from monai.handlers import CheckpointLoader
 from torch import nn
 
 from ..utils.errors import InputError
-from ..utils.io import UnsafeCheckpointError, atomic_torch_save, atomic_write_json, safe_torch_load
+from ..utils.io import UnsafeCheckpointError, atomic_torch_save, atomic_write_json, checksum_path, safe_torch_load
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class TrainingCheckpointer:
         path = atomic_torch_save(self._state(), self.save_dir / f"checkpoint_epoch={engine.state.epoch}.pt")
         for old in self.checkpoints(self.save_dir)[: -self.n_saved]:
             old.unlink(missing_ok=True)
+            checksum_path(old).unlink(missing_ok=True)
         return path
 
     def save_final(self, engine: Engine) -> Path:
@@ -86,9 +88,22 @@ class TrainingCheckpointer:
 
     @staticmethod
     def checkpoints(save_dir: str | os.PathLike) -> list[Path]:
-        """Epoch checkpoints in ``save_dir``, oldest first."""
-        found = Path(save_dir).glob("checkpoint_epoch=*.pt")
-        return sorted(found, key=lambda p: int(p.stem.split("=")[-1]))
+        """Epoch checkpoints in ``save_dir`` (``checkpoint_epoch=<N>.pt`` exactly), oldest first.
+
+        Other files matching the glob (``checkpoint_epoch=6 (copy).pt``, a backup someone made) are not this
+        handler's: they are skipped with a warning, never resumed from or deleted.
+        """
+        found = []
+        for path in Path(save_dir).glob("checkpoint_epoch=*.pt"):
+            match = _CHECKPOINT_NAME.fullmatch(path.name)
+            if match is None:
+                logger.warning("Ignoring %s: not a checkpoint this bundle wrote (checkpoint_epoch=<N>.pt)", path)
+                continue
+            found.append((int(match.group(1)), path))
+        return [path for _, path in sorted(found)]
+
+
+_CHECKPOINT_NAME = re.compile(r"checkpoint_epoch=(\d+)\.pt")
 
 
 def resume_from_latest(ckpt_dir: str | os.PathLike, objects: Mapping[str, object], enabled: bool = True) -> Path | None:
@@ -130,9 +145,28 @@ def resume_from_latest(ckpt_dir: str | os.PathLike, objects: Mapping[str, object
     configured_epochs = getattr(getattr(trainer, "state", None), "max_epochs", None)
     for name, obj in objects.items():
         if name not in state:
-            raise InputError(f"no '{name}' entry (it holds {sorted(state)}); cannot resume from it", path)
-        obj.load_state_dict(state[name])
+            raise InputError(
+                f"no '{name}' entry (it holds {sorted(state)}): a checkpoint of another bundle or version; resume "
+                "from this bundle's own checkpoints, or --resume false to start over",
+                path,
+            )
+        try:
+            obj.load_state_dict(state[name])
+        except (RuntimeError, KeyError, ValueError, TypeError) as err:  # shapes/keys of another network or depth
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(":. ")
+            raise InputError(
+                f"its '{name}' does not fit this run ({first}): written with another depth, size or bundle; "
+                "--resume false to start over, or another --bundle_root",
+                path,
+            ) from err
     if configured_epochs is not None:  # the checkpoint carries the old run's max_epochs: keep this run's
+        reached = int(trainer.state.epoch)
+        if reached > configured_epochs:
+            raise InputError(
+                f"the checkpoint is at epoch {reached}, beyond this run's {configured_epochs} epochs: raise --epochs "
+                f"above {reached} to continue it, or --resume false to start over",
+                path,
+            )
         trainer.state.max_epochs = configured_epochs
     logger.info("Resumed from %s (epoch %s)", path, getattr(getattr(trainer, "state", None), "epoch", "?"))
     print(f"Resuming from {path}", flush=True)

@@ -3,6 +3,7 @@
 from .dist import is_distributed, rank, rank_zero_first
 from .errors import InputError, concise_errors
 from .io import (
+    ChecksumMismatchError,
     atomic_torch_save,
     atomic_write,
     atomic_write_bytes,
@@ -10,9 +11,11 @@ from .io import (
     require_file,
     require_writable,
     safe_torch_load,
+    verify_checksum,
 )
 
 __all__ = [
+    "ChecksumMismatchError",
     "InputError",
     "atomic_torch_save",
     "atomic_write",
@@ -25,4 +28,5 @@ __all__ = [
     "require_file",
     "require_writable",
     "safe_torch_load",
+    "verify_checksum",
 ]

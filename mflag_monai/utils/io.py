@@ -1,8 +1,17 @@
-"""Crash-safe file writing."""
+"""Crash-safe file writing, and weight files that prove they are the ones written.
+
+Every weight or checkpoint file written through :func:`atomic_torch_save` gets a ``<file>.sha256`` sidecar (the
+``sha256sum`` format, so ``sha256sum -c model.pt.sha256`` checks it by hand too); :func:`safe_torch_load` verifies it
+before unpickling anything. A file damaged in place (same size, bytes overwritten) therefore fails in one line
+instead of loading wrong weights. Files without a sidecar (written before checksums existed, or by another tool) load
+with a one-time warning.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import pickle
 import tempfile
@@ -15,8 +24,12 @@ import torch
 
 from .errors import InputError
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
+    "ChecksumMismatchError",
     "atomic_torch_save",
+    "checksum_path",
     "atomic_write",
     "atomic_write_bytes",
     "atomic_write_json",
@@ -24,6 +37,8 @@ __all__ = [
     "require_file",
     "require_writable",
     "safe_torch_load",
+    "sha256_file",
+    "verify_checksum",
 ]
 
 _UMASK_LOCK = threading.Lock()
@@ -39,11 +54,13 @@ def file_mode(path: str | os.PathLike | None = None) -> int:
     return 0o666 & ~umask
 
 
-def atomic_write(path: str | os.PathLike, write) -> Path:
+def atomic_write(path: str | os.PathLike, write, checksum: bool = False) -> Path:
     """Write through ``write(fileobj)`` into a temporary sibling, fsync it, then rename over ``path``.
 
     A crash leaves either the old file or the new one, never a half-written file. The file gets the mode of the file
-    it replaces, or ``0o666`` less the umask for a new one, as ``open()`` would give it.
+    it replaces, or ``0o666`` less the umask for a new one, as ``open()`` would give it. With ``checksum``, the
+    ``<path>.sha256`` sidecar of the new content is written (atomically) just before the rename: a crash between the
+    two leaves a pair that disagrees, which loading reports rather than trusts.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,6 +72,8 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
             f.flush()
             os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
+        if checksum:
+            _write_checksum(path, sha256_file(tmp))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -69,8 +88,66 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """Atomically ``torch.save`` ``obj`` to ``path``."""
-    return atomic_write(Path(path), lambda f: torch.save(obj, f))
+    """Atomically ``torch.save`` ``obj`` to ``path``, with its ``<path>.sha256`` sidecar."""
+    return atomic_write(Path(path), lambda f: torch.save(obj, f), checksum=True)
+
+
+def checksum_path(path: str | os.PathLike) -> Path:
+    """The SHA-256 sidecar of a file: ``model.pt`` -> ``model.pt.sha256``."""
+    path = Path(path)
+    return path.with_name(path.name + ".sha256")
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_checksum(path: Path, hexdigest: str) -> None:
+    atomic_write_bytes(checksum_path(path), f"{hexdigest}  {path.name}\n".encode())
+
+
+class ChecksumMismatchError(InputError):
+    """A weight file whose bytes are not those its ``.sha256`` sidecar recorded when it was written."""
+
+
+_UNVERIFIED_WARNED: set[str] = set()
+
+
+def verify_checksum(path: str | os.PathLike) -> bool:
+    """Check ``path`` against its ``.sha256`` sidecar.
+
+    Returns ``True`` when it matches, ``False`` when there is no sidecar (a file from before checksums, or from
+    another tool: warned about once per file).
+
+    Raises:
+        ChecksumMismatchError: the sidecar records other bytes, or cannot be read.
+    """
+    path = Path(path)
+    sidecar = checksum_path(path)
+    if not sidecar.is_file():
+        if str(path.resolve()) not in _UNVERIFIED_WARNED:
+            _UNVERIFIED_WARNED.add(str(path.resolve()))
+            logger.warning(
+                "%s has no %s checksum (written before checksums, or by another tool): loaded unverified",
+                path,
+                sidecar.name,
+            )
+        return False
+    recorded = sidecar.read_text(errors="replace").split()
+    if not recorded or len(recorded[0]) != 64:
+        raise ChecksumMismatchError(f"unreadable checksum file {sidecar.name}: cannot verify the weights", path)
+    if sha256_file(path) != recorded[0].lower():
+        raise ChecksumMismatchError(
+            f"checksum mismatch: the file's bytes are not those written with it ({sidecar.name}); it was damaged or "
+            "replaced after saving. Restore or re-create it (delete the .sha256 file only to load it unverified)",
+            path,
+        )
+    return True
 
 
 def atomic_write_json(obj: Any, path: str | os.PathLike) -> Path:
@@ -113,9 +190,11 @@ class UnsafeCheckpointError(InputError, pickle.UnpicklingError):
 
 
 def safe_torch_load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
-    """``torch.load(path, weights_only=True)`` with one-line errors that name the file.
+    """``torch.load(path, weights_only=True)`` of a file verified against its ``.sha256`` sidecar, with one-line
+    errors that name the file.
 
     Raises:
+        ChecksumMismatchError: the file's bytes differ from those recorded when it was written.
         UnsafeCheckpointError: the file holds objects other than tensors and plain containers (arbitrary code could
             run if it were unpickled); it is refused.
         InputError: the file is missing, truncated or not a torch file.
@@ -123,6 +202,7 @@ def safe_torch_load(path: str | os.PathLike, map_location: str | torch.device = 
     path = Path(path)
     if not path.is_file():
         raise InputError("weights file not found", path)
+    verify_checksum(path)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:

@@ -77,3 +77,18 @@ def test_cached_images_are_uint8(dicom_items, tmp_path: Path) -> None:
     assert stored["image"].dtype == torch.uint8 and tuple(stored["image"].shape) == (1, 32, 32)
     with pytest.raises(ValueError):
         build_dataset(dicom_items, cxr_pretrain_transforms(), cache="disk")
+
+
+def test_an_image_replaced_at_the_same_path_is_decoded_again(dicom_items, tmp_path: Path) -> None:
+    transforms = cxr_pretrain_transforms(resize=32, crop=32, max_rotation_deg=0)
+    path = Path(dicom_items[0]["image"])
+
+    def cached_image() -> torch.Tensor:
+        ds = build_dataset(dicom_items[:1], transforms, cache_dir=tmp_path / "c", signature="t")
+        return ds._cachecheck({"image": str(path)})["image"]  # the stored (pre-augmentation) image
+
+    before = cached_image()
+    write_dicom(path, np.tile(np.arange(36, dtype=np.uint16) * 100, (40, 1)))  # same path, new content
+    after = cached_image()
+    assert not torch.equal(before, after)
+    assert len(list((tmp_path / "c").rglob("*.pt"))) == 2  # a new entry, keyed by the new file

@@ -24,7 +24,14 @@ from mflag_monai.handlers.checkpoint import (
 )
 from mflag_monai.networks import load_weights_file
 from mflag_monai.utils.errors import InputError
-from mflag_monai.utils.io import atomic_write_json, require_writable, safe_torch_load
+from mflag_monai.utils.io import (
+    ChecksumMismatchError,
+    atomic_torch_save,
+    atomic_write_json,
+    checksum_path,
+    require_writable,
+    safe_torch_load,
+)
 
 
 class Payload:
@@ -102,6 +109,7 @@ def test_resume_refuses_an_unsafe_newest_checkpoint(tmp_path: Path) -> None:
     ckpt_dir, _ = _checkpoints(tmp_path)
     newest = ckpt_dir / "checkpoint_epoch=2.pt"
     torch.save({"network": Payload()}, newest)
+    checksum_path(newest).unlink()  # a file without a checksum (older or foreign) is still never unpickled
     with pytest.raises(InputError, match="refusing to load") as caught:  # not silently the previous one
         resume_from_latest(ckpt_dir, {"network": nn.Linear(2, 2)})
     one_line(caught.value, newest)
@@ -229,3 +237,89 @@ def test_encoder_exporter_writes_the_weights_and_the_sidecar_once_per_iteration(
     before = path.stat().st_mtime_ns
     exporter(engine)  # COMPLETED after the last EPOCH_COMPLETED: same iteration, no second write
     assert path.stat().st_mtime_ns == before
+
+
+def overwrite_inside(path: Path, size: int = 4096) -> None:
+    """Damage a file in place the way a bad disk block or a stray write does: same size, 4 KB of other bytes."""
+    data = bytearray(path.read_bytes())
+    start = len(data) // 2 - size // 2
+    data[start : start + size] = bytes((i * 7 + 1) % 251 for i in range(size))
+    path.write_bytes(bytes(data))
+
+
+def test_resume_skips_a_checkpoint_overwritten_inside_and_says_so(tmp_path: Path, capsys) -> None:
+    net = nn.Linear(64, 64)  # large enough that 4 KB land inside the tensor data
+    ckpt_dir = tmp_path / "checkpoints"
+    for epoch in (1, 2):
+        with torch.no_grad():
+            net.weight.fill_(epoch)
+        TrainingCheckpointer(ckpt_dir, {"network": net}).save_epoch(
+            type("E", (), {"state": type("S", (), {"epoch": epoch})})
+        )
+    newest = ckpt_dir / "checkpoint_epoch=2.pt"
+    size = newest.stat().st_size
+    overwrite_inside(newest)
+    assert newest.stat().st_size == size
+    torch.load(newest, weights_only=True)  # the damage is invisible to torch: it loads
+    fresh = nn.Linear(64, 64)
+    assert resume_from_latest(ckpt_dir, {"network": fresh}) == ckpt_dir / "checkpoint_epoch=1.pt"
+    assert torch.all(fresh.weight == 1)
+    out = capsys.readouterr().out
+    assert "checksum mismatch" in out and "checkpoint_epoch=2.pt" in out and "previous checkpoint" in out
+
+
+def test_rotated_checkpoints_take_their_checksums_with_them(tmp_path: Path) -> None:
+    ckpt_dir = tmp_path / "checkpoints"
+    saver = TrainingCheckpointer(ckpt_dir, {"network": nn.Linear(2, 2)}, n_saved=2)
+    for epoch in (1, 2, 3):
+        saver.save_epoch(type("E", (), {"state": type("S", (), {"epoch": epoch})}))
+    assert sorted(p.name for p in ckpt_dir.iterdir()) == [
+        "checkpoint_epoch=2.pt",
+        "checkpoint_epoch=2.pt.sha256",
+        "checkpoint_epoch=3.pt",
+        "checkpoint_epoch=3.pt.sha256",
+    ]
+
+
+def test_stray_copies_beside_the_checkpoints_are_neither_resumed_nor_deleted(tmp_path: Path) -> None:
+    ckpt_dir, _ = _checkpoints(tmp_path)
+    stray = ckpt_dir / "checkpoint_epoch=6 (copy).pt"
+    stray.write_bytes((ckpt_dir / "checkpoint_epoch=1.pt").read_bytes())
+    assert TrainingCheckpointer.checkpoints(ckpt_dir) == [ckpt_dir / f"checkpoint_epoch={n}.pt" for n in (1, 2)]
+    assert resume_from_latest(ckpt_dir, {"network": nn.Linear(2, 2)}) == ckpt_dir / "checkpoint_epoch=2.pt"
+    assert stray.exists()
+
+
+def _trained(tmp_path: Path, epochs: int, net: nn.Module) -> Path:
+    trainer = Engine(lambda e, b: None)
+    TrainingCheckpointer(tmp_path / "ckpt", {"network": net}, final_filename=None).attach(trainer)
+    trainer.run([0], max_epochs=epochs)
+    return tmp_path / "ckpt"
+
+
+def test_resume_with_fewer_epochs_than_the_checkpoint_is_one_line(tmp_path: Path) -> None:
+    ckpt_dir = _trained(tmp_path, 3, nn.Linear(2, 2))
+    trainer = Engine(lambda e, b: None)
+    trainer.state.max_epochs = 2
+    with pytest.raises(InputError, match="at epoch 3, beyond this run's 2 epochs") as caught:
+        resume_from_latest(ckpt_dir, {"network": nn.Linear(2, 2), "trainer": trainer})
+    one_line(caught.value, ckpt_dir / "checkpoint_epoch=3.pt")
+
+
+def test_resume_from_another_networks_checkpoint_is_one_line(tmp_path: Path) -> None:
+    ckpt_dir = _trained(tmp_path, 1, nn.Linear(2, 2))
+    with pytest.raises(InputError, match="does not fit this run") as caught:
+        resume_from_latest(ckpt_dir, {"network": nn.Linear(3, 2)})  # another width: another depth or bundle
+    one_line(caught.value, ckpt_dir / "checkpoint_epoch=1.pt")
+
+
+def test_inference_refuses_weights_overwritten_inside(tmp_path: Path) -> None:
+    good = nn.Linear(64, 64)
+    path = atomic_torch_save(good.state_dict(), tmp_path / "model.pt")
+    overwrite_inside(path)
+    net = nn.Linear(64, 64)
+    with pytest.raises(ChecksumMismatchError) as caught:
+        SafeCheckpointLoader(load_path=str(path), load_dict={"model": net})(Engine(lambda e, b: None))
+    assert "checksum mismatch" in one_line(caught.value, path)
+    with pytest.raises(ChecksumMismatchError):  # downstream training reads encoder.pt the same way
+        load_weights_file(path)
