@@ -65,6 +65,8 @@ def _int_tag(ds: Dataset, keyword: str, default: int) -> int:
 
 def _window(x: np.ndarray, center: float, width: float, function: str) -> np.ndarray:
     """DICOM VOI window (PS3.3 C.11.2.1.2) mapped to [0, 1]."""
+    if not (np.isfinite(center) and np.isfinite(width)):  # "NaN"/"inf" parse as floats and would poison every pixel
+        raise ValueError(f"WindowCenter {center} / WindowWidth {width} are not finite")
     function = (function or "LINEAR").upper()
     if function == "SIGMOID":
         if width <= 0:

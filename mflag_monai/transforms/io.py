@@ -58,18 +58,47 @@ if TYPE_CHECKING:  # annotations only: pydicom is imported inside the functions 
 
 __all__ = [
     "MAX_PIXELS",
+    "MAX_PIXELS_ENV",
     "CXRImageError",
     "LoadCXRImage",
     "LoadCXRImaged",
     "check_cxr_file",
+    "max_pixels",
     "read_bitmap",
     "read_cxr",
     "read_dicom",
 ]
 
-#: Largest image read (rows × columns): 8192², four times the largest chest radiograph detectors (~4300²). Larger
-#: files are refused before decoding (a 12000² image would cost gigabytes in the transform chain).
-MAX_PIXELS = 8192 * 8192
+#: Default pixel budget (rows × columns declared in the header): 5000², above the largest chest radiograph detectors
+#: (~4300²). Larger files are refused before decoding: a tiny PNG can declare 8192² and cost ~770 MB in the transform
+#: chain. The environment variable :data:`MAX_PIXELS_ENV` raises (or lowers) it for every process of a run.
+MAX_PIXELS = 5000 * 5000
+MAX_PIXELS_ENV = "MFLAG_MONAI_MAX_PIXELS"
+
+
+def max_pixels() -> int:
+    """The pixel budget: ``$MFLAG_MONAI_MAX_PIXELS`` when set, else :data:`MAX_PIXELS`."""
+    value = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not value:
+        return MAX_PIXELS
+    try:
+        limit = int(float(value))
+    except ValueError:
+        limit = 0
+    if limit < 1:
+        raise InputError(f"expected a positive number of pixels, got {value!r}", MAX_PIXELS_ENV)
+    return limit
+
+
+def _size_refusal(rows: int, cols: int) -> str | None:
+    """Why an image of ``rows`` × ``cols`` is not decoded, or ``None`` when it fits the budget."""
+    limit = max_pixels()
+    if rows * cols <= limit:
+        return None
+    return (
+        f"image of {rows}x{cols} pixels is larger than the {limit:,} pixels read; downscale the file, or raise the "
+        f"budget with the environment variable {MAX_PIXELS_ENV}"
+    )
 
 
 class CXRImageError(InputError):
@@ -95,6 +124,8 @@ def _check_image_header(ds: Dataset) -> tuple[str, str]:
             "chest radiographs must be MONOCHROME1 or MONOCHROME2"
         )
     frames = _int_tag(ds, "NumberOfFrames", 1)
+    if frames < 1:
+        raise _Refusal(f"NumberOfFrames {frames}: the header declares no image")
     if frames > 1:
         raise _Refusal(f"multi-frame DICOM ({frames} frames); expected a single 2D radiograph")
     rows, cols = _int_tag(ds, "Rows", 0), _int_tag(ds, "Columns", 0)
@@ -105,11 +136,31 @@ def _check_image_header(ds: Dataset) -> tuple[str, str]:
 
 
 def _check_size(rows: int, cols: int) -> None:
-    if rows * cols > MAX_PIXELS:
-        raise _Refusal(
-            f"image of {rows}x{cols} pixels is larger than the {MAX_PIXELS:,} pixels read "
-            "(mflag_monai.transforms.io.MAX_PIXELS); downscale the file"
-        )
+    why = _size_refusal(rows, cols)
+    if why:
+        raise _Refusal(why)
+
+
+def _unusable_rescale(path: str, ds: Dataset) -> bool:
+    """True (with a warning naming the file) when RescaleSlope/RescaleIntercept cannot map stored values: a slope
+    that is not a finite positive number, or an intercept that is not finite. The stored values are used instead
+    (the window then falls back to their full range); a NaN slope would otherwise turn every pixel into NaN."""
+    if "ModalityLUTSequence" in ds or ("RescaleSlope" not in ds and "RescaleIntercept" not in ds):
+        return False
+    slope, intercept = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
+    try:
+        slope = 1.0 if slope in (None, "") else float(slope)  # 0 is a value, not an absence
+        intercept = 0.0 if intercept in (None, "") else float(intercept)
+    except (TypeError, ValueError):
+        return False  # malformed text: pydicom's own error is reported as an invalid rescale
+    if np.isfinite(slope) and slope > 0 and np.isfinite(intercept):
+        return False
+    warnings.warn(
+        f"{path}: ignoring RescaleSlope {slope} / RescaleIntercept {intercept} (not a finite positive scale); "
+        "using the stored values",
+        stacklevel=4,
+    )
+    return True
 
 
 def read_dicom(path: str | os.PathLike, apply_window: bool = True) -> tuple[np.ndarray, dict]:
@@ -126,7 +177,10 @@ def read_dicom(path: str | os.PathLike, apply_window: bool = True) -> tuple[np.n
         stored = _decode(ds, keyword)
         apply_modality_lut, _ = _pixel_utils()
         try:  # rescale slope/intercept or modality LUT (signed data comes out signed)
-            values = np.asarray(apply_modality_lut(stored, ds), dtype=np.float32)
+            if _unusable_rescale(path, ds):
+                values = stored.astype(np.float32)
+            else:
+                values = np.asarray(apply_modality_lut(stored, ds), dtype=np.float32)
         except Exception as err:
             raise _Refusal(f"invalid modality LUT or rescale ({type(err).__name__}: {err})") from err
         if not np.isfinite(values).all():  # float pixel data can hold NaN/inf; nothing sensible to display
@@ -166,12 +220,7 @@ def check_cxr_file(path: str | os.PathLike) -> str | None:
             from PIL import Image
 
             with Image.open(path) as img:  # parses the header only
-                if img.width * img.height > MAX_PIXELS:
-                    return (
-                        f"image of {img.height}x{img.width} pixels is larger than the {MAX_PIXELS:,} pixels read "
-                        "(mflag_monai.transforms.io.MAX_PIXELS); downscale the file"
-                    )
-            return None
+                return _bitmap_refusal(img)
         ds = _read_dataset(path, defer_size="64 KB")
         keyword, _ = _check_image_header(ds)
         syntax = _transfer_syntax(ds)
@@ -197,6 +246,14 @@ def check_cxr_file(path: str | os.PathLike) -> str | None:
         return f"unreadable header ({type(err).__name__}: {err})".replace("\n", " ")
 
 
+def _bitmap_refusal(img) -> str | None:
+    """Why an opened (not yet decoded) Pillow image is not read: over the pixel budget, or several pages."""
+    pages = int(getattr(img, "n_frames", 1) or 1)
+    if pages > 1:
+        return f"{pages}-page {img.format or 'image'} file; expected a single 2D radiograph (one page)"
+    return _size_refusal(img.height, img.width)
+
+
 def read_bitmap(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
     """Read a PNG/JPG/TIFF export as ``[H, W]`` float32 in [0, 1] (8 or 16 bit; colour converted to grey)."""
     from PIL import Image, ImageOps, UnidentifiedImageError
@@ -204,11 +261,9 @@ def read_bitmap(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
     path = str(path)
     try:
         with Image.open(path) as img:
-            if img.width * img.height > MAX_PIXELS:  # before decoding: the header gives the size
-                raise CXRImageError(
-                    f"{path}: image of {img.height}x{img.width} pixels is larger than the {MAX_PIXELS:,} pixels read "
-                    "(mflag_monai.transforms.io.MAX_PIXELS); downscale the file"
-                )
+            why = _bitmap_refusal(img)  # before decoding: the header gives the size and the page count
+            if why:
+                raise CXRImageError(f"{path}: {why}")
             img = ImageOps.exif_transpose(img)
             mode = img.mode
             if mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -277,6 +332,8 @@ def read_cxr(
             image, meta = read_bitmap(path)
         except CXRImageError as err:
             raise CXRImageError(f"{path}: not a DICOM file or a PNG/JPEG/TIFF image") from err
+    if not np.isfinite(image).all():  # never expected past the readers' checks; never let one through
+        raise CXRImageError(f"{path}: {int((~np.isfinite(image)).sum())} pixel values are NaN or infinite")
     if check_intensities:
         _check_intensities(path, image)
     meta.update({"filename_or_obj": path, "spatial_shape": np.asarray(image.shape)})

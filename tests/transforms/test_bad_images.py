@@ -14,6 +14,7 @@ from PIL import Image
 from helpers.dicom import write_dicom
 from mflag_monai.transforms import io
 from mflag_monai.transforms.io import CXRImageError, check_cxr_file, read_cxr
+from mflag_monai.utils.errors import InputError
 
 
 def smooth(rows: int, cols: int) -> np.ndarray:
@@ -113,7 +114,7 @@ def test_images_above_the_size_limit_are_refused_before_decoding(tmp_path: Path,
     monkeypatch.setattr(io, "MAX_PIXELS", 100 * 100)
     png = tmp_path / "big.png"
     Image.fromarray(np.full((120, 120), 128, np.uint8)).save(png)
-    refused(png, "120x120 pixels is larger than the 10,000 pixels")
+    refused(png, "120x120 pixels is larger than the 10,000 pixels read")
     assert "larger than" in check_cxr_file(png)
     dicom = write_dicom(tmp_path / "big.dcm", smooth(120, 120))
     refused(dicom, "larger than")
@@ -161,3 +162,68 @@ def test_the_check_refuses_what_the_loader_refuses_in_the_same_words(tmp_path: P
     refused(text)
     assert check_cxr_file(tmp_path / "missing.png") == "file not found"
     assert check_cxr_file(tmp_path) == "is a directory, not an image file"
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        {"WindowCenter": "NaN", "WindowWidth": "400"},
+        {"WindowCenter": "1000", "WindowWidth": "inf"},
+        {"WindowCenter": "1000", "WindowWidth": "-5"},
+    ],
+    ids=["center-nan", "width-inf", "width-negative"],
+)
+def test_a_non_finite_or_non_positive_window_falls_back_to_the_stored_range(tmp_path: Path, tags: dict) -> None:
+    stored = smooth(32, 32)
+    reference = read_cxr(write_dicom(tmp_path / "plain.dcm", stored))[0]  # no window: full stored range
+    path = write_dicom(tmp_path / "bad.dcm", stored, **tags)
+    with pytest.warns(UserWarning, match="bad.dcm: ignoring invalid VOI window"):
+        image = read_cxr(path)[0]
+    assert np.isfinite(image).all() and float(image.std()) > 0.1
+    np.testing.assert_allclose(image, reference, atol=1e-6)
+
+
+@pytest.mark.parametrize("slope", ["NaN", "0", "-1", "inf"])
+def test_an_unusable_rescale_slope_is_ignored_naming_the_file(tmp_path: Path, slope: str) -> None:
+    stored = smooth(32, 32)
+    reference = read_cxr(write_dicom(tmp_path / "plain.dcm", stored))[0]
+    path = write_dicom(tmp_path / "slope.dcm", stored, RescaleSlope=slope, RescaleIntercept="0")
+    with pytest.warns(UserWarning, match="slope.dcm: ignoring RescaleSlope"):
+        image = read_cxr(path)[0]
+    np.testing.assert_allclose(image, reference, atol=1e-6)
+
+
+def test_number_of_frames_zero_is_refused(tmp_path: Path) -> None:
+    path = write_dicom(tmp_path / "zero.dcm", smooth(32, 32), NumberOfFrames="0")
+    refused(path, "NumberOfFrames 0")
+    assert "NumberOfFrames 0" in check_cxr_file(path)
+
+
+def test_a_multi_page_tiff_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "two.tiff"
+    pages = [Image.fromarray(smooth(32, 32).astype(np.uint8)) for _ in range(2)]
+    pages[0].save(path, save_all=True, append_images=pages[1:])
+    refused(path, "2-page TIFF")
+    assert "2-page" in check_cxr_file(path)
+
+
+def test_the_pixel_budget_is_a_setting(tmp_path: Path, monkeypatch) -> None:
+    png = tmp_path / "wide.png"
+    Image.fromarray(np.tile(np.arange(120, dtype=np.uint8), (100, 1))).save(png)  # 12,000 pixels
+    monkeypatch.setenv(io.MAX_PIXELS_ENV, "10000")
+    refused(png, "larger than the 10,000 pixels read", io.MAX_PIXELS_ENV)
+    monkeypatch.setenv(io.MAX_PIXELS_ENV, "20000")
+    assert read_cxr(png)[0].shape == (100, 120)
+    monkeypatch.setenv(io.MAX_PIXELS_ENV, "lots")
+    with pytest.raises(InputError, match=io.MAX_PIXELS_ENV):
+        read_cxr(png)
+
+
+def test_the_default_budget_refuses_an_8192_square_png_before_decoding(tmp_path: Path) -> None:
+    png = tmp_path / "huge.png"
+    Image.new("L", (8192, 8192)).save(png, optimize=True)  # a few KB on disk
+    tracemalloc.start()
+    refused(png, "8192x8192")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 8 * 2**20  # refused from the header: nothing near the 268 MB a float32 copy costs
