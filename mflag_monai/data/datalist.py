@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "PATH_KEYS",
     "PRETRAIN_DATASETS",
     "detect_dataset",
     "list_images",
@@ -34,12 +35,34 @@ __all__ = [
 DEMO = "demo"
 
 
+#: Entry keys that hold file paths: relative ones are resolved against the datalist's own folder.
+PATH_KEYS = ("image", "label", "mask")
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    """``json`` keeps the last of two equal keys and drops the first without a word: refuse instead."""
+    seen = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen.add(key)
+    return dict(pairs)
+
+
 def load_datalist(path: str | os.PathLike) -> dict[str, list]:
     """Read a datalist JSON (``{"training": [...], ...}``); the ``summary`` and ``source`` entries are dropped.
 
+    Relative file paths (``image``, and ``label``/``mask`` when they are text) are resolved against the folder of the
+    datalist file, as MONAI's ``load_decathlon_datalist`` does: the same datalist means the same files from any
+    working folder. An object with the same key twice is refused (JSON would silently keep only the last one).
+
     Raises:
-        InputError: the file is missing, is not JSON, or is not an object of splits; the message names the file.
-            Entries are not checked here (:func:`~mflag_monai.data.check_datalist` does, one line per entry).
+        InputError: the file is missing, is not JSON, repeats a key, or is not an object of splits; the message names
+            the file. Entries are not checked here (:func:`~mflag_monai.data.check_datalist` does, one line per entry).
     """
     path = Path(path)
     if path.is_dir():
@@ -47,11 +70,19 @@ def load_datalist(path: str | os.PathLike) -> dict[str, list]:
     if not path.is_file():
         raise InputError("datalist not found", path)
     try:
-        content = json.loads(path.read_text())
+        content = json.loads(path.read_text(encoding="utf-8-sig"), object_pairs_hook=_no_duplicate_keys)
     except UnicodeDecodeError as err:
         raise InputError(f"not a text file, so not a datalist JSON ({err.reason} at byte {err.start})", path) from err
     except json.JSONDecodeError as err:
         raise InputError(f"not valid JSON: {err.msg} at line {err.lineno} column {err.colno}", path) from err
+    except _DuplicateKey as err:
+        raise InputError(
+            f"key {err.args[0]!r} appears twice in one object; JSON keeps only the last, so the first would be lost "
+            "unseen: merge or rename them",
+            path,
+        ) from err
+    except RecursionError as err:
+        raise InputError("nested too deeply to be a datalist (lists or objects within each other)", path) from err
     if not isinstance(content, dict):
         raise InputError(
             f'a datalist is a JSON object of splits ({{"training": [...], "validation": [...]}}), not a {type(content).__name__}',
@@ -63,6 +94,15 @@ def load_datalist(path: str | os.PathLike) -> dict[str, list]:
             raise InputError(f"split {name!r} is a {type(entries).__name__}, not a list of entries", path)
     if not splits:
         raise InputError("no splits (expected 'training', 'validation' and/or 'test' lists)", path)
+    folder = path.resolve().parent
+    for entries in splits.values():
+        for entry in entries:
+            if not isinstance(entry, dict):
+                continue  # the check names it
+            for key in PATH_KEYS:
+                value = entry.get(key)
+                if isinstance(value, str) and value and not os.path.isabs(os.path.expanduser(value)):
+                    entry[key] = str(folder / value)
     return splits
 
 

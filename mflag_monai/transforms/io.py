@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,7 +63,9 @@ __all__ = [
     "CXRImageError",
     "LoadCXRImage",
     "LoadCXRImaged",
+    "FileHeader",
     "check_cxr_file",
+    "inspect_cxr_file",
     "max_pixels",
     "read_bitmap",
     "read_cxr",
@@ -207,43 +210,79 @@ def check_cxr_file(path: str | os.PathLike) -> str | None:
 
     Checks what :func:`read_cxr` checks before decoding, with the same words: for DICOM (with or without the preamble)
     the image header, the size limit, the transfer syntax's decoder and the pixel data's length against
-    Rows×Columns×frames×samples; for PNG/JPG the header and the size limit. A file that passes can still fail to
-    decode (corrupt compressed data) or be refused for its content (swapped Rows/Columns), which only decoding shows.
+    Rows×Columns×frames×samples; for PNG/JPG/TIFF the header, the page count and the size limit. A file that passes
+    can still fail to decode (corrupt compressed data) or be refused for its content (swapped Rows/Columns), which
+    only decoding shows.
     """
+    return inspect_cxr_file(path).problem
+
+
+@dataclass(frozen=True)
+class FileHeader:
+    """What an image file's header says, read without decoding pixels.
+
+    Attributes:
+        problem: why the loader would refuse the file, or ``None``.
+        shape: ``(rows, columns)`` as stored (before EXIF orientation), or ``None`` when unknown.
+        lossy: the pixels are lossy-compressed (JPEG, JPEG 2000 or JPEG-LS near-lossless): fine for an image,
+            wrong for a mask, whose edges it changes.
+    """
+
+    problem: str | None
+    shape: tuple[int, int] | None = None
+    lossy: bool = False
+
+
+def inspect_cxr_file(path: str | os.PathLike) -> FileHeader:
+    """:func:`check_cxr_file`'s verdict with the header's image size and compression (for the datalist check)."""
     path = str(path)
     if os.path.isdir(path):
-        return "is a directory, not an image file"
+        return FileHeader("is a directory, not an image file")
     if not os.path.isfile(path):
-        return "file not found"
+        return FileHeader("file not found")
     try:
         if not _is_dicom(path):
             from PIL import Image
 
             with Image.open(path) as img:  # parses the header only
-                return _bitmap_refusal(img)
+                return FileHeader(_bitmap_refusal(img), (img.height, img.width), img.format in _LOSSY_FORMATS)
         ds = _read_dataset(path, defer_size="64 KB")
         keyword, _ = _check_image_header(ds)
+        shape = (_int_tag(ds, "Rows", 0), _int_tag(ds, "Columns", 0))
         syntax = _transfer_syntax(ds)
+        lossy = str(syntax) in _LOSSY_SYNTAXES or str(ds.get("LossyImageCompression", "")).strip() == "01"
         length = _pixel_data_length(ds, keyword)
         try:
             compressed = syntax.is_compressed
         except ValueError:  # pydicom < 3 raises for private UIDs
-            return f"cannot decode pixel data (unknown transfer syntax {syntax})"
+            return FileHeader(f"cannot decode pixel data (unknown transfer syntax {syntax})", shape)
         if compressed or length is None:
             status = _decoder_status(syntax)
             if status == "missing":
-                return f"cannot decode pixel data ({syntax.name}); {_DECODER_HINT}"
+                return FileHeader(f"cannot decode pixel data ({syntax.name}); {_DECODER_HINT}", shape, lossy)
             if status == "unsupported":
-                return f"cannot decode pixel data ({syntax.name}): pydicom has no decoder for this transfer syntax"
-            return None
+                why = f"cannot decode pixel data ({syntax.name}): pydicom has no decoder for this transfer syntax"
+                return FileHeader(why, shape, lossy)
+            return FileHeader(None, shape, lossy)
         _check_pixel_length(ds, keyword, length)
-        return None
+        return FileHeader(None, shape, lossy)
     except _Refusal as why:
-        return str(why)
+        return FileHeader(str(why))
     except CXRImageError as err:
-        return str(err).removeprefix(f"{path}: ")
+        return FileHeader(str(err).removeprefix(f"{path}: "))
     except Exception as err:  # noqa: BLE001 - any parser error means the header is unreadable
-        return f"unreadable header ({type(err).__name__}: {err})".replace("\n", " ")
+        return FileHeader(f"unreadable header ({type(err).__name__}: {err})".replace("\n", " "))
+
+
+_LOSSY_FORMATS = ("JPEG", "MPO", "JPEG2000", "WEBP")
+# JPEG baseline/extended, JPEG 2000 (lossy-capable), JPEG-LS near-lossless, JPEG XL, HEVC/H.264/MPEG video
+_LOSSY_SYNTAXES = {
+    "1.2.840.10008.1.2.4.50",
+    "1.2.840.10008.1.2.4.51",
+    "1.2.840.10008.1.2.4.81",
+    "1.2.840.10008.1.2.4.91",
+    "1.2.840.10008.1.2.4.203",
+}
 
 
 def _bitmap_refusal(img) -> str | None:

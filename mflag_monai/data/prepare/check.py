@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import unicodedata
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,10 +19,22 @@ from ...utils.errors import InputError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TASKS", "DatalistError", "DatalistProblem", "DatalistReport", "DatalistSchema", "check_datalist"]
+__all__ = [
+    "DETECTION_CLASSES",
+    "TASKS",
+    "DatalistError",
+    "DatalistProblem",
+    "DatalistReport",
+    "DatalistSchema",
+    "check_datalist",
+    "visible_text",
+]
 
 #: The tasks a datalist can be checked for.
 TASKS = ("pretrain", "classification", "segmentation", "detection", "images")
+
+#: Box classes of the detection bundle (RSNA opacities, Object-CXR foreign objects): every box label is 0.
+DETECTION_CLASSES = 1
 
 
 class DatalistError(InputError):
@@ -65,6 +78,8 @@ class DatalistSchema:
     @classmethod
     def for_task(cls, task: str, dataset: str | None = None, **kwargs: object) -> DatalistSchema:
         """The schema of ``task``; for classification the label count and problem come from ``dataset``'s task."""
+        if task == "detection" and "num_classes" not in kwargs:
+            kwargs = {"num_classes": DETECTION_CLASSES, **kwargs}
         if task == "classification" and dataset is not None and "num_classes" not in kwargs:
             from .labels import CLASSIFICATION_TASKS
 
@@ -142,11 +157,17 @@ class DatalistReport:
         return "\n".join(lines)
 
 
-def _header_problem(path: str) -> str | None:
-    """Why the image file cannot be loaded, from its header (pixels are not decoded); the loader's own checks."""
-    from ...transforms.io import check_cxr_file
+def _header(path: str):
+    """The image file's header verdict and size (pixels are not decoded): the loader's own checks."""
+    from ...transforms.io import inspect_cxr_file
 
-    return check_cxr_file(path)
+    return inspect_cxr_file(path)
+
+
+def visible_text(text: str) -> str:
+    """``text`` without whitespace and invisible characters (zero-width spaces and joiners, BOMs, control and
+    format characters): what is left is what a reader (and the tokenizer) would see."""
+    return "".join(ch for ch in text if not ch.isspace() and unicodedata.category(ch) not in ("Cc", "Cf", "Zs"))
 
 
 def _number_problem(value: object, what: str) -> str | None:
@@ -162,9 +183,9 @@ def _number_problem(value: object, what: str) -> str | None:
 def _label_problem(label: object, schema: DatalistSchema, expected_len: int | None) -> str | None:
     """Why a classification label does not fit the schema (or, for an unknown task, any label), or ``None``."""
     if isinstance(label, (list, tuple)):
-        multi_class = schema.task == "classification" and schema.problem == "multi-class"
-        if multi_class and schema.num_classes is not None and len(label) != schema.num_classes:
-            return f"one-hot label has {len(label)} values; the task has {schema.num_classes} classes"
+        if schema.task == "classification" and schema.problem == "multi-class":
+            classes = f"0..{schema.num_classes - 1}" if schema.num_classes else "0..N-1"
+            return f"label is a list of {len(label)} values; a multi-class task wants one class index ({classes})"
         length = schema.num_classes if schema.task == "classification" else None
         if length is not None and len(label) != length:
             return f"label has {len(label)} values; the task has {length} labels"
@@ -191,7 +212,9 @@ def _label_problem(label: object, schema: DatalistSchema, expected_len: int | No
     return None
 
 
-def _boxes_problem(entry: Mapping, schema: DatalistSchema) -> str | None:
+def _boxes_problem(entry: Mapping, schema: DatalistSchema, shape: tuple[int, int] | None = None) -> str | None:
+    """Why the boxes of a detection entry are unusable: malformed, empty (zero area), outside the image of
+    ``shape`` (rows, columns; from its header), or labelled with a class the task does not have."""
     boxes, labels = entry.get(schema.boxes_key), entry.get(schema.box_labels_key)
     if not isinstance(boxes, list):
         return f"'{schema.boxes_key}' is {type(boxes).__name__}, not a list of [x1, y1, x2, y2] boxes"
@@ -203,11 +226,31 @@ def _boxes_problem(entry: Mapping, schema: DatalistSchema) -> str | None:
         for v in box:
             if why := _number_problem(v, f"box {i} coordinate"):
                 return why
-        if box[2] < box[0] or box[3] < box[1]:
-            return f"box {i} {list(box)} has x2 < x1 or y2 < y1"
+        if box[2] <= box[0] or box[3] <= box[1]:
+            return f"box {i} {list(box)} has no area (x2 <= x1 or y2 <= y1); boxes are [x1, y1, x2, y2]"
+        if shape is not None and (min(box) < 0 or box[2] > shape[1] or box[3] > shape[0]):
+            return f"box {i} {list(box)} reaches outside the {shape[1]}x{shape[0]} (width x height) image"
     for v in labels:
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             return f"box label {v!r} is not a class index"
+        if schema.num_classes is not None and v >= schema.num_classes:
+            return f"box label {v} is out of range; the task has {schema.num_classes} box class(es) (0..{schema.num_classes - 1})"
+    return None
+
+
+def _mask_problem(mask_path: str, image_header) -> str | None:
+    """Why a segmentation mask cannot label its image: unreadable, lossy (JPEG changes the edge pixels, marking
+    pixels that are not in the mask), or of another size than the image (each would be resized on its own, so the
+    mask would no longer lie on the image)."""
+    mask = _header(mask_path)
+    if mask.problem:
+        return f"mask: {mask.problem}"
+    if mask.lossy:
+        return "mask is lossy-compressed (JPEG): its edges are changed; save masks as PNG (or uncompressed DICOM)"
+    if image_header is not None and not image_header.problem and mask.shape and image_header.shape:
+        if mask.shape != image_header.shape:
+            (mr, mc), (ir, ic) = mask.shape, image_header.shape
+            return f"mask is {mc}x{mr} (width x height), its image {ic}x{ir}: a mask must have its image's size"
     return None
 
 
@@ -303,10 +346,13 @@ def check_datalist(
                 add(f"no '{image_key}' entry", "missing image key")
             elif not isinstance(raw_path, str):
                 add(f"'{image_key}' is a {_kind(raw_path)}, not a file path", "bad image key")
-            elif not os.path.isfile(path):
+            header = None
+            if isinstance(raw_path, str) and raw_path and not os.path.isfile(path):
                 add("file not found", "missing file")
-            elif read_headers and (why := _header_problem(path)):
-                add(why, "unreadable image")
+            elif isinstance(raw_path, str) and raw_path and read_headers:
+                header = _header(path)
+                if header.problem:
+                    add(header.problem, "unreadable image")
             if path in seen:
                 add(f"duplicate of {seen[path][0]}[{seen[path][1]}]", "duplicate", error=False)
             elif path:
@@ -315,8 +361,8 @@ def check_datalist(
                 text = entry.get(report_key)
                 if not isinstance(text, str):
                     add(f"report is {_kind(text)}, not text", "report not text")
-                elif not text.strip():
-                    add("empty report", "empty report")
+                elif not visible_text(text):
+                    add("empty report" + (" (only whitespace or invisible characters)" if text else ""), "empty report")
             if schema.task in ("classification", "segmentation") and label_key not in entry:
                 add(f"no '{label_key}' entry", "missing label")
             if label_key in entry and schema.task != "detection":
@@ -326,11 +372,14 @@ def check_datalist(
                         add(f"label {label!r} is text; the task wants numbers", "label problem")
                     elif not os.path.isfile(label):
                         add("label file not found", "missing label file", file=label)
+                    elif read_headers and (why := _mask_problem(label, header)):
+                        add(why, "mask problem", file=label)
                 elif schema.task == "segmentation":
                     add(f"label is a {_kind(label)}, not a mask file", "label problem")
                 elif why := _label_problem(label, schema, expected):
                     add(why, "label problem")
-            if schema.task == "detection" and (why := _boxes_problem(entry, schema)):
+            shape = header.shape if header is not None and not header.problem else None
+            if schema.task == "detection" and (why := _boxes_problem(entry, schema, shape)):
                 add(why, "box problem")
             nulls = sorted(str(k) for k, v in entry.items() if v is None and k not in (report_key, image_key))
             if nulls:

@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mflag_monai.data import DatalistError, check_datalist, resolve_datalist
+from mflag_monai.data import DatalistError, check_datalist, load_datalist, resolve_datalist
 from mflag_monai.data.__main__ import main
 from mflag_monai.data.prepare.check import DatalistSchema
+from mflag_monai.utils.errors import InputError
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -313,7 +314,9 @@ def test_classification_datalist_defects(defect: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("label", "words"),
     [(3, "class index 3 is out of range; the task has 3 classes (0..2)"), (-1, "class index -1 is negative"),
-     (1.5, "class index 1.5 is not a whole number"), ([0, 1], "one-hot label has 2 values; the task has 3 classes")],
+     (1.5, "class index 1.5 is not a whole number"),
+     ([0, 1], "label is a list of 2 values; a multi-class task wants one class index (0..2)"),
+     ([0, 0, 1], "label is a list of 3 values; a multi-class task wants one class index (0..2)")],
 )  # fmt: skip
 def test_multi_class_label_defects(label: object, words: str, tmp_path: Path) -> None:
     images = _pngs(tmp_path, 2)
@@ -324,7 +327,10 @@ def test_multi_class_label_defects(label: object, words: str, tmp_path: Path) ->
 
 @pytest.mark.parametrize(
     ("change", "words"),
-    [({"boxes": [[10, 10, 5, 20]]}, "x2 < x1"), ({"boxes": [[1, 2, 3]]}, "not [x1, y1, x2, y2]"),
+    [({"boxes": [[10, 10, 5, 20]]}, "has no area"), ({"boxes": [[5, 2, 5, 9]]}, "has no area (x2 <= x1"),
+     ({"boxes": [[1, 2, 17, 9]]}, "reaches outside the 16x16"), ({"boxes": [[-1, 2, 8, 9]]}, "reaches outside"),
+     ({"labels": [1]}, "box label 1 is out of range; the task has 1 box class(es)"),
+({"boxes": [[1, 2, 3]]}, "not [x1, y1, x2, y2]"),
      ({"boxes": [[1, 2, float("inf"), 4]]}, "coordinate inf is infinite"), ({"labels": [0, 0]}, "one class index per box"),
      ({"labels": [-1]}, "box label -1 is not a class index"), ({"boxes": None}, "not a list of [x1, y1, x2, y2] boxes")],
 )  # fmt: skip
@@ -374,3 +380,64 @@ def test_check_cli_infers_the_task_and_exits_one_on_bad_entries(tmp_path: Path, 
     assert code == 1 and "label has 4 values; the task has 5 labels" in out
     code, out, _ = run(["check", str(path), "--task", "classification", "--num-classes", "4"], capsys)
     assert code == 1 and "training[0]" in out and "the task has 4 labels" in out
+
+
+def test_a_mask_of_another_size_than_its_image_is_refused(tmp_path: Path) -> None:
+    image, mask = tmp_path / "image.png", tmp_path / "mask.png"
+    Image.fromarray(np.zeros((32, 64), np.uint8)).save(image)  # 64 wide, 32 high
+    Image.fromarray(np.zeros((64, 32), np.uint8)).save(mask)  # the transpose: same pixel count
+    report = check_datalist({"training": [{"image": str(image), "label": str(mask)}]}, schema="segmentation")
+    assert [str(p) for p in report.errors] == [
+        f"error: training[0] {mask}: mask is 32x64 (width x height), its image 64x32: a mask must have its image's size"
+    ]
+
+
+def test_a_jpeg_mask_is_refused(tmp_path: Path) -> None:
+    image, mask = tmp_path / "image.png", tmp_path / "mask.jpg"
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(image)
+    square = np.zeros((32, 32), np.uint8)
+    square[8:20, 8:20] = 255
+    Image.fromarray(square).save(mask, quality=75)
+    report = check_datalist({"training": [{"image": str(image), "label": str(mask)}]}, schema="segmentation")
+    assert len(report.errors) == 1 and "mask is lossy-compressed (JPEG)" in str(report.errors[0])
+
+
+@pytest.mark.parametrize("text", ["\u200b\u200b", "\u00a0 \u2003", "\ufeff\u200d\n"], ids=["zero-width", "nbsp", "bom"])
+def test_a_report_of_invisible_characters_is_empty(text: str, tmp_path: Path) -> None:
+    images = _pngs(tmp_path, 2)
+    datalist = {"training": [{"image": images[0], "report": "Clear lungs."}, {"image": images[1], "report": text}]}
+    report = check_datalist(datalist, schema="pretrain")
+    assert [str(p) for p in report.errors] == [
+        f"error: training[1] {images[1]}: empty report (only whitespace or invisible characters)"
+    ]
+
+
+def test_a_datalist_with_a_key_twice_is_refused(tmp_path: Path) -> None:
+    images = _pngs(tmp_path, 5)
+    first = ", ".join(json.dumps({"image": p}) for p in images[:3])
+    path = tmp_path / "twice.json"
+    path.write_text(f'{{"training": [{first}], "training": [{json.dumps({"image": images[3]})}]}}')
+    with pytest.raises(InputError, match="key 'training' appears twice") as caught:
+        load_datalist(path)
+    assert str(path) in str(caught.value)
+
+
+def test_relative_paths_resolve_against_the_datalists_folder(tmp_path: Path, monkeypatch) -> None:
+    folder = tmp_path / "set"
+    (folder / "images").mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / "images" / "a.png")
+    (folder / "list.json").write_text(json.dumps({"training": [{"image": "images/a.png", "label": "images/a.png"}]}))
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "images").mkdir(parents=True)
+    Image.fromarray(np.full((8, 8), 255, np.uint8)).save(elsewhere / "images" / "a.png")  # a decoy, same name
+    monkeypatch.chdir(elsewhere)
+    entry = load_datalist(folder / "list.json")["training"][0]
+    assert entry == {"image": str(folder / "images" / "a.png"), "label": str(folder / "images" / "a.png")}
+
+
+def test_a_deeply_nested_datalist_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(InputError, match="nested too deeply") as caught:
+        load_datalist(path)
+    assert "\n" not in str(caught.value)
