@@ -8,14 +8,25 @@ downstream training configs would otherwise each spell out in full.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import math
 import os
 import sys
+import time
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["bundle_root", "downstream_datalist", "flag", "fresh_output_dir", "local_tracking_uri"]
+__all__ = [
+    "bundle_root",
+    "check_settings",
+    "downstream_datalist",
+    "flag",
+    "fresh_output_dir",
+    "local_tracking_uri",
+    "lock_bundle_root",
+]
 
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
@@ -139,3 +150,171 @@ def local_tracking_uri(log_dir: str | os.PathLike) -> str:
     from monai.utils import path_to_sqlite_uri
 
     return path_to_sqlite_uri(os.path.abspath(os.path.join(log_dir, "mlruns.db")))
+
+
+def _whole(value: object, name: str, minimum: int) -> int:
+    from .utils.errors import InputError
+
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise InputError(f"expected a whole number, got {value!r}", f"--{name}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise InputError(f"expected a whole number, got {value!r}", f"--{name}") from None
+    if not math.isfinite(number) or number != int(number):
+        raise InputError(f"expected a whole number, got {value!r}", f"--{name}")
+    if number < minimum:
+        raise InputError(f"must be at least {minimum}, got {int(number)}", f"--{name}")
+    return int(number)
+
+
+def check_settings(
+    *,
+    batch_size: object = None,
+    micro_batch_size: object = None,
+    image_size: object = None,
+    resize: object = None,
+    epochs: object = None,
+    learning_rate: object = None,
+    num_workers: object = None,
+    val_interval: object = None,
+    fraction: object = None,
+    image_multiple: int = 1,
+) -> None:
+    """Refuse bundle settings that cannot work, before anything is loaded: one ``error: <what> (--<setting>)`` line
+    instead of a traceback (or a run that silently does something else) minutes later.
+
+    Only the settings given are checked (``None``: not a setting of this bundle, or left to its default meaning).
+
+    Args:
+        batch_size, epochs, val_interval: whole numbers >= 1.
+        micro_batch_size: ``None`` or 2..``batch_size``: in training, BatchNorm needs more than one value per channel,
+            and the projection heads' BatchNorm sees one vector per image.
+        image_size: >= 32 (a ResNet downsamples 32x), and a multiple of ``image_multiple``.
+        resize: ``None`` or >= ``image_size`` (the crop is taken from the resized image; a smaller resize would train
+            on smaller images than asked).
+        learning_rate: a finite number > 0.
+        num_workers: >= 0.
+        fraction: the share of training labels, in (0, 1].
+        image_multiple: what ``image_size`` must divide by (segmentation: 32, for the decoder's skip connections).
+    """
+    from .utils.errors import InputError
+
+    batch = None if batch_size is None else _whole(batch_size, "batch_size", 1)
+    for name, value in (("epochs", epochs), ("val_interval", val_interval)):
+        if value is not None:
+            _whole(value, name, 1)
+    if num_workers is not None:
+        _whole(num_workers, "num_workers", 0)
+    if micro_batch_size is not None and str(micro_batch_size).lower() not in ("none", "null"):
+        micro = _whole(micro_batch_size, "micro_batch_size", 1)
+        if micro < 2:
+            raise InputError(
+                "must be at least 2: in training, BatchNorm needs more than one value per channel (the projection "
+                "heads see one vector per image)",
+                "--micro_batch_size",
+            )
+        if batch is not None and micro > batch:
+            raise InputError(f"{micro} is larger than --batch_size {batch}", "--micro_batch_size")
+    size = None
+    if image_size is not None:
+        size = _whole(image_size, "image_size", 32)
+        if size % image_multiple:
+            lower, upper = size // image_multiple * image_multiple, (size // image_multiple + 1) * image_multiple
+            raise InputError(
+                f"{size} is not a multiple of {image_multiple}, which this network needs; use {lower} or {upper}",
+                "--image_size",
+            )
+    if resize is not None and str(resize).lower() not in ("none", "null"):
+        side = _whole(resize, "resize", 1)
+        if size is not None and side < size:
+            raise InputError(
+                f"{side} is smaller than --image_size {size}: images are resized, then cropped to image_size",
+                "--resize",
+            )
+    if learning_rate is not None:
+        try:
+            rate = float(learning_rate)
+        except (TypeError, ValueError):
+            rate = float("nan")
+        if not (math.isfinite(rate) and rate > 0):
+            raise InputError(f"expected a number > 0, got {learning_rate!r}", "--learning_rate")
+    if fraction is not None:
+        try:
+            share = float(fraction)
+        except (TypeError, ValueError):
+            share = float("nan")
+        if not (0 < share <= 1):
+            raise InputError(f"expected a share of the labels in (0, 1], got {fraction!r}", "--fraction")
+
+
+_LOCK_NAME = ".run.lock"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def lock_bundle_root(root: str | os.PathLike) -> Path:
+    """Hold ``<root>/.run.lock`` for this process, so that two training runs never write one bundle folder at once
+    (both would exit 0 and only one set of models would survive).
+
+    The lock file holds the owner's PID and start time; it is removed when this process exits. A second run stops
+    with one line naming the first run's PID; a lock left by a process that no longer runs (a crash, a killed job)
+    is taken over with a warning.
+
+    Under ``torchrun`` only rank 0 takes it (the other ranks are the same run).
+
+    Raises:
+        InputError: a live process holds the lock.
+    """
+    from .utils.errors import InputError
+
+    folder = Path(root)
+    if int(os.environ.get("RANK", "0") or 0) != 0:
+        return folder / _LOCK_NAME
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / _LOCK_NAME
+    record = f"{os.getpid()} {time.strftime('%Y-%m-%dT%H:%M:%S')}\n"
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                owner_text = path.read_text().split()
+                owner = int(owner_text[0])
+                since = owner_text[1] if len(owner_text) > 1 else "?"
+            except (OSError, ValueError, IndexError):
+                owner, since = -1, "?"
+            if owner == os.getpid():
+                return path  # this process already holds it (a second initialize of the same run)
+            if owner > 0 and _alive(owner):
+                raise InputError(
+                    f"another run (PID {owner}, started {since}) is training in this bundle folder; wait for it to "
+                    f"finish, or give this run another --bundle_root (remove {path} only if that process is not a run)",
+                    folder,
+                ) from None
+            logger.warning("Taking over %s: its run (PID %s, started %s) no longer runs", path, owner, since)
+            print(f"warning: taking over {path}: its run (PID {owner}) no longer runs", flush=True)
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(record)
+        pid = os.getpid()
+        atexit.register(_release_lock, path, pid)
+        return path
+    raise InputError("cannot take the run lock (another run took it at the same moment)", path)
+
+
+def _release_lock(path: Path, pid: int) -> None:
+    try:
+        if path.read_text().split()[0] == str(pid):
+            path.unlink()
+    except (OSError, IndexError):
+        pass

@@ -110,11 +110,15 @@ def strip_state_dict_prefix(
 
 
 def load_encoder_state_dict(
-    encoder: ResNetEncoder, state_dict: Mapping[str, torch.Tensor], strict: bool = True
+    encoder: ResNetEncoder,
+    state_dict: Mapping[str, torch.Tensor],
+    strict: bool = True,
+    source: str | Path | None = None,
 ) -> ResNetEncoder:
     """Load a torchvision-layout ResNet state dict into ``encoder``, with or without a wrapper prefix.
 
-    ``fc.*`` entries (the ImageNet classifier) are ignored; everything else must match exactly when ``strict``.
+    ``fc.*`` entries (the ImageNet classifier) are ignored; everything else must match exactly when ``strict``
+    (otherwise an :class:`~mflag_monai.utils.errors.InputError` naming ``source``, the weights file, is raised).
     """
     reference = set(encoder.state_dict())
     cleaned = strip_state_dict_prefix(state_dict, reference)
@@ -123,10 +127,13 @@ def load_encoder_state_dict(
         missing = sorted(reference - set(cleaned))
         unexpected = sorted(set(cleaned) - reference)
         if missing or unexpected:
-            raise KeyError(
-                "Encoder weights do not match a torchvision-layout ResNet-"
+            from ..utils.errors import InputError
+
+            raise InputError(
+                "encoder weights do not match a torchvision-layout ResNet-"
                 f"{getattr(encoder, 'depth', '?')}: {len(missing)} missing (e.g. {missing[:3]}), "
-                f"{len(unexpected)} unexpected (e.g. {unexpected[:3]}). Check the depth and the checkpoint."
+                f"{len(unexpected)} unexpected (e.g. {unexpected[:3]}); check the depth setting and the weights file",
+                source,
             )
     encoder.load_state_dict(cleaned, strict=strict)
     return encoder
@@ -169,6 +176,6 @@ def build_image_encoder(
     """
     encoder = ResNetEncoder(depth=depth, in_channels=in_channels)
     if pretrained_weights:
-        load_encoder_state_dict(encoder, load_weights_file(pretrained_weights), strict=True)
+        load_encoder_state_dict(encoder, load_weights_file(pretrained_weights), strict=True, source=pretrained_weights)
         logger.info("Loaded encoder weights from %s", pretrained_weights)
     return encoder

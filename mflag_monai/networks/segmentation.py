@@ -63,7 +63,7 @@ class FrozenEncoderUNet(FrozenEncoderMixin, FlexibleUNet):
         self.encoder = UNetBackbone(depth, in_channels)  # torchvision layout at every depth (see the module doc)
         path = check_pretrained_encoder(pretrained_encoder)
         if path is not None:
-            load_encoder_state_dict(self.encoder, load_weights_file(path), strict=True)
+            load_encoder_state_dict(self.encoder, load_weights_file(path), strict=True, source=path)
             logger.info("Loaded the pre-trained encoder from %s", path)
         self.freeze_encoder = freeze_encoder
         if freeze_encoder:

@@ -67,8 +67,13 @@ def load_text_model(name_or_path: str | os.PathLike, trust_remote_code: bool = F
     """
     from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig, BertModel, BertTokenizerFast
 
+    from ..utils.errors import InputError
+
     source = resolve_text_model(name_or_path)
     local = Path(source).is_dir()
+    if local and not (Path(source) / "config.json").is_file():
+        what = "is an empty folder" if not any(Path(source).iterdir()) else "has no config.json"
+        raise InputError(f"{source} {what}: not a Hugging Face model folder", "--text_model")
     kwargs = {"local_files_only": True}
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code, **kwargs)
@@ -93,11 +98,15 @@ def load_text_model(name_or_path: str | os.PathLike, trust_remote_code: bool = F
         tokenizer = BertTokenizerFast.from_pretrained(source, **kwargs)
         return model, tokenizer
     except OSError as err:
-        raise OSError(
-            f"Could not load the language model '{name_or_path}' offline. Give a local directory holding a "
-            "Hugging Face model (config.json, weights, tokenizer files), e.g. download "
-            f"'{CXR_BERT_ID}' once with `huggingface-cli download {CXR_BERT_ID} --local-dir DIR`, "
-            "then pass --text_model DIR. The demo model is 'minilm-demo'."
+        if local:
+            what = f"{source} holds no complete Hugging Face model (config.json, weights, tokenizer files)"
+        else:
+            what = f"no local folder or cached model '{name_or_path}'"
+        raise InputError(
+            f"cannot load the language model offline: {what}. Give a local folder, e.g. download '{CXR_BERT_ID}' "
+            f"once with `huggingface-cli download {CXR_BERT_ID} --local-dir DIR` and pass --text_model DIR; the "
+            "demo model is 'minilm-demo'",
+            "--text_model",
         ) from err
 
 

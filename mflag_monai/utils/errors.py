@@ -3,6 +3,8 @@ and how command lines and bundle runs print it (``error: <what> (<where>)``, no 
 
 from __future__ import annotations
 
+import atexit
+import errno
 import json
 import os
 import pickle
@@ -14,6 +16,7 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "INPUT_ERROR_EXIT",
     "InputError",
     "NonFiniteLossError",
     "batch_files",
@@ -50,12 +53,21 @@ _INPUT_TYPES: tuple[type[BaseException], ...] = (
 )
 
 
+# OS errors that are about the machine the user gave the run, not the code: a full disk, a quota, a read-only mount.
+_INPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+
+#: The exit status of a run stopped by an input error (as the command-line tools' argparse errors); bugs exit 1.
+INPUT_ERROR_EXIT = 2
+
+
 def find_input_error(err: BaseException | None, extra: tuple[type[BaseException], ...] = ()) -> BaseException | None:
     """The input error behind ``err`` (MONAI's config parser wraps errors in ``RuntimeError``), if any."""
     seen = set()
     while err is not None and id(err) not in seen:
         seen.add(id(err))
         if isinstance(err, _INPUT_TYPES + extra):
+            return err
+        if isinstance(err, OSError) and err.errno in _INPUT_ERRNOS:
             return err
         err = err.__cause__ or err.__context__
     return None
@@ -76,10 +88,11 @@ def format_error(err: BaseException) -> str:
 
 
 def concise_errors(debug: bool = False) -> None:
-    """Make an uncaught input error end the process with one ``error: ...`` line instead of a traceback.
+    """Make an uncaught input error end the process with one ``error: ...`` line and exit status 2 instead of a
+    traceback.
 
     Called by the bundles' ``initialize`` (``--debug true`` keeps Python's traceback); errors that are not input
-    errors (bugs) keep their traceback either way. The process still exits with a non-zero code.
+    errors (bugs) keep their traceback and exit status 1 either way.
     """
     if debug:
         sys.excepthook = sys.__excepthook__
@@ -92,7 +105,13 @@ def concise_errors(debug: bool = False) -> None:
             previous(kind, value, tb)
             return
         # anything already printed (e.g. the full datalist report) stays above this line
+        sys.stdout.flush()
         print(format_error(cause) + " (--debug true shows the traceback)", file=sys.stderr, flush=True)
+        # Python exits 1 after an uncaught exception whatever the hook does: run the exit handlers (logging, MLflow,
+        # the run lock) as a normal exit would, then leave with the input-error status
+        atexit._run_exitfuncs()
+        sys.stderr.flush()
+        os._exit(INPUT_ERROR_EXIT)
 
     hook.__wrapped__ = previous  # type: ignore[attr-defined]
     sys.excepthook = hook

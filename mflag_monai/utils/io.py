@@ -9,6 +9,7 @@ with a one-time warning.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -75,9 +76,15 @@ def atomic_write(path: str | os.PathLike, write, checksum: bool = False) -> Path
         if checksum:
             _write_checksum(path, sha256_file(tmp))
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise InputError(
+                f"{err.strerror or 'disk full'} while writing; the previous file (if any) is intact: free space or "
+                "write to another folder",
+                path,
+            ) from err
         raise
     return path
 

@@ -8,6 +8,7 @@ import torchvision
 
 from mflag_monai.networks import build_image_encoder, load_encoder_state_dict
 from mflag_monai.networks.image_encoder import ResNetEncoder
+from mflag_monai.utils.errors import InputError
 
 
 @pytest.mark.parametrize("depth,dim", [(18, 512), (34, 512), (50, 2048)])
@@ -45,8 +46,9 @@ def test_whole_mflag_checkpoint_with_other_heads_loads() -> None:
 
 
 def test_wrong_depth_is_a_clear_error() -> None:
-    with pytest.raises(KeyError, match="ResNet-50"):
-        load_encoder_state_dict(ResNetEncoder(50), torchvision.models.resnet18().state_dict())
+    with pytest.raises(InputError, match="ResNet-50") as caught:
+        load_encoder_state_dict(ResNetEncoder(50), torchvision.models.resnet18().state_dict(), source="r18.pth")
+    assert str(caught.value).endswith("(r18.pth)") and "\n" not in str(caught.value)
 
 
 def test_build_from_file(tmp_path) -> None:

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from mflag_monai.networks import FrozenTextEncoder, resolve_text_model
+from mflag_monai.utils.errors import InputError
 
 
 def test_demo_minilm_loads_offline() -> None:
@@ -77,5 +78,9 @@ def test_cxr_bert_style_checkpoint_loads_without_remote_code(tiny_bert_dir: Path
 
 
 def test_missing_model_says_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(OSError, match="--text_model"):
+    with pytest.raises(InputError, match="no local folder or cached model .*--text_model DIR") as caught:
         FrozenTextEncoder(str(tmp_path / "nowhere"))
+    assert str(caught.value).endswith("(--text_model)") and "\n" not in str(caught.value)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="is an empty folder"):
+        FrozenTextEncoder(str(tmp_path / "empty"))

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from mflag_monai.utils.errors import InputError
 from mflag_monai.utils.io import (
     ChecksumMismatchError,
     atomic_torch_save,
@@ -50,3 +51,23 @@ def test_files_without_a_checksum_load_with_one_warning(tmp_path: Path, caplog) 
         safe_torch_load(path)
     warnings = [r for r in caplog.records if "no legacy.pt.sha256 checksum" in r.getMessage()]
     assert len(warnings) == 1 and str(path) in warnings[0].getMessage()
+
+
+def test_a_full_disk_is_one_line_naming_the_file_and_keeps_the_old_one(tmp_path: Path) -> None:
+    import errno
+
+    from mflag_monai.utils.errors import find_input_error
+    from mflag_monai.utils.io import atomic_write
+
+    path = atomic_torch_save({"w": torch.zeros(2)}, tmp_path / "model.pt")
+    before = path.read_bytes()
+
+    def full(_):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(InputError, match="No space left on device while writing") as caught:
+        atomic_write(path, full)
+    assert str(path) in str(caught.value) and path.read_bytes() == before
+    assert not list(tmp_path.glob(".*.tmp"))
+    bare = OSError(errno.ENOSPC, "No space left on device")  # raised elsewhere (a log, a cache): still a user error
+    assert find_input_error(RuntimeError("wrapped")) is None and find_input_error(bare) is bare

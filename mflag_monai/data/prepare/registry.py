@@ -70,5 +70,7 @@ def register_preparer(name: str) -> Callable[[Callable[..., PreparedDatalist]], 
 def get_preparer(name: str) -> Callable[..., PreparedDatalist]:
     """The preparer registered under ``name``."""
     if name not in PREPARERS:
-        raise KeyError(f"Unknown dataset {name!r}; known: {', '.join(sorted(PREPARERS))}")
+        from ...utils.errors import InputError
+
+        raise InputError(f"unknown dataset {name!r}; known: {', '.join(sorted(PREPARERS))}", "--dataset")
     return PREPARERS[name]
