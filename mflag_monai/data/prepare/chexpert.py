@@ -5,7 +5,6 @@ Format and labels: docs/method.md#chexpert and docs/method.md#classification.
 
 from __future__ import annotations
 
-import csv
 import os
 from collections import Counter
 from pathlib import Path, PurePosixPath
@@ -21,6 +20,7 @@ from .labels import (
 )
 from .registry import PreparedDatalist, register_preparer
 from .splits import SPLIT_NAMES, seeded_split, stratified_fraction
+from .tables import read_csv_rows
 
 __all__ = ["prepare_chexpert", "read_chexpert_csv", "find_chexpert_csv_dir", "chexpert_patient_id"]
 
@@ -76,26 +76,21 @@ def read_chexpert_csv(path: Path, names: list[str] = CHEXPERT_COMPETITION) -> li
     """Read a CheXpert CSV: one ``{"path", "view", "patient_id", "raw"}`` per row, ``raw`` the label cells of ``names``.
 
     Raises:
-        FileNotFoundError: when the file is missing.
-        ValueError: when a required column or a label column is missing.
+        InputError: the file is missing, or a required column or a label column is missing (or repeated).
     """
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: CheXpert ships {TRAIN_CSV} and {VALID_CSV} side by side")
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in (*REQUIRED_COLUMNS, *names) if c not in (reader.fieldnames or ())]
-        if missing:
-            raise ValueError(f"{path}: missing columns {missing}")
-        return [
-            {
-                "path": row["Path"].strip(),
-                "view": row["Frontal/Lateral"].strip(),
-                "patient_id": chexpert_patient_id(row["Path"].strip()),
-                "raw": [row[n] for n in names],
-            }
-            for row in reader
-            if row["Path"].strip()
-        ]
+    rows = read_csv_rows(
+        path, (*REQUIRED_COLUMNS, *names), hint=f"CheXpert ships {TRAIN_CSV} and {VALID_CSV} side by side"
+    )
+    return [
+        {
+            "path": row["Path"].strip(),
+            "view": row["Frontal/Lateral"].strip(),
+            "patient_id": chexpert_patient_id(row["Path"].strip()),
+            "raw": [row[n] for n in names],
+        }
+        for row in rows
+        if row["Path"].strip()
+    ]
 
 
 @register_preparer("chexpert")

@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 from ...transforms.text import assemble_report
 from .registry import PreparedDatalist, register_preparer
 from .splits import SPLIT_NAMES, grouped_fraction
+from .tables import read_csv_rows
 
 __all__ = ["CHEXPERT_PLUS_SPLITS", "detect_chexpert_plus", "find_chexpert_plus_csv", "prepare_chexpert_plus"]
 
@@ -124,12 +125,7 @@ def prepare_chexpert_plus(
         raise FileNotFoundError(f"CheXpert Plus root {root} is not a folder")
     csv_path = find_chexpert_plus_csv(root)
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # whole reports in one cell
-    with csv_path.open(newline="", encoding="utf-8", errors="replace") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or ())]
-        if missing:
-            raise ValueError(f"{csv_path}: missing columns {missing}")
-        rows = list(reader)
+    rows = read_csv_rows(csv_path, REQUIRED_COLUMNS)
     png_base = _find_base(root, [r["path_to_image"] for r in rows], (".png", ".jpg"))
     dcm_base = _find_base(root, [r.get("path_to_dcm") or "" for r in rows], (".dcm",))
     if rows and png_base is None and dcm_base is None:

@@ -15,7 +15,6 @@ The collection has no official split: reports are split at random (seeded), one 
 
 from __future__ import annotations
 
-import csv
 import html
 import logging
 import os
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from .registry import PreparedDatalist, register_preparer, walk_files
 from .splits import SPLIT_NAMES, grouped_fraction, seeded_split
+from .tables import read_csv_rows
 
 logger = logging.getLogger(__name__)
 
@@ -145,15 +145,6 @@ def _view_position(path: Path) -> str | None:
     return str(getattr(ds, "ViewPosition", "") or "").strip().upper()
 
 
-def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8", errors="replace") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in required if c not in (reader.fieldnames or ())]
-        if missing:
-            raise ValueError(f"{path}: missing columns {missing} (expected {', '.join(required)})")
-        return list(reader)
-
-
 def _reports_from_xml(reports_dir: Path, counts: Counter) -> list[dict]:
     """Every XML report as ``{"uid", "sections", "mesh_major", "mesh_minor", "images": [(image id, view)]}``;
     ``view`` is ``None`` here (it comes from the DICOM)."""
@@ -177,10 +168,10 @@ def _reports_from_csv(reports_csv: Path) -> list[dict]:
     if not projections_csv.is_file():
         raise FileNotFoundError(f"{projections_csv} not found: it lists the images of {REPORTS_CSV}'s reports")
     images: dict[str, list[tuple[str, str]]] = {}
-    for row in _read_csv(projections_csv, ("uid", "filename", "projection")):
+    for row in read_csv_rows(projections_csv, ("uid", "filename", "projection")):
         images.setdefault(row["uid"].strip(), []).append((iu_image_id(row["filename"].strip()), row["projection"]))
     reports = []
-    for row in _read_csv(reports_csv, ("uid", "findings", "impression")):
+    for row in read_csv_rows(reports_csv, ("uid", "findings", "impression")):
         uid = row["uid"].strip()
         reports.append(
             {

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import os
 from collections import Counter
 from pathlib import Path
 
 from ...transforms.text import mimic_report_text
 from .registry import PreparedDatalist, register_preparer
+from .tables import read_csv_rows
 
 __all__ = ["prepare_mimic_cxr", "FRONTAL_VIEWS", "MIMIC_SPLITS"]
 
@@ -17,17 +17,38 @@ FRONTAL_VIEWS = ("PA", "AP")
 MIMIC_SPLITS = {"train": "training", "validate": "validation", "test": "test"}
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} not found: --root must be the MIMIC-CXR folder holding mimic-cxr-2.0.0-metadata.csv, "
-            "mimic-cxr-2.0.0-split.csv and files/"
-        )
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
+METADATA_COLUMNS = ("dicom_id", "subject_id", "study_id", "ViewPosition")
+SPLIT_COLUMNS = ("dicom_id", "split")
 
 
-def _study_dir(root: Path, subject: str, study: str) -> Path:
+def read_mimic_table(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
+    """A MIMIC-CXR CSV (or the ``.csv.gz`` PhysioNet ships) with its ``required`` columns checked."""
+    if not path.is_file() and path.with_name(path.name + ".gz").is_file():
+        path = path.with_name(path.name + ".gz")
+    return read_csv_rows(
+        path,
+        required,
+        hint="--root must be the MIMIC-CXR folder holding mimic-cxr-2.0.0-metadata.csv, mimic-cxr-2.0.0-split.csv "
+        "and files/",
+    )
+
+
+def first_listing(rows: list[dict[str, str]], counts: Counter) -> list[dict[str, str]]:
+    """The metadata rows with each ``dicom_id`` once (the first listing): an image listed twice would be trained on
+    twice. Dropped repeats are counted in ``counts``."""
+    seen: set[str] = set()
+    kept = []
+    for row in rows:
+        dicom_id = row["dicom_id"].strip()
+        if dicom_id in seen:
+            counts["dropped: dicom_id listed twice in the metadata"] += 1
+            continue
+        seen.add(dicom_id)
+        kept.append(row)
+    return kept
+
+
+def study_dir(root: Path, subject: str, study: str) -> Path:
     return root / "files" / f"p{subject[:2]}" / f"p{subject}" / f"s{study}"
 
 
@@ -56,33 +77,34 @@ def prepare_mimic_cxr(
     """
     root = Path(root).expanduser().resolve()
     reports_root = Path(reports_root).expanduser().resolve() if reports_root else root
-    metadata = _read_csv(root / "mimic-cxr-2.0.0-metadata.csv")
-    splits = {row["dicom_id"]: row["split"] for row in _read_csv(root / "mimic-cxr-2.0.0-split.csv")}
-
     counts: Counter[str] = Counter()
+    metadata = first_listing(read_mimic_table(root / "mimic-cxr-2.0.0-metadata.csv", METADATA_COLUMNS), counts)
+    split_rows = read_mimic_table(root / "mimic-cxr-2.0.0-split.csv", SPLIT_COLUMNS)
+    splits = {row["dicom_id"].strip(): row["split"].strip() for row in split_rows}
+
     empty: Counter[str] = Counter()  # studies whose text is empty after sectioning, by reason
     reports: dict[tuple[str, str], str] = {}
     datalist: dict[str, list[dict]] = {key: [] for key in MIMIC_SPLITS.values()}
+    counts["images in metadata"] = len(metadata) + counts["dropped: dicom_id listed twice in the metadata"]
     for row in metadata:
-        counts["images in metadata"] += 1
         if row.get("ViewPosition", "").strip().upper() not in views:
             counts["dropped: not a frontal view"] += 1
             continue
-        subject, study, dicom_id = row["subject_id"], row["study_id"], row["dicom_id"]
+        subject, study, dicom_id = row["subject_id"].strip(), row["study_id"].strip(), row["dicom_id"].strip()
         split = MIMIC_SPLITS.get(splits.get(dicom_id, ""))
         if split is None:
             counts["dropped: not in the split file"] += 1
             continue
-        study_dir = _study_dir(root, subject, study)
+        folder = study_dir(root, subject, study)
         if image_ext is None:
-            image_ext = ".dcm" if (study_dir / f"{dicom_id}.dcm").is_file() else ".jpg"
-        image = study_dir / f"{dicom_id}{image_ext}"
+            image_ext = ".dcm" if (folder / f"{dicom_id}.dcm").is_file() else ".jpg"
+        image = folder / f"{dicom_id}{image_ext}"
         if not image.is_file():
             counts["dropped: image file missing"] += 1
             continue
         key = (subject, study)
         if key not in reports:
-            report_file = _study_dir(reports_root, subject, study).with_suffix(".txt")
+            report_file = study_dir(reports_root, subject, study).with_suffix(".txt")
             if report_file.is_file():
                 reports[key], why = mimic_report_text(report_file.read_text(errors="replace"), f"s{study}")
             else:

@@ -5,14 +5,20 @@ Format and labels: docs/method.md#mimic-cxr and docs/method.md#classification.
 
 from __future__ import annotations
 
-import csv
-import gzip
 import os
 from collections import Counter
 from pathlib import Path
 
 from .labels import CHEXPERT_14, DEFAULT_MIN_STRATUM, chexpert_policy, multilabel_stratum, positives_per_label
-from .mimic import FRONTAL_VIEWS, MIMIC_SPLITS, _read_csv, _study_dir
+from .mimic import (
+    FRONTAL_VIEWS,
+    METADATA_COLUMNS,
+    MIMIC_SPLITS,
+    SPLIT_COLUMNS,
+    first_listing,
+    read_mimic_table,
+    study_dir,
+)
 from .registry import PreparedDatalist, register_preparer
 from .splits import SPLIT_NAMES, stratified_fraction
 
@@ -21,15 +27,6 @@ __all__ = ["prepare_mimic_cxr_labels", "read_mimic_chexpert_labels"]
 METADATA_FILE = "mimic-cxr-2.0.0-metadata.csv"
 SPLIT_FILE = "mimic-cxr-2.0.0-split.csv"
 LABELS_FILE = "mimic-cxr-2.0.0-chexpert.csv"
-
-
-def _read_table(root: Path, name: str) -> list[dict[str, str]]:
-    """A MIMIC CSV as rows; PhysioNet ships them gzipped (``.csv.gz``), so that form is read too."""
-    gz = root / f"{name}.gz"
-    if not (root / name).is_file() and gz.is_file():
-        with gzip.open(gz, "rt", newline="") as f:
-            return list(csv.DictReader(f))
-    return _read_csv(root / name)
 
 
 def read_mimic_chexpert_labels(rows: list[dict[str, str]]) -> dict[tuple[str, str], list[float]]:
@@ -93,11 +90,11 @@ def prepare_mimic_cxr_labels(
         Entries ``{"image": abs path, "label": [14 floats, CHEXPERT_14 order], "subject_id", "study_id"}``.
     """
     root = Path(root).expanduser().resolve()
-    metadata = _read_table(root, METADATA_FILE)
-    splits = {row["dicom_id"]: row["split"] for row in _read_table(root, SPLIT_FILE)}
-    labels = read_mimic_chexpert_labels(_read_table(root, LABELS_FILE))
-
     counts: Counter[str] = Counter()
+    metadata = first_listing(read_mimic_table(root / METADATA_FILE, METADATA_COLUMNS), counts)
+    splits = {row["dicom_id"].strip(): row["split"] for row in read_mimic_table(root / SPLIT_FILE, SPLIT_COLUMNS)}
+    labels = read_mimic_chexpert_labels(read_mimic_table(root / LABELS_FILE, ("subject_id", "study_id", *CHEXPERT_14)))
+
     unlabelled_studies: set[tuple[str, str]] = set()
     split_records: dict[str, list[dict]] = {name: [] for name in SPLIT_NAMES}
     for row in metadata:
@@ -113,7 +110,7 @@ def prepare_mimic_cxr_labels(
             counts[f"dropped: study without a row in {LABELS_FILE} (images)"] += 1
             unlabelled_studies.add((subject, study))
             continue
-        image = _image_path(_study_dir(root, subject, study), dicom_id, image_ext)
+        image = _image_path(study_dir(root, subject, study), dicom_id, image_ext)
         if not image.is_file():
             counts["dropped: image file missing"] += 1
             continue

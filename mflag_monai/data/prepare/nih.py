@@ -5,7 +5,6 @@ Format: docs/method.md#nih-chestx-ray14.
 
 from __future__ import annotations
 
-import csv
 import os
 from collections import Counter
 from pathlib import Path
@@ -14,6 +13,7 @@ from ...utils.formats import BITMAP_SUFFIXES
 from .labels import DEFAULT_MIN_STRATUM, NIH_14, multilabel_stratum, positives_per_label
 from .registry import PreparedDatalist, register_preparer, walk_files
 from .splits import SPLIT_NAMES, seeded_split, stratified_fraction
+from .tables import read_csv_rows
 
 __all__ = ["NO_FINDING", "prepare_nih", "read_nih_entries"]
 
@@ -43,26 +43,24 @@ def read_nih_entries(path: Path) -> tuple[dict[str, dict], Counter[str]]:
     ignored and counted in the returned counter (the official file has none).
 
     Raises:
-        ValueError: when a needed column is missing.
+        InputError: a needed column is missing (or repeated).
     """
     entries: dict[str, dict] = {}
     unknown: Counter[str] = Counter()
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        missing = {"Image Index", "Finding Labels", "Patient ID"} - set(reader.fieldnames or ())
-        if missing:
-            raise ValueError(f"{path}: missing columns {sorted(missing)}")
-        for row in reader:
-            name = row["Image Index"].strip()
-            if not name:
-                continue
-            found = {x.strip() for x in row["Finding Labels"].split("|")} - {NO_FINDING, ""}
-            for extra in sorted(found - set(NIH_14)):
-                unknown[f"ignored finding name {extra!r}"] += 1
-            entries[name] = {
-                "label": [1.0 if finding in found else 0.0 for finding in NIH_14],
-                "patient_id": row["Patient ID"].strip(),
-            }
+    for row in read_csv_rows(path, ("Image Index", "Finding Labels", "Patient ID")):
+        name = row["Image Index"].strip()
+        if not name:
+            continue
+        if name in entries:
+            unknown["dropped: Image Index listed twice (the first row kept)"] += 1
+            continue
+        found = {x.strip() for x in row["Finding Labels"].split("|")} - {NO_FINDING, ""}
+        for extra in sorted(found - set(NIH_14)):
+            unknown[f"ignored finding name {extra!r}"] += 1
+        entries[name] = {
+            "label": [1.0 if finding in found else 0.0 for finding in NIH_14],
+            "patient_id": row["Patient ID"].strip(),
+        }
     return entries, unknown
 
 

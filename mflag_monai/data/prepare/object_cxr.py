@@ -10,7 +10,6 @@ inaccessibility instead; the enclosing box is what the annotation states).
 
 from __future__ import annotations
 
-import csv
 import os
 from collections import Counter
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 from ...utils.formats import BITMAP_SUFFIXES
 from .registry import PreparedDatalist, register_preparer, walk_files
 from .splits import SPLIT_NAMES, seeded_split, stratified_fraction
+from .tables import read_csv_rows
 
 __all__ = ["OBJECT_TYPES", "parse_object_cxr_annotation", "prepare_object_cxr", "read_object_cxr_csv"]
 
@@ -57,29 +57,25 @@ def read_object_cxr_csv(path: str | os.PathLike) -> list[tuple[str, list[tuple[s
     """Read ``train.csv`` or ``dev.csv``: ``[(image_name, objects), ...]`` in file order.
 
     Raises:
-        FileNotFoundError: when the file is missing.
-        ValueError: missing columns, or an annotation that cannot be parsed (the message names the line).
+        InputError: the file is missing, or a column is missing (or repeated).
+        ValueError: an annotation that cannot be parsed (the message names the line).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} not found: --root must be the Object-CXR folder holding {TRAIN_CSV}, {DEV_CSV} and the images"
-        )
+    table = read_csv_rows(
+        path,
+        ("image_name", "annotation"),
+        skipinitialspace=True,
+        hint=f"--root must be the Object-CXR folder holding {TRAIN_CSV}, {DEV_CSV} and the images",
+    )
     rows = []
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f, skipinitialspace=True)
-        fields = [name.strip() for name in reader.fieldnames or ()]
-        if "image_name" not in fields or "annotation" not in fields:
-            raise ValueError(f"{path}: expected the columns 'image_name,annotation', got {fields}")
-        reader.fieldnames = fields
-        for line, row in enumerate(reader, start=2):
-            name = (row["image_name"] or "").strip()
-            if not name:
-                continue
-            try:
-                rows.append((name, parse_object_cxr_annotation(row["annotation"] or "")))
-            except ValueError as err:
-                raise ValueError(f"{path.name}:{line}: {name}: {err}") from err
+    for line, row in enumerate(table, start=2):
+        name = (row["image_name"] or "").strip()
+        if not name:
+            continue
+        try:
+            rows.append((name, parse_object_cxr_annotation(row["annotation"] or "")))
+        except ValueError as err:
+            raise ValueError(f"{path.name}:{line}: {name}: {err}") from err
     return rows
 
 

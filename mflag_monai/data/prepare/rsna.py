@@ -3,7 +3,7 @@ detection datalists (format: docs/method.md#rsna-pneumonia; protocols: docs/meth
 
 from __future__ import annotations
 
-import csv
+import math
 import os
 from collections import Counter
 from pathlib import Path
@@ -12,6 +12,7 @@ import numpy as np
 
 from .registry import PreparedDatalist, register_preparer
 from .splits import SPLIT_NAMES, dicom_size, resolve_masks_dir, seeded_split, stratified_fraction, write_mask_png
+from .tables import read_csv_rows
 
 __all__ = ["prepare_rsna", "read_rsna_labels", "boxes_to_mask", "RSNA_TASKS"]
 
@@ -23,32 +24,37 @@ RSNA_TASKS: tuple[str, ...] = ("classification", "segmentation", "detection")
 Box = tuple[float, float, float, float]  # x, y, width, height in pixels, as the CSV writes them
 
 
-def read_rsna_labels(path: str | os.PathLike) -> dict[str, tuple[int, list[Box]]]:
+def read_rsna_labels(path: str | os.PathLike, counts: Counter | None = None) -> dict[str, tuple[int, list[Box]]]:
     """Read ``stage_2_train_labels.csv``: patientId → (Target, boxes ``(x, y, width, height)``), in file order.
 
     The file has one row per box; a negative image has one row with blank box fields and Target 0. An image's
-    Target is the largest of its rows'.
+    Target is the largest of its rows'. A box with a width or height that is not a positive number is dropped and
+    counted in ``counts`` (it would otherwise be written as given, or turn into an empty mask).
+
+    Raises:
+        InputError: the file is missing, or a column is missing (or repeated).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} not found: --root must be the RSNA folder holding {LABELS_FILE} and {IMAGES_DIR}/"
-        )
+    counts = Counter() if counts is None else counts
     labels: dict[str, tuple[int, list[Box]]] = {}
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f, skipinitialspace=True)
-        missing = {"patientId", "x", "y", "width", "height", "Target"} - set(reader.fieldnames or ())
-        if missing:
-            raise ValueError(f"{path}: missing columns {sorted(missing)}")
-        for row in reader:
-            pid = row["patientId"].strip()
-            if not pid:
-                continue
-            target, boxes = labels.get(pid, (0, []))
-            target = max(target, int(float(row["Target"])))
-            if row["x"].strip():
-                boxes.append(tuple(float(row[k]) for k in ("x", "y", "width", "height")))  # type: ignore[arg-type]
-            labels[pid] = (target, boxes)
+    table = read_csv_rows(
+        path,
+        ("patientId", "x", "y", "width", "height", "Target"),
+        skipinitialspace=True,
+        hint=f"--root must be the RSNA folder holding {LABELS_FILE} and {IMAGES_DIR}/",
+    )
+    for row in table:
+        pid = row["patientId"].strip()
+        if not pid:
+            continue
+        target, boxes = labels.get(pid, (0, []))
+        target = max(target, int(float(row["Target"])))
+        if row["x"].strip():
+            box = tuple(float(row[k]) for k in ("x", "y", "width", "height"))
+            if not all(math.isfinite(v) for v in box) or box[2] <= 0 or box[3] <= 0:
+                counts["dropped boxes: width or height not a positive number"] += 1
+            else:
+                boxes.append(box)  # type: ignore[arg-type]
+        labels[pid] = (target, boxes)
     return labels
 
 
@@ -105,15 +111,18 @@ def prepare_rsna(
         raise ValueError(f"Unknown RSNA task {task!r}; choose one of: {', '.join(RSNA_TASKS)}")
     root = Path(root).expanduser().resolve()
     masks = resolve_masks_dir(out, masks_dir) if task == "segmentation" else None
-    labels = read_rsna_labels(root / LABELS_FILE)
+    counts: Counter[str] = Counter()
+    labels = read_rsna_labels(root / LABELS_FILE, counts)
     images = root / IMAGES_DIR
     if not images.is_dir():
         raise FileNotFoundError(f"{images} not found: the RSNA images must be in {IMAGES_DIR}/ under --root")
 
-    counts: Counter[str] = Counter()
     records = []
     for pid, (target, boxes) in labels.items():
         if target and not boxes:
+            if task != "classification":  # its boxes are what these tasks learn: without one it would be a negative
+                counts["dropped: positive (Target 1) without a usable box"] += 1
+                continue
             counts["positive images without a box"] += 1
         image = images / f"{pid}.dcm"
         if not image.is_file():

@@ -5,7 +5,6 @@ Format and protocol: docs/method.md#siim-acr-pneumothorax and docs/method.md#seg
 
 from __future__ import annotations
 
-import csv
 import os
 from collections import Counter
 from pathlib import Path
@@ -21,6 +20,7 @@ from .splits import (
     stratified_fraction,
     write_mask_png,
 )
+from .tables import read_csv_rows
 
 __all__ = ["prepare_siim", "read_siim_rle"]
 
@@ -39,19 +39,13 @@ def read_siim_rle(path: str | os.PathLike) -> dict[str, list[str]]:
             f"{path} not found: --root must be the SIIM-ACR folder holding {RLE_FILE} and the DICOM tree"
         )
     rles: dict[str, list[str]] = {}
-    with path.open(newline="") as f:
-        reader = csv.reader(f)
-        header = [name.strip() for name in next(reader, [])]
-        if "ImageId" not in header or "EncodedPixels" not in header:
-            raise ValueError(f"{path}: expected the columns 'ImageId, EncodedPixels', got {header}")
-        id_col, rle_col = header.index("ImageId"), header.index("EncodedPixels")
-        for row in reader:
-            if not row or not row[id_col].strip():
-                continue
-            image_id, rle = row[id_col].strip(), row[rle_col].strip()
-            runs = rles.setdefault(image_id, [])
-            if rle and rle != EMPTY_RLE:
-                runs.append(rle)
+    for row in read_csv_rows(path, ("ImageId", "EncodedPixels")):
+        image_id, rle = row["ImageId"].strip(), row["EncodedPixels"].strip()
+        if not image_id:
+            continue
+        runs = rles.setdefault(image_id, [])
+        if rle and rle != EMPTY_RLE:
+            runs.append(rle)
     return rles
 
 

@@ -13,6 +13,7 @@ from PIL import Image
 from mflag_monai.data import get_preparer
 from mflag_monai.data.__main__ import main as cli
 from mflag_monai.data.prepare.object_cxr import parse_object_cxr_annotation, prepare_object_cxr, read_object_cxr_csv
+from mflag_monai.utils.errors import InputError
 
 SPLITS = ("training", "validation", "test")
 HEADER = "image_name,annotation\n"
@@ -51,9 +52,9 @@ def test_read_csv_names_the_bad_line(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"train.csv:4: c.jpg: .*unknown type 9"):
         read_object_cxr_csv(path)
     path.write_text("name,boxes\na.jpg,\n")
-    with pytest.raises(ValueError, match="image_name,annotation"):
+    with pytest.raises(InputError, match=r"missing columns \['image_name', 'annotation'\] \(its header: name, boxes\)"):
         read_object_cxr_csv(path)
-    with pytest.raises(FileNotFoundError, match="Object-CXR folder"):
+    with pytest.raises(InputError, match="table not found: --root must be the Object-CXR folder"):
         read_object_cxr_csv(tmp_path / "dev.csv")
 
 
