@@ -29,7 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..networks.mflag import batch_text_inputs
 from ..networks.utils import batchnorm_statistics_kept, unwrap_model
-from ..utils.errors import non_finite_loss_error
+from ..utils.errors import InputError, non_finite_loss_error
 
 __all__ = ["MFLAGTrainer", "gradient_cached_backward", "paper_restart_period", "resolve_amp_dtype"]
 
@@ -198,14 +198,15 @@ class MFLAGTrainer(SupervisedTrainer):
         )
         self.scaler = torch.amp.GradScaler("cuda", enabled=self._use_scaler)
         if micro_batch_size is not None and int(micro_batch_size) < 1:
-            raise ValueError(f"micro_batch_size must be a positive number of images, got {micro_batch_size}")
+            raise InputError(f"must be a positive number of images, got {micro_batch_size}", "--micro_batch_size")
         self.micro_batch_size = None if micro_batch_size is None else int(micro_batch_size)
         loader = self.data_loader
         batch = getattr(loader, "batch_size", None)
         if batch and getattr(loader, "drop_last", False) and len(loader.dataset) < batch:
-            raise ValueError(
+            raise InputError(
                 f"batch_size {batch} is larger than the {len(loader.dataset)} training samples, so no full batch "
-                "can be formed: lower batch_size or add data (the demo: --demo_studies)."
+                "can be formed: lower batch_size or add data (the demo: --demo_studies)",
+                "--batch_size",
             )
         self.add_event_handler(Events.STARTED, self._warn_below_floor)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import atexit
 import errno
 import json
+import logging
 import os
 import pickle
 import sys
@@ -105,6 +106,7 @@ def concise_errors(debug: bool = False) -> None:
             previous(kind, value, tb)
             return
         # anything already printed (e.g. the full datalist report) stays above this line
+        _close_progress_bars()
         sys.stdout.flush()
         print(format_error(cause) + " (--debug true shows the traceback)", file=sys.stderr, flush=True)
         # Python exits 1 after an uncaught exception whatever the hook does: run the exit handlers (logging, MLflow,
@@ -115,6 +117,37 @@ def concise_errors(debug: bool = False) -> None:
 
     hook.__wrapped__ = previous  # type: ignore[attr-defined]
     sys.excepthook = hook
+    _log_input_errors_without_traceback()
+
+
+def _log_input_errors_without_traceback() -> None:
+    """Drop the traceback from log records about input errors.
+
+    ignite and MONAI's ``StatsHandler`` log the exception that stops an engine with its traceback before it reaches
+    the hook; for an input error that is noise in front of the one ``error:`` line (the message is still logged).
+    """
+    factory = logging.getLogRecordFactory()
+    if getattr(factory, "_drops_input_tracebacks", False):
+        return
+
+    def make_record(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        if record.exc_info and record.exc_info[1] is not None and find_input_error(record.exc_info[1]) is not None:
+            record.exc_info, record.exc_text = None, None
+        return record
+
+    make_record._drops_input_tracebacks = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(make_record)
+
+
+def _close_progress_bars() -> None:
+    """Close open tqdm bars, so that the error line starts on a line of its own and no bar is redrawn under it."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ()) or ()):
+        try:
+            bar.close()
+        except Exception:  # noqa: BLE001 - a bar that cannot close must not hide the error
+            pass
 
 
 class NonFiniteLossError(InputError):
