@@ -108,6 +108,8 @@ def _read_dataset(path: str, defer_size: str | None = None) -> Dataset:
         pass  # no 'DICM' marker: older exports write the bare data set, which is still DICOM
     except Exception as err:  # pydicom raises several types for broken headers
         raise _Refusal(f"not a readable DICOM file ({type(err).__name__}: {err})") from err
+    if not _starts_like_a_data_set(path):  # a forced parse of megabytes of zeros takes tens of seconds
+        raise _Refusal("not a DICOM file (no 'DICM' marker and no DICOM data elements)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a forced read of a non-DICOM file warns about nonsense VRs
@@ -119,6 +121,21 @@ def _read_dataset(path: str, defer_size: str | None = None) -> Dataset:
     if not is_dicom:
         raise _Refusal("not a DICOM file (no 'DICM' marker and no DICOM data elements)")
     return ds
+
+
+def _starts_like_a_data_set(path: str) -> bool:
+    """Whether a file without the 'DICM' marker starts as a bare data set does: with an element of group 0002
+    (file meta), 0004 or 0008 (identification), in either byte order. Checked before a forced parse, which accepts
+    any bytes and takes tens of seconds to walk a large file of zeros."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    if len(head) < 4:
+        return False
+    groups = {int.from_bytes(head[:2], "little"), int.from_bytes(head[:2], "big")}
+    return bool(groups & {0x0002, 0x0004, 0x0008})
 
 
 def _sop_class(ds: Dataset) -> str:

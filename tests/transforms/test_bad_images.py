@@ -227,3 +227,19 @@ def test_the_default_budget_refuses_an_8192_square_png_before_decoding(tmp_path:
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 8 * 2**20  # refused from the header: nothing near the 268 MB a float32 copy costs
+
+
+def test_a_large_file_of_zeros_is_refused_without_a_forced_parse(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "zeros.dcm"
+    path.write_bytes(bytes(20 * 2**20))
+    forced = []
+    real = pydicom.dcmread
+    monkeypatch.setattr(pydicom, "dcmread", lambda *a, **k: forced.append(k.get("force")) or real(*a, **k))
+    refused(path, "not a DICOM file")
+    assert "not a DICOM file" in check_cxr_file(path)
+    assert True not in forced  # a forced parse walks the 20 MB of zeros for tens of seconds
+    bare = write_dicom(tmp_path / "bare.dcm", smooth(16, 16))
+    ds = pydicom.dcmread(bare)
+    ds.preamble, ds.file_meta = None, pydicom.dataset.FileMetaDataset()
+    pydicom.filewriter.dcmwrite(tmp_path / "bare2.dcm", ds, write_like_original=True)
+    assert read_cxr(tmp_path / "bare2.dcm")[0].shape == (16, 16)  # a bare data set still loads
