@@ -168,23 +168,28 @@ def quick_design() -> Design:
 
 
 def protocol_design(pretrained_image_weights: str, text_model: str) -> Design:
-    """The paper's settings (docs/method.md): ResNet-50 from ImageNet weights, CXR-BERT, 224/256 px, batch 512, AMP,
-    learning rate 2e-5, 50 epochs; downstream at 224 px, 50 epochs, early stopping patience 10, batch 8 (SIIM) and
-    16 (RSNA, 8 at 1%), RetinaNet with an FPN of 256 channels, learning rate 2e-4 at 1% of RSNA."""
+    """The paper's settings (:mod:`mflag_monai.protocol`, docs/method.md): ResNet-50 from ImageNet weights, CXR-BERT,
+    224/256 px, batch 512, AMP, learning rate 2e-5, 50 epochs, the authors' preprocessing and augmentation;
+    downstream MGCA's settings (224 px, 50 epochs, patience 10, encoder BatchNorm on batch statistics for segmentation
+    and detection), batch 8 (SIIM), RetinaNet with an FPN of 256 channels, learning rate 2e-4 at 1% of RSNA."""
+    from mflag_monai.protocol import DOWNSTREAM_PROTOCOL, PRETRAIN_PROTOCOL
+
+    pretrain = {
+        k: v
+        for k, v in PRETRAIN_PROTOCOL.items()
+        if k not in ("image_depth", "image_size", "resize", "epochs", "learning_rate", "objective")
+    }
     return Design(
-        depth=50,
-        image_size=224,
-        resize=256,
+        depth=int(PRETRAIN_PROTOCOL["image_depth"]),
+        image_size=int(PRETRAIN_PROTOCOL["image_size"]),
+        resize=int(PRETRAIN_PROTOCOL["resize"]),
         demo_studies=0,
         demo_counts={},
-        pretrain_epochs=50,
-        learning_rates={"mflag": 2e-5, "infonce": 2e-5},
-        pretrain={"batch_size": 512, "amp": True, "text_model": text_model,
-                  "pretrained_image_weights": pretrained_image_weights},
-        downstream={
-            "segmentation": {"image_size": 224, "epochs": 50, "patience": 10, "batch_size": 8},
-            "detection": {"image_size": 224, "epochs": 50, "patience": 10, "batch_size": 16, "fpn_channels": 256},
-        },
+        pretrain_epochs=int(PRETRAIN_PROTOCOL["epochs"]),
+        learning_rates={"mflag": float(PRETRAIN_PROTOCOL["learning_rate"]), "infonce": 2e-5},
+        pretrain={**pretrain, "text_model": text_model, "pretrained_image_weights": pretrained_image_weights},
+        downstream={task: {k: v for k, v in DOWNSTREAM_PROTOCOL[task].items() if k != "encoder_depth"}
+                    for task in ("segmentation", "detection")},
         downstream_at_1pct={"detection": {"batch_size": 8, "learning_rate": 2e-4}},
         text_model=text_model,
         device_note="GPU",

@@ -9,7 +9,7 @@ from torch import nn
 
 from .image_encoder import ResNetEncoder, build_image_encoder
 from .pretrained import check_pretrained_encoder
-from .utils import FrozenEncoderMixin, freeze_module
+from .utils import FrozenEncoderMixin, check_encoder_bn, freeze_module
 
 __all__ = ["CXRClassifier", "build_classifier"]
 
@@ -47,7 +47,11 @@ def build_classifier(
     pretrained_encoder: str | os.PathLike | None = None,
     freeze_encoder: bool = True,
     dropout: float = 0.0,
+    encoder_bn: str = "frozen",
 ) -> CXRClassifier:
-    """A linear probe (``freeze_encoder=True``) or a fine-tuned classifier on a (pre-trained) ResNet encoder."""
+    """A linear probe (``freeze_encoder=True``) or a fine-tuned classifier on a (pre-trained) ResNet encoder;
+    ``encoder_bn``: what a frozen encoder's BatchNorm does in training (:data:`~mflag_monai.networks.utils.ENCODER_BN_MODES`)."""
     encoder = build_image_encoder(depth, pretrained_weights=check_pretrained_encoder(pretrained_encoder))
-    return CXRClassifier(encoder, num_classes, freeze_encoder, dropout)
+    network = CXRClassifier(encoder, num_classes, freeze_encoder, dropout)
+    network.encoder_bn = check_encoder_bn(encoder_bn)
+    return network

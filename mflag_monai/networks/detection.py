@@ -37,7 +37,7 @@ from torch import nn
 
 from .image_encoder import build_image_encoder
 from .pretrained import check_pretrained_encoder
-from .utils import FrozenEncoderMixin, freeze_module
+from .utils import FrozenEncoderMixin, check_encoder_bn, freeze_module
 
 logger = logging.getLogger(__name__)
 
@@ -202,6 +202,7 @@ def build_retinanet(
     aspect_ratios: Sequence[float] = DEFAULT_ANCHOR_RATIOS,
     returned_layers: Sequence[int] = (2, 3, 4),
     fpn_channels: int = 256,
+    encoder_bn: str = "frozen",
 ) -> CXRRetinaNet:
     """The trainable 2D RetinaNet on a (pre-trained, frozen) ResNet encoder: the bundle's ``network_def``.
 
@@ -214,6 +215,7 @@ def build_retinanet(
         aspect_ratios: anchor height/width ratios, the same at every level.
         returned_layers: encoder stages feeding the pyramid.
         fpn_channels: channels of the pyramid and of the two heads (RetinaNet's 256; fewer run faster on a CPU).
+        encoder_bn: what a frozen encoder's BatchNorm does in training (:data:`~mflag_monai.networks.utils.ENCODER_BN_MODES`).
     """
     if len(anchor_sizes) != len(returned_layers) + 1:
         raise ValueError(
@@ -221,6 +223,7 @@ def build_retinanet(
             f"(returned_layers {tuple(returned_layers)} + one max-pooled level)"
         )
     feature_extractor = FrozenEncoderFPN(depth, pretrained_encoder, freeze_encoder, returned_layers, fpn_channels)
+    feature_extractor.encoder_bn = check_encoder_bn(encoder_bn)
     return CXRRetinaNet(
         spatial_dims=2,
         num_classes=num_classes,

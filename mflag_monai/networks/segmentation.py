@@ -16,7 +16,7 @@ from monai.networks.nets import FlexibleUNet
 
 from .image_encoder import ResNetEncoder, load_encoder_state_dict, load_weights_file
 from .pretrained import check_pretrained_encoder
-from .utils import FrozenEncoderMixin, freeze_module
+from .utils import FrozenEncoderMixin, check_encoder_bn, freeze_module
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +75,10 @@ def build_segmentation_unet(
     out_channels: int = 1,
     pretrained_encoder: str | os.PathLike | None = None,
     freeze_encoder: bool = True,
+    encoder_bn: str = "frozen",
 ) -> FrozenEncoderUNet:
-    """A 2D U-Net on a (pre-trained, frozen) ResNet encoder."""
-    return FrozenEncoderUNet(depth, out_channels, pretrained_encoder, freeze_encoder)
+    """A 2D U-Net on a (pre-trained, frozen) ResNet encoder; ``encoder_bn``: what a frozen encoder's BatchNorm does in
+    training (:data:`~mflag_monai.networks.utils.ENCODER_BN_MODES`)."""
+    network = FrozenEncoderUNet(depth, out_channels, pretrained_encoder, freeze_encoder)
+    network.encoder_bn = check_encoder_bn(encoder_bn)
+    return network

@@ -10,7 +10,14 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-__all__ = ["FrozenEncoderMixin", "batchnorm_statistics_kept", "freeze_module", "unwrap_model"]
+__all__ = [
+    "ENCODER_BN_MODES",
+    "FrozenEncoderMixin",
+    "batchnorm_statistics_kept",
+    "check_encoder_bn",
+    "freeze_module",
+    "unwrap_model",
+]
 
 
 def unwrap_model(network: nn.Module) -> nn.Module:
@@ -31,14 +38,32 @@ def freeze_module(module: nn.Module) -> nn.Module:
     return module
 
 
+#: What a frozen encoder's BatchNorm does in downstream training: ``frozen`` (eval mode: the pre-trained running
+#: statistics normalise, and stay) or ``batch_stats`` (train mode: batch statistics normalise and the running
+#: statistics follow the downstream data, as MGCA's Lightning code runs an encoder frozen by ``requires_grad=False``).
+ENCODER_BN_MODES = ("frozen", "batch_stats")
+
+
+def check_encoder_bn(mode: str) -> str:
+    """``mode`` when it is one of :data:`ENCODER_BN_MODES`; otherwise a one-line error naming the setting."""
+    if mode not in ENCODER_BN_MODES:
+        from ..utils.errors import InputError
+
+        raise InputError(f"expected one of {', '.join(ENCODER_BN_MODES)}, got {mode!r}", "--encoder_bn")
+    return mode
+
+
 class FrozenEncoderMixin:
     """For models with an ``encoder`` and a ``freeze_encoder`` flag: a frozen encoder stays in eval mode whatever
-    ``train()`` asks, so its BatchNorm statistics remain the pre-trained ones (the downstream protocol)."""
+    ``train()`` asks, so its BatchNorm statistics remain the pre-trained ones (the downstream protocol), unless
+    ``encoder_bn`` is ``"batch_stats"`` (:data:`ENCODER_BN_MODES`)."""
+
+    encoder_bn: str = "frozen"
 
     def train(self, mode: bool = True):
-        """Train the rest of the model; a frozen encoder stays in eval mode."""
+        """Train the rest of the model; a frozen encoder stays in eval mode (with ``encoder_bn="frozen"``)."""
         super().train(mode)  # type: ignore[misc]
-        if self.freeze_encoder:  # type: ignore[attr-defined]
+        if self.freeze_encoder and self.encoder_bn == "frozen":  # type: ignore[attr-defined]
             self.encoder.eval()  # type: ignore[attr-defined]
         return self
 

@@ -15,6 +15,7 @@ from monai.config import KeysCollection
 from monai.transforms import (
     CenterSpatialCropd,
     Compose,
+    CropForegroundd,
     EnsureTyped,
     Identityd,
     Lambdad,
@@ -30,6 +31,7 @@ from monai.transforms import (
     ScaleIntensityRanged,
 )
 
+from ..utils.errors import InputError
 from .io import LoadCXRImaged
 
 __all__ = [
@@ -37,10 +39,33 @@ __all__ = [
     "AUGMENT_ON",
     "RandPerspectived",
     "cxr_preprocessing",
+    "PERSPECTIVE_INTERPOLATIONS",
+    "RESIZE_MODES",
+    "ROTATION_INTERPOLATIONS",
     "cxr_pretrain_augmentation",
+    "rotation_range",
     "cxr_pretrain_transforms",
     "cxr_eval_transforms",
 ]
+
+
+#: How images are resized to ``resize``: ``area`` (default) or ``bilinear`` without anti-aliasing (the authors').
+RESIZE_MODES = ("area", "bilinear")
+#: Interpolation of the rotation: ``bilinear`` (default) or ``nearest`` (the authors' ``RandomRotation``).
+ROTATION_INTERPOLATIONS = ("bilinear", "nearest")
+#: Interpolation of the perspective warp: ``bilinear`` (default) or ``bicubic`` (the authors' ``RandomPerspective``).
+PERSPECTIVE_INTERPOLATIONS = ("bilinear", "bicubic")
+
+
+def rotation_range(min_rotation_deg: float, max_rotation_deg: float) -> tuple[float, float]:
+    """MONAI's ``RandRotate`` ``range_x`` (radians) for a rotation uniform in ``[min, max]`` degrees, counter-clockwise
+    as displayed for a positive angle, as torchvision's ``rotate`` (MONAI turns a positive angle clockwise on a
+    ``[C, H, W]`` image whose rows run down, so the range is negated)."""
+    if min_rotation_deg > max_rotation_deg:
+        raise InputError(
+            f"min_rotation_deg {min_rotation_deg} is above max_rotation_deg {max_rotation_deg}", "--min_rotation_deg"
+        )
+    return (-math.radians(max_rotation_deg), -math.radians(min_rotation_deg))
 
 
 class RandPerspectived(RandomizableTransform, MapTransform):
@@ -57,12 +82,19 @@ class RandPerspectived(RandomizableTransform, MapTransform):
         distortion: float = 0.5,
         prob: float = 0.5,
         fill: float = 0.0,
+        interpolation: str = "bilinear",
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, prob)
+        if interpolation not in PERSPECTIVE_INTERPOLATIONS:
+            raise InputError(
+                f"expected one of {', '.join(PERSPECTIVE_INTERPOLATIONS)}, got {interpolation!r}",
+                "--perspective_interpolation",
+            )
         self.distortion = distortion
         self.fill = fill
+        self.interpolation = interpolation
         self._endpoints: list[list[int]] | None = None
 
     def randomize(self, height: int, width: int) -> None:
@@ -82,6 +114,7 @@ class RandPerspectived(RandomizableTransform, MapTransform):
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         """Warp every key with the same sampled corners."""
+        from torchvision.transforms import InterpolationMode
         from torchvision.transforms.v2.functional import perspective
 
         d = dict(data)
@@ -95,7 +128,8 @@ class RandPerspectived(RandomizableTransform, MapTransform):
         start = [[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]]
         for key in self.key_iterator(d):
             img = d[key]
-            warped = perspective(torch.as_tensor(img).float(), start, self._endpoints, fill=[self.fill])
+            mode = InterpolationMode(self.interpolation)
+            warped = perspective(torch.as_tensor(img).float(), start, self._endpoints, mode, fill=[self.fill])
             d[key] = warped.to(img.dtype) if isinstance(img, torch.Tensor) else warped
         return d
 
@@ -106,17 +140,36 @@ def quantize_uint8(image: torch.Tensor) -> torch.Tensor:
     return (image * 255.0).round().clamp(0, 255).to(torch.uint8)
 
 
+def _nonzero(image: torch.Tensor) -> torch.Tensor:
+    return image > 0
+
+
 def cxr_preprocessing(
-    keys: KeysCollection = "image", resize: int = 256, cache_dtype: torch.dtype = torch.uint8, keep_meta: bool = True
+    keys: KeysCollection = "image",
+    resize: int = 256,
+    cache_dtype: torch.dtype = torch.uint8,
+    keep_meta: bool = True,
+    crop_to_content: bool = False,
+    resize_mode: str = "area",
 ) -> Compose:
     """Deterministic part: load (DICOM/PNG/JPG, as displayed), resize to ``resize × resize``, store as ``cache_dtype``.
+
+    ``crop_to_content`` first crops each image to the bounding box of its non-zero pixels (the authors'
+    preprocessing: black borders of the export removed). ``resize_mode``: ``"area"`` (default: averages the pixels a
+    downscaled pixel covers, so no aliasing) or ``"bilinear"`` (without anti-aliasing, as the authors' resize).
 
     This is what a preprocessing cache stores (uint8 by default: 4× smaller than float32, and within 1/510 of it);
     the random augmentation runs after it, every epoch. ``keep_meta=False`` returns plain tensors: MONAI's
     ``PersistentDataset`` stores no metadata (and cannot reload ``MetaTensor`` with ``weights_only``), so freshly
     computed and cached items must both come without it to collate together.
     """
-    steps = [LoadCXRImaged(keys), Resized(keys, spatial_size=(resize, resize), mode="area")]
+    if resize_mode not in RESIZE_MODES:
+        raise InputError(f"expected one of {', '.join(RESIZE_MODES)}, got {resize_mode!r}", "--resize_mode")
+    steps = [LoadCXRImaged(keys)]
+    if crop_to_content:
+        first = keys if isinstance(keys, str) else list(keys)[0]
+        steps.append(CropForegroundd(keys, source_key=first, select_fn=_nonzero, margin=0, allow_smaller=True))
+    steps.append(Resized(keys, spatial_size=(resize, resize), mode=resize_mode, anti_aliasing=False))
     steps.append(
         Lambdad(keys, func=quantize_uint8) if cache_dtype == torch.uint8 else EnsureTyped(keys, dtype=cache_dtype)
     )
@@ -141,17 +194,37 @@ def cxr_pretrain_augmentation(
     autocontrast_prob: float = 0.5,
     channels: int = 3,
     cache_dtype: torch.dtype = torch.uint8,
+    min_rotation_deg: float = 0.0,
+    rotation_interpolation: str = "bilinear",
+    perspective_interpolation: str = "bilinear",
 ) -> Compose:
-    """Random part, in the paper's order, ending with normalisation to [-1, 1] and ``channels`` channels."""
+    """Random part, in the paper's order, ending with normalisation to [-1, 1] and ``channels`` channels.
+
+    The rotation is uniform in ``[min_rotation_deg, max_rotation_deg]``, counter-clockwise for a positive angle as
+    torchvision's (and so the authors') ``RandomRotation``; ``rotation_interpolation`` and
+    ``perspective_interpolation`` choose the resampling (the authors: ``nearest`` and ``bicubic``).
+    """
+    if rotation_interpolation not in ROTATION_INTERPOLATIONS:
+        raise InputError(
+            f"expected one of {', '.join(ROTATION_INTERPOLATIONS)}, got {rotation_interpolation!r}",
+            "--rotation_interpolation",
+        )
     return Compose(
         [
             # the crop comes first so that a cached dataset stops here and stores the compact dtype
             RandSpatialCropd(keys, roi_size=(crop, crop), random_size=False),
             *_to_unit_float(keys, cache_dtype),
             RandRotated(
-                keys, range_x=(0.0, math.radians(max_rotation_deg)), prob=1.0, keep_size=True, padding_mode="zeros"
+                keys,
+                range_x=rotation_range(min_rotation_deg, max_rotation_deg),
+                prob=1.0,
+                keep_size=True,
+                mode=rotation_interpolation,
+                padding_mode="zeros",
             ),
-            RandPerspectived(keys, distortion=perspective_distortion, prob=perspective_prob),
+            RandPerspectived(
+                keys, distortion=perspective_distortion, prob=perspective_prob, interpolation=perspective_interpolation
+            ),
             # autocontrast = stretch each image's min..max to 0..1, applied with probability p
             OneOf(
                 [ScaleIntensityd(keys, minv=0.0, maxv=1.0), Identityd(keys)],
@@ -173,6 +246,11 @@ def cxr_pretrain_transforms(
     cache_dtype: torch.dtype = torch.uint8,
     augment_on: str = "cpu",
     max_rotation_deg: float = 90.0,
+    min_rotation_deg: float = 0.0,
+    rotation_interpolation: str = "bilinear",
+    perspective_interpolation: str = "bilinear",
+    crop_to_content: bool = False,
+    resize_mode: str = "area",
     **augment_kwargs,
 ) -> Compose:
     """Full pre-training chain of the data loader: :func:`cxr_preprocessing` then the random part, flattened.
@@ -181,12 +259,20 @@ def cxr_pretrain_transforms(
     both modes). ``augment_on="cpu"``: all of :func:`cxr_pretrain_augmentation`, per sample. ``"device"``: only the
     random crop, leaving the cached dtype (uint8: a quarter of the bytes of float32 to collate and copy, one channel
     instead of three); :class:`~mflag_monai.transforms.CXRBatchAugmentation` does the rest on the training device,
-    and takes the rotation range there (``max_rotation_deg`` is then unused here).
+    and takes the rotation range there (``max_rotation_deg`` and ``min_rotation_deg`` are then unused here).
     """
     if augment_on not in AUGMENT_ON:
         raise ValueError(f"augment_on must be one of {AUGMENT_ON}, got {augment_on!r}")
-    pre = cxr_preprocessing(keys, resize, cache_dtype, keep_meta=False)
+    pre = cxr_preprocessing(
+        keys, resize, cache_dtype, keep_meta=False, crop_to_content=crop_to_content, resize_mode=resize_mode
+    )
     if augment_on == "device":
+        for name, value in (("rotation", rotation_interpolation), ("perspective", perspective_interpolation)):
+            if value != "bilinear":  # one bilinear warp on the device; the authors' mix needs the CPU chain
+                raise InputError(
+                    f"augment_on 'device' warps once, bilinear; {value!r} needs --augment_on cpu",
+                    f"--{name}_interpolation",
+                )
         if augment_kwargs:
             raise ValueError(
                 f"augment_on='device' takes its settings in CXRBatchAugmentation, got {sorted(augment_kwargs)}"
@@ -198,18 +284,31 @@ def cxr_pretrain_transforms(
         ]
         return Compose([*pre.transforms, *rand])
     aug = cxr_pretrain_augmentation(
-        keys, crop, cache_dtype=cache_dtype, max_rotation_deg=max_rotation_deg, **augment_kwargs
+        keys,
+        crop,
+        cache_dtype=cache_dtype,
+        max_rotation_deg=max_rotation_deg,
+        min_rotation_deg=min_rotation_deg,
+        rotation_interpolation=rotation_interpolation,
+        perspective_interpolation=perspective_interpolation,
+        **augment_kwargs,
     )
     return Compose([*pre.transforms, *aug.transforms])
 
 
 def cxr_eval_transforms(
-    keys: KeysCollection = "image", resize: int = 256, crop: int = 224, channels: int = 3
+    keys: KeysCollection = "image",
+    resize: int = 256,
+    crop: int = 224,
+    channels: int = 3,
+    crop_to_content: bool = False,
+    resize_mode: str = "area",
 ) -> Compose:
-    """Deterministic evaluation chain: load, resize to ``resize``, centre crop ``crop``, normalise, repeat channels."""
+    """Deterministic evaluation chain: load, resize to ``resize``, centre crop ``crop``, normalise, repeat channels
+    (``crop_to_content`` and ``resize_mode`` as :func:`cxr_preprocessing`)."""
     return Compose(
         [
-            *cxr_preprocessing(keys, resize).transforms,
+            *cxr_preprocessing(keys, resize, crop_to_content=crop_to_content, resize_mode=resize_mode).transforms,
             *_to_unit_float(keys, torch.uint8),
             CenterSpatialCropd(keys, roi_size=(crop, crop)),
             NormalizeIntensityd(keys, subtrahend=0.5, divisor=0.5),

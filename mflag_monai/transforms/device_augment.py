@@ -20,6 +20,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from monai.data import MetaTensor
 
+from ..utils.errors import InputError
+
 __all__ = ["AugmentParams", "CXRBatchAugmentation"]
 
 AugmentParams = dict[str, torch.Tensor]
@@ -65,8 +67,9 @@ class CXRBatchAugmentation:
     """Random rotation, perspective and autocontrast, then normalisation, of a ``[B, 1, H, W]`` batch on its device.
 
     The same distributions as :func:`~mflag_monai.transforms.cxr_pretrain_augmentation` (docs/method.md#augmentations),
-    per sample: rotation by an angle uniform in ``[0°, max_rotation_deg]`` about the image centre (MONAI ``RandRotate``
-    convention, bilinear, zero padding); with probability ``perspective_prob`` the four corners moved inwards by
+    per sample: rotation by an angle uniform in ``[min_rotation_deg, max_rotation_deg]`` about the image centre,
+    counter-clockwise as displayed for a positive angle (torchvision's convention; bilinear, zero padding); with
+    probability ``perspective_prob`` the four corners moved inwards by
     integers uniform in ``[0, distortion × half the side]`` (torchvision's ``RandomPerspective`` draw, zero fill); with
     probability ``autocontrast_prob`` the image's min..max stretched to 0..1; then ``(x − 0.5) / 0.5`` and ``channels``
     copies of the grey channel. Rotation and perspective are one warp, so an image is interpolated once.
@@ -76,7 +79,7 @@ class CXRBatchAugmentation:
     Call it under ``torch.no_grad()``; it is not meant to be differentiated.
 
     Args:
-        max_rotation_deg: upper end of the rotation range (the lower is 0).
+        max_rotation_deg, min_rotation_deg: the rotation range, degrees.
         perspective_distortion, perspective_prob: the perspective warp's strength and probability.
         autocontrast_prob: probability of the min-max stretch.
         channels: channels of the output (the grey channel repeated).
@@ -91,7 +94,14 @@ class CXRBatchAugmentation:
         autocontrast_prob: float = 0.5,
         channels: int = 3,
         seed: int | None = None,
+        min_rotation_deg: float = 0.0,
     ) -> None:
+        if min_rotation_deg > max_rotation_deg:
+            raise InputError(
+                f"min_rotation_deg {min_rotation_deg} is above max_rotation_deg {max_rotation_deg}",
+                "--min_rotation_deg",
+            )
+        self.min_rotation = math.radians(min_rotation_deg)
         self.max_rotation = math.radians(max_rotation_deg)
         self.distortion = perspective_distortion
         self.perspective_prob = perspective_prob
@@ -122,7 +132,8 @@ class CXRBatchAugmentation:
         torchvision's convention; the unmoved corners where ``perspective`` is false).
         """
         g = self.generator
-        angle = torch.rand(batch, generator=g, dtype=torch.float64) * self.max_rotation
+        span = self.max_rotation - self.min_rotation
+        angle = self.min_rotation + torch.rand(batch, generator=g, dtype=torch.float64) * span
         perspective = torch.rand(batch, generator=g) < self.perspective_prob
         dx, dy = int(self.distortion * (width // 2)), int(self.distortion * (height // 2))
         shift_x = torch.randint(0, dx + 1, (batch, 4), generator=g)
@@ -149,8 +160,9 @@ class CXRBatchAugmentation:
         persp = _homographies(params["endpoints"].double(), start)
         half = torch.full((b,), 0.5, dtype=torch.float64)
         persp = _translate(-half, -half) @ persp @ _translate(half, half)  # indices -> indices
-        # rotation (MONAI RandRotate, keep_size): about the centre; output index -> input index is a turn by -angle
-        cos, sin = torch.cos(params["angle"]), torch.sin(params["angle"])
+        # rotation about the centre, counter-clockwise as displayed (rows run down): output index -> input index is
+        # a turn by +angle in these coordinates
+        cos, sin = torch.cos(params["angle"]), -torch.sin(params["angle"])
         rot = torch.zeros(b, 3, 3, dtype=torch.float64)
         rot[:, 0, 0], rot[:, 0, 1], rot[:, 1, 0], rot[:, 1, 1], rot[:, 2, 2] = cos, sin, -sin, cos, 1.0
         cx, cy = (

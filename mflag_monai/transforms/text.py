@@ -152,21 +152,24 @@ def parse_report_sections(text: str, extra_names: Iterable[str] = ()) -> dict[st
     return sections
 
 
-def assemble_report(report: str | Mapping[str, str], order: tuple[str, ...] = ("impression", "findings")) -> str:
+def assemble_report(
+    report: str | Mapping[str, str], order: tuple[str, ...] = ("impression", "findings"), separator: str = " "
+) -> str:
     """The text M-FLAG encodes: impression followed by findings; missing parts are skipped (docs/method.md#report-text).
 
     Args:
         report: the raw report text, or sections already parsed by :func:`parse_report_sections`.
         order: the sections to keep, in order.
+        separator: between the sections (the authors' code joins them with nothing: ``""``).
 
     Returns:
         The assembled text; empty when the report has none of the sections.
     """
     sections = parse_report_sections(report) if isinstance(report, str) else report
-    return " ".join(sections[name] for name in order if sections.get(name))
+    return separator.join(sections[name] for name in order if sections.get(name))
 
 
-def mimic_report_text(text: str, study_id: str | None = None) -> tuple[str, str | None]:
+def mimic_report_text(text: str, study_id: str | None = None, separator: str = " ") -> tuple[str, str | None]:
     """A MIMIC-CXR report's text for pre-training (impression, then findings) and, when it is empty, why.
 
     The official parser's per-study rules apply first: a study in :data:`MIMIC_CUSTOM_SPANS` takes those characters
@@ -175,6 +178,7 @@ def mimic_report_text(text: str, study_id: str | None = None) -> tuple[str, str 
     Args:
         text: the report file's content.
         study_id: ``"s5..."`` (with or without the ``s``), for the per-study rules.
+        separator: between impression and findings (the authors' code: ``""``).
 
     Returns:
         ``(text, None)``, or ``("", reason)`` with a reason from :data:`EMPTY_REASONS`.
@@ -191,7 +195,7 @@ def mimic_report_text(text: str, study_id: str | None = None) -> tuple[str, str 
     parts = _split_sections(text)
     if parts[0][0] == "full report":
         return "", EMPTY_REASONS["no_headers"]
-    assembled = assemble_report(parse_report_sections(text))
+    assembled = assemble_report(parse_report_sections(text), separator=separator)
     if assembled:
         return assembled, None
     if any(name in ("impression", "findings") for name, _ in parts):

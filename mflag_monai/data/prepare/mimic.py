@@ -58,9 +58,11 @@ def prepare_mimic_cxr(
     reports_root: str | os.PathLike | None = None,
     image_ext: str | None = None,
     views: tuple[str, ...] = FRONTAL_VIEWS,
+    report_separator: str = " ",
     **_: object,
 ) -> PreparedDatalist:
-    """Pair each frontal MIMIC-CXR image with its study's report (impression, then findings).
+    """Pair each frontal MIMIC-CXR image with its study's report (impression, then findings, joined by
+    ``report_separator``: a space by default, nothing in the authors' code).
 
     Args:
         root: folder with ``mimic-cxr-2.0.0-metadata.csv``, ``mimic-cxr-2.0.0-split.csv`` and ``files/``.
@@ -106,7 +108,9 @@ def prepare_mimic_cxr(
         if key not in reports:
             report_file = study_dir(reports_root, subject, study).with_suffix(".txt")
             if report_file.is_file():
-                reports[key], why = mimic_report_text(report_file.read_text(errors="replace"), f"s{study}")
+                reports[key], why = mimic_report_text(
+                    report_file.read_text(errors="replace"), f"s{study}", separator=report_separator
+                )
             else:
                 reports[key], why = "", "no report file"
             if why:  # each study counted once, whatever its number of images
