@@ -335,3 +335,40 @@ def test_unknown_objective_is_one_line(tmp_path: Path, tiny_bert_dir: Path) -> N
     )
     assert result.returncode != 0
     assert "unknown objective 'simclr'" in result.stdout + result.stderr
+
+
+def overwrite_inside(path: Path, size: int = 4096) -> None:
+    """4 KB of other bytes in the middle of the file, its size unchanged (a bad block, a stray write)."""
+    data = bytearray(path.read_bytes())
+    start = len(data) // 2
+    data[start : start + size] = bytes((i * 7 + 1) % 251 for i in range(size))
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.slow
+def test_damaged_weights_are_never_used(trained, tmp_path: Path, tiny_bert_dir: Path) -> None:
+    import shutil
+
+    source, _ = trained
+    root = tmp_path / "bundle"
+    shutil.copytree(source, root, ignore=shutil.ignore_patterns("eval", "mlruns*"))
+    overwrite_inside(root / "models" / "model.pt")
+    config = str(REPO / "bundles" / "pretrain" / "configs" / "inference.yaml")
+    files = source.parent / "demo" / "mimic-cxr" / "files"
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", config, "--bundle_root", str(root),
+           "--input_path", str(next(files.rglob("*.dcm")))]  # fmt: skip
+    inference = subprocess.run(
+        cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+    )
+    assert inference.returncode == 2, inference.stderr[-3000:]
+    line = inference.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: checksum mismatch") and str(root / "models" / "model.pt") in line
+    assert not (root / "eval" / "inference" / "embeddings.npz").exists()
+    *previous, newest = sorted((root / "models" / "checkpoints").glob("checkpoint_epoch=*.pt"))
+    overwrite_inside(newest)
+    epochs = int(newest.stem.split("=")[1]) + 1
+    resumed = run_bundle(root, source.parent / "demo", tiny_bert_dir, "--epochs", str(epochs), "--resume", "true")
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    output = resumed.stdout + resumed.stderr
+    assert "checksum mismatch" in output and newest.name in output
+    assert f"Resuming from {previous[-1]}" in output
