@@ -2,8 +2,8 @@
 :func:`~mflag_monai.transforms.io.check_cxr_file`: reading the data set, the pixel data's length and transfer syntax,
 decoding with the BitsStored mask, the orientation check, the VOI window or LUT and the pixel spacing.
 
-Each check raises :class:`_Refusal` with the reason; :mod:`~mflag_monai.transforms.io` turns it into a
-:class:`~mflag_monai.transforms.io.CXRImageError` naming the file. Private to ``mflag_monai.transforms``.
+Each check raises :class:`Refusal` with the reason; :mod:`~mflag_monai.transforms.io` turns it into a
+:class:`~mflag_monai.transforms.io.CXRImageError` naming the file. Its interface to ``mflag_monai.transforms.io`` is ``__all__``.
 """
 
 from __future__ import annotations
@@ -18,16 +18,33 @@ if TYPE_CHECKING:  # annotations only: pydicom is imported inside the functions 
     from pydicom.dataset import Dataset
     from pydicom.uid import UID
 
+__all__ = [
+    "DECODER_HINT",
+    "PIXEL_KEYWORDS",
+    "Refusal",
+    "apply_voi",
+    "check_pixel_length",
+    "decode_pixels",
+    "decoder_status",
+    "int_tag",
+    "pixel_data_length",
+    "pixel_spacing",
+    "pixel_utils",
+    "read_dataset",
+    "sop_class",
+    "transfer_syntax",
+]
+
 logger = logging.getLogger("mflag_monai.transforms.io")  # the logger these messages always had
 
 # Transfer syntaxes and the plugin that decodes them, for the error message when pixel data cannot be decoded.
-_DECODER_HINT = (
+DECODER_HINT = (
     "install the decoder plugins: pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg pylibjpeg-rle "
     "(or python-gdcm)"
 )
 
 
-def _pixel_utils():
+def pixel_utils():
     """``apply_modality_lut`` and ``apply_voi_lut`` on pydicom 3 (``pydicom.pixels``) and 2.4 (``pixel_data_handlers``)."""
     try:
         from pydicom.pixels import apply_modality_lut, apply_voi_lut
@@ -36,7 +53,7 @@ def _pixel_utils():
     return apply_modality_lut, apply_voi_lut
 
 
-class _Refusal(Exception):
+class Refusal(Exception):
     """Why a DICOM file cannot be used; :func:`read_dicom` turns it into a :class:`CXRImageError` naming the file."""
 
     def __init__(self, reason: str) -> None:
@@ -52,7 +69,7 @@ def _first(value) -> float:
     return float(value)
 
 
-def _int_tag(ds: Dataset, keyword: str, default: int) -> int:
+def int_tag(ds: Dataset, keyword: str, default: int) -> int:
     """An integer attribute, ``default`` when absent or empty; a malformed value (e.g. IS ``'1A'``) is refused."""
     value = ds.get(keyword)
     if value is None or value == "":
@@ -60,7 +77,7 @@ def _int_tag(ds: Dataset, keyword: str, default: int) -> int:
     try:
         return int(value)
     except (TypeError, ValueError) as err:
-        raise _Refusal(f"malformed header ({keyword} {str(value)!r} is not an integer)") from err
+        raise Refusal(f"malformed header ({keyword} {str(value)!r} is not an integer)") from err
 
 
 def _window(x: np.ndarray, center: float, width: float, function: str) -> np.ndarray:
@@ -94,7 +111,7 @@ def _min_max(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def _read_dataset(path: str, defer_size: str | None = None) -> Dataset:
+def read_dataset(path: str, defer_size: str | None = None) -> Dataset:
     """``pydicom.dcmread``, falling back to ``force=True`` for data sets written without the preamble/meta header.
 
     ``defer_size`` leaves larger values (the pixel data) unread until used: their length is still known.
@@ -107,9 +124,9 @@ def _read_dataset(path: str, defer_size: str | None = None) -> Dataset:
     except InvalidDicomError:
         pass  # no 'DICM' marker: older exports write the bare data set, which is still DICOM
     except Exception as err:  # pydicom raises several types for broken headers
-        raise _Refusal(f"not a readable DICOM file ({type(err).__name__}: {err})") from err
+        raise Refusal(f"not a readable DICOM file ({type(err).__name__}: {err})") from err
     if not _starts_like_a_data_set(path):  # a forced parse of megabytes of zeros takes tens of seconds
-        raise _Refusal("not a DICOM file (no 'DICM' marker and no DICOM data elements)")
+        raise Refusal("not a DICOM file (no 'DICM' marker and no DICOM data elements)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a forced read of a non-DICOM file warns about nonsense VRs
@@ -119,7 +136,7 @@ def _read_dataset(path: str, defer_size: str | None = None) -> Dataset:
     except Exception:  # noqa: BLE001  (whatever a forced parse raises, the file is not DICOM)
         is_dicom = False
     if not is_dicom:
-        raise _Refusal("not a DICOM file (no 'DICM' marker and no DICOM data elements)")
+        raise Refusal("not a DICOM file (no 'DICM' marker and no DICOM data elements)")
     return ds
 
 
@@ -138,7 +155,7 @@ def _starts_like_a_data_set(path: str) -> bool:
     return bool(groups & {0x0002, 0x0004, 0x0008})
 
 
-def _sop_class(ds: Dataset) -> str:
+def sop_class(ds: Dataset) -> str:
     """The SOP class name (e.g. ``Basic Text SR Storage``), from the data set or the file meta."""
     from pydicom.uid import UID
 
@@ -147,10 +164,10 @@ def _sop_class(ds: Dataset) -> str:
     return f"SOP class {UID(uid).name}" if uid else "no SOP class"
 
 
-_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 
-def _pixel_data_length(ds: Dataset, keyword: str) -> int | None:
+def pixel_data_length(ds: Dataset, keyword: str) -> int | None:
     """Bytes of the pixel data element without reading it (``None``: encapsulated, i.e. compressed)."""
     element = ds.get_item(keyword)  # a raw element when the value is still unread (``defer_size``)
     length = getattr(element, "length", None)
@@ -159,18 +176,18 @@ def _pixel_data_length(ds: Dataset, keyword: str) -> int | None:
     return None if length == 0xFFFFFFFF else int(length)
 
 
-def _check_pixel_length(ds: Dataset, keyword: str, have: int) -> None:
+def check_pixel_length(ds: Dataset, keyword: str, have: int) -> None:
     """Refuse uncompressed pixel data whose length does not fit Rows×Columns×frames×samples×bits.
 
     Shorter is a truncated file; longer means the header describes only part of the data (frames without
     NumberOfFrames, colour bytes labelled monochrome, a wrong Rows/Columns): reading the first frame's worth of bytes
     would be silently wrong. A tail under a tenth of the image is taken for padding (as pydicom does) and ignored.
     """
-    rows, cols = _int_tag(ds, "Rows", 0), _int_tag(ds, "Columns", 0)
-    frames, samples = _int_tag(ds, "NumberOfFrames", 1), _int_tag(ds, "SamplesPerPixel", 1)
+    rows, cols = int_tag(ds, "Rows", 0), int_tag(ds, "Columns", 0)
+    frames, samples = int_tag(ds, "NumberOfFrames", 1), int_tag(ds, "SamplesPerPixel", 1)
     need = _expected_bytes(ds, keyword) * frames * samples
     if have < need:
-        raise _Refusal(f"truncated pixel data ({have} of {need} bytes)")
+        raise Refusal(f"truncated pixel data ({have} of {need} bytes)")
     if have <= need + max(need % 2, need // 10):
         if have > need + (need % 2):  # pydicom reads the image and drops the tail (e.g. its MR_small_padded.dcm)
             logger.warning("%d bytes of padding after the pixel data (%d bytes expected); ignored", have - need, need)
@@ -184,10 +201,10 @@ def _check_pixel_length(ds: Dataset, keyword: str, have: int) -> None:
                 f": {int(ratio)} times one image's bytes, i.e. {int(ratio)} frames without NumberOfFrames, or "
                 f"{int(ratio)} samples (colour) labelled {str(ds.get('PhotometricInterpretation', '')).strip()}"
             )
-        raise _Refusal(f"pixel data holds {have} bytes, more than the {need} of {shape}{guess}")
+        raise Refusal(f"pixel data holds {have} bytes, more than the {need} of {shape}{guess}")
 
 
-def _transfer_syntax(ds: Dataset) -> UID:
+def transfer_syntax(ds: Dataset) -> UID:
     """The transfer syntax; for a bare data set without one, the uncompressed syntax it was read with."""
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
@@ -197,7 +214,7 @@ def _transfer_syntax(ds: Dataset) -> UID:
     if syntax:
         return UID(str(syntax))
     if "PixelData" in ds and getattr(ds["PixelData"], "is_undefined_length", False):  # encapsulated
-        raise _Refusal("compressed pixel data but no TransferSyntaxUID in the file meta; cannot tell the codec")
+        raise Refusal("compressed pixel data but no TransferSyntaxUID in the file meta; cannot tell the codec")
     # uncompressed pixel data is encoded like the data set itself, which pydicom detected while reading
     implicit, little = getattr(ds, "original_encoding", None) or (ds.is_implicit_VR, ds.is_little_endian)
     syntax = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
@@ -207,7 +224,7 @@ def _transfer_syntax(ds: Dataset) -> UID:
     return syntax
 
 
-def _decoder_status(syntax: UID) -> str:
+def decoder_status(syntax: UID) -> str:
     """``'available'``, ``'missing'`` (pydicom knows a plugin that is not installed) or ``'unsupported'``."""
     try:
         from pydicom.pixels import get_decoder
@@ -226,34 +243,34 @@ def _decoder_status(syntax: UID) -> str:
 
 def _expected_bytes(ds: Dataset, keyword: str) -> int:
     """Length of uncompressed single-frame pixel data (1-bit data is packed 8 pixels to a byte)."""
-    pixels = _int_tag(ds, "Rows", 0) * _int_tag(ds, "Columns", 0)
-    bits = {"FloatPixelData": 32, "DoubleFloatPixelData": 64}.get(keyword) or _int_tag(ds, "BitsAllocated", 0)
+    pixels = int_tag(ds, "Rows", 0) * int_tag(ds, "Columns", 0)
+    bits = {"FloatPixelData": 32, "DoubleFloatPixelData": 64}.get(keyword) or int_tag(ds, "BitsAllocated", 0)
     return (pixels * bits + 7) // 8
 
 
-def _decode(ds: Dataset, keyword: str) -> np.ndarray:
+def decode_pixels(ds: Dataset, keyword: str) -> np.ndarray:
     """The stored pixel values as a 2D array, refusing truncated data and syntaxes without a decoder."""
-    syntax = _transfer_syntax(ds)
+    syntax = transfer_syntax(ds)
     try:
         known = syntax.is_transfer_syntax
     except ValueError:  # pydicom < 3 raises for private UIDs
         known = False
     if not known:
-        raise _Refusal(f"cannot decode pixel data (unknown transfer syntax {syntax})")
+        raise Refusal(f"cannot decode pixel data (unknown transfer syntax {syntax})")
     if syntax.is_compressed:
-        status = _decoder_status(syntax)
+        status = decoder_status(syntax)
         if status == "missing":
-            raise _Refusal(f"cannot decode pixel data ({syntax.name}); {_DECODER_HINT}")
+            raise Refusal(f"cannot decode pixel data ({syntax.name}); {DECODER_HINT}")
         if status == "unsupported":
-            raise _Refusal(f"cannot decode pixel data ({syntax.name}): pydicom has no decoder for this transfer syntax")
+            raise Refusal(f"cannot decode pixel data ({syntax.name}): pydicom has no decoder for this transfer syntax")
     else:  # check the length up front: pydicom's own message is long, and a wrong length must not load silently
-        _check_pixel_length(ds, keyword, len(ds[keyword].value or b""))
+        check_pixel_length(ds, keyword, len(ds[keyword].value or b""))
     try:
         stored = ds.pixel_array
     except Exception as err:  # the plugin is installed, so the data itself is damaged or exotic
-        raise _Refusal(f"cannot decode pixel data ({syntax.name}): {type(err).__name__}: {err}") from err
+        raise Refusal(f"cannot decode pixel data ({syntax.name}): {type(err).__name__}: {err}") from err
     if stored.ndim != 2:
-        raise _Refusal(f"pixel data has shape {tuple(stored.shape)}; expected a 2D image")
+        raise Refusal(f"pixel data has shape {tuple(stored.shape)}; expected a 2D image")
     _check_orientation(stored)
     return _mask_to_bits_stored(stored, ds, keyword)
 
@@ -261,11 +278,11 @@ def _decode(ds: Dataset, keyword: str) -> np.ndarray:
 def _mask_to_bits_stored(stored: np.ndarray, ds: Dataset, keyword: str) -> np.ndarray:
     """Keep the low BitsStored bits of integer pixel data (PS3.5 8.1.1): the bits above may hold overlays or garbage,
     and one stray high value would otherwise stretch the display range until the image is black."""
-    bits_stored, bits_allocated = _int_tag(ds, "BitsStored", 0), _int_tag(ds, "BitsAllocated", 0)
+    bits_stored, bits_allocated = int_tag(ds, "BitsStored", 0), int_tag(ds, "BitsAllocated", 0)
     if keyword != "PixelData" or not 0 < bits_stored < bits_allocated or stored.dtype.kind not in "iu":
         return stored
     mask, half = (1 << bits_stored) - 1, 1 << (bits_stored - 1)
-    signed = _int_tag(ds, "PixelRepresentation", 0) == 1
+    signed = int_tag(ds, "PixelRepresentation", 0) == 1
     low, high = (-half, half - 1) if signed else (0, mask)
     if int(stored.min()) >= low and int(stored.max()) <= high:  # the common case: nothing to mask, no copy
         return stored
@@ -302,15 +319,15 @@ def _check_orientation(stored: np.ndarray) -> None:
     flat = stored.reshape(-1)
     as_given, swapped = _roughness(flat, cols), _roughness(flat, rows)
     if as_given > 1.3 * max(swapped, 1e-6):
-        raise _Refusal(
+        raise Refusal(
             f"pixel data does not fit Rows {rows} x Columns {cols}: laid out {cols} rows of {rows} it is a smoother "
             "image, so the header has Rows and Columns swapped"
         )
 
 
-def _voi(path: str, ds: Dataset, values: np.ndarray, apply_window: bool) -> tuple[np.ndarray, str]:
+def apply_voi(path: str, ds: Dataset, values: np.ndarray, apply_window: bool) -> tuple[np.ndarray, str]:
     """Apply the VOI LUT or window to [0, 1]; without one (or with a broken one) stretch the data range."""
-    _, apply_voi_lut = _pixel_utils()
+    _, apply_voi_lut = pixel_utils()
     try:
         if apply_window and "VOILUTSequence" in ds and len(ds.VOILUTSequence):
             indices = np.rint(values).astype(np.int64)  # a LUT is indexed by integer modality values
@@ -324,7 +341,7 @@ def _voi(path: str, ds: Dataset, values: np.ndarray, apply_window: bool) -> tupl
     return _min_max(values), "none"
 
 
-def _pixel_spacing(ds: Dataset) -> list[float]:
+def pixel_spacing(ds: Dataset) -> list[float]:
     """Row and column spacing in mm; ``[1, 1]`` when absent or malformed (spacing is metadata, not a refusal)."""
     spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
     try:

@@ -38,20 +38,20 @@ from monai.transforms import MapTransform, Transform
 from ..utils.errors import InputError
 from ..utils.formats import BITMAP_SUFFIXES, DICOM_SUFFIXES
 from .dicom_pixels import (
-    _DECODER_HINT,
-    _PIXEL_KEYWORDS,
-    _check_pixel_length,
-    _decode,
-    _decoder_status,
-    _int_tag,
-    _pixel_data_length,
-    _pixel_spacing,
-    _pixel_utils,
-    _read_dataset,
-    _Refusal,
-    _sop_class,
-    _transfer_syntax,
-    _voi,
+    DECODER_HINT,
+    PIXEL_KEYWORDS,
+    Refusal,
+    apply_voi,
+    check_pixel_length,
+    decode_pixels,
+    decoder_status,
+    int_tag,
+    pixel_data_length,
+    pixel_spacing,
+    pixel_utils,
+    read_dataset,
+    sop_class,
+    transfer_syntax,
 )
 
 if TYPE_CHECKING:  # annotations only: pydicom is imported inside the functions that use it
@@ -110,30 +110,30 @@ class CXRImageError(InputError):
 
 def _check_image_header(ds: Dataset) -> tuple[str, str]:
     """Refuse anything that is not one 2D grayscale frame; return ``(pixel data keyword, photometric)``."""
-    keyword = next((k for k in _PIXEL_KEYWORDS if k in ds), None)
+    keyword = next((k for k in PIXEL_KEYWORDS if k in ds), None)
     if keyword is None:
-        raise _Refusal(f"no pixel data ({_sop_class(ds)}); not an image")
+        raise Refusal(f"no pixel data ({sop_class(ds)}); not an image")
     required = ["Rows", "Columns", "BitsAllocated", "SamplesPerPixel", "PhotometricInterpretation"]
     if keyword == "PixelData":  # float pixel data has no integer representation to declare
         required.append("PixelRepresentation")
     missing = [k for k in required if ds.get(k) in (None, "")]
     if missing:
-        raise _Refusal(f"incomplete image header (missing {', '.join(missing)})")
+        raise Refusal(f"incomplete image header (missing {', '.join(missing)})")
     photometric = str(ds.PhotometricInterpretation).strip().upper()
-    samples = _int_tag(ds, "SamplesPerPixel", 1)
+    samples = int_tag(ds, "SamplesPerPixel", 1)
     if samples != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
-        raise _Refusal(
+        raise Refusal(
             f"not a grayscale image (PhotometricInterpretation {photometric}, SamplesPerPixel {samples}); "
             "chest radiographs must be MONOCHROME1 or MONOCHROME2"
         )
-    frames = _int_tag(ds, "NumberOfFrames", 1)
+    frames = int_tag(ds, "NumberOfFrames", 1)
     if frames < 1:
-        raise _Refusal(f"NumberOfFrames {frames}: the header declares no image")
+        raise Refusal(f"NumberOfFrames {frames}: the header declares no image")
     if frames > 1:
-        raise _Refusal(f"multi-frame DICOM ({frames} frames); expected a single 2D radiograph")
-    rows, cols = _int_tag(ds, "Rows", 0), _int_tag(ds, "Columns", 0)
+        raise Refusal(f"multi-frame DICOM ({frames} frames); expected a single 2D radiograph")
+    rows, cols = int_tag(ds, "Rows", 0), int_tag(ds, "Columns", 0)
     if rows < 1 or cols < 1:
-        raise _Refusal(f"empty image (Rows {rows}, Columns {cols})")
+        raise Refusal(f"empty image (Rows {rows}, Columns {cols})")
     _check_size(rows, cols)
     return keyword, photometric
 
@@ -141,7 +141,7 @@ def _check_image_header(ds: Dataset) -> tuple[str, str]:
 def _check_size(rows: int, cols: int) -> None:
     why = _size_refusal(rows, cols)
     if why:
-        raise _Refusal(why)
+        raise Refusal(why)
 
 
 def _unusable_rescale(path: str, ds: Dataset) -> bool:
@@ -175,30 +175,30 @@ def read_dicom(path: str | os.PathLike, apply_window: bool = True) -> tuple[np.n
     """
     path = str(path)
     try:
-        ds = _read_dataset(path)
+        ds = read_dataset(path)
         keyword, photometric = _check_image_header(ds)
-        stored = _decode(ds, keyword)
-        apply_modality_lut, _ = _pixel_utils()
+        stored = decode_pixels(ds, keyword)
+        apply_modality_lut, _ = pixel_utils()
         try:  # rescale slope/intercept or modality LUT (signed data comes out signed)
             if _unusable_rescale(path, ds):
                 values = stored.astype(np.float32)
             else:
                 values = np.asarray(apply_modality_lut(stored, ds), dtype=np.float32)
         except Exception as err:
-            raise _Refusal(f"invalid modality LUT or rescale ({type(err).__name__}: {err})") from err
+            raise Refusal(f"invalid modality LUT or rescale ({type(err).__name__}: {err})") from err
         if not np.isfinite(values).all():  # float pixel data can hold NaN/inf; nothing sensible to display
-            raise _Refusal(f"{int((~np.isfinite(values)).sum())} pixel values are NaN or infinite")
-        values, voi = _voi(path, ds, values, apply_window)
+            raise Refusal(f"{int((~np.isfinite(values)).sum())} pixel values are NaN or infinite")
+        values, voi = apply_voi(path, ds, values, apply_window)
         meta = {
             "source_format": "dicom",
             "photometric_interpretation": photometric,
             "voi": voi,
             "modality": str(ds.get("Modality", "")),
             "view_position": str(ds.get("ViewPosition", "")),
-            "pixel_spacing": _pixel_spacing(ds),
-            "bits_stored": _int_tag(ds, "BitsStored", 0),
+            "pixel_spacing": pixel_spacing(ds),
+            "bits_stored": int_tag(ds, "BitsStored", 0),
         }
-    except _Refusal as why:
+    except Refusal as why:
         raise CXRImageError(f"{path}: {why}") from why
     if photometric == "MONOCHROME1":  # high stored value = dark: flip so bright means dense, as displayed
         values = 1.0 - values
@@ -246,27 +246,27 @@ def inspect_cxr_file(path: str | os.PathLike) -> FileHeader:
 
             with Image.open(path) as img:  # parses the header only
                 return FileHeader(_bitmap_refusal(img), (img.height, img.width), img.format in _LOSSY_FORMATS)
-        ds = _read_dataset(path, defer_size="64 KB")
+        ds = read_dataset(path, defer_size="64 KB")
         keyword, _ = _check_image_header(ds)
-        shape = (_int_tag(ds, "Rows", 0), _int_tag(ds, "Columns", 0))
-        syntax = _transfer_syntax(ds)
+        shape = (int_tag(ds, "Rows", 0), int_tag(ds, "Columns", 0))
+        syntax = transfer_syntax(ds)
         lossy = str(syntax) in _LOSSY_SYNTAXES or str(ds.get("LossyImageCompression", "")).strip() == "01"
-        length = _pixel_data_length(ds, keyword)
+        length = pixel_data_length(ds, keyword)
         try:
             compressed = syntax.is_compressed
         except ValueError:  # pydicom < 3 raises for private UIDs
             return FileHeader(f"cannot decode pixel data (unknown transfer syntax {syntax})", shape)
         if compressed or length is None:
-            status = _decoder_status(syntax)
+            status = decoder_status(syntax)
             if status == "missing":
-                return FileHeader(f"cannot decode pixel data ({syntax.name}); {_DECODER_HINT}", shape, lossy)
+                return FileHeader(f"cannot decode pixel data ({syntax.name}); {DECODER_HINT}", shape, lossy)
             if status == "unsupported":
                 why = f"cannot decode pixel data ({syntax.name}): pydicom has no decoder for this transfer syntax"
                 return FileHeader(why, shape, lossy)
             return FileHeader(None, shape, lossy)
-        _check_pixel_length(ds, keyword, length)
+        check_pixel_length(ds, keyword, length)
         return FileHeader(None, shape, lossy)
-    except _Refusal as why:
+    except Refusal as why:
         return FileHeader(str(why))
     except CXRImageError as err:
         return FileHeader(str(err).removeprefix(f"{path}: "))

@@ -47,9 +47,10 @@ START = [[0, 0], [W - 1, 0], [W - 1, H - 1], [0, H - 1]]
 
 
 @pytest.mark.parametrize("angle", [0.0, 0.3, math.pi / 2])
-def test_rotation_is_monais(angle: float) -> None:
+def test_rotation_is_monais_turned_the_other_way(angle: float) -> None:
+    """A positive angle turns counter-clockwise (torchvision's way); MONAI's ``Rotate`` turns it clockwise."""
     img = smooth_image()
-    expected = torch.as_tensor(Rotate(angle, keep_size=True, padding_mode="zeros")(img))
+    expected = torch.as_tensor(Rotate(-angle, keep_size=True, padding_mode="zeros")(img))
     torch.testing.assert_close(device_unit(img, params(angle)), expected, atol=1e-4, rtol=0)
 
 
@@ -63,7 +64,7 @@ def test_rotation_then_perspective_in_one_warp() -> None:
     """Composed into one resampling: equal to the two-step CPU warp away from the fill border, where the CPU chain's
     second interpolation blurs the edge once more."""
     img = smooth_image()
-    rotated = torch.as_tensor(Rotate(0.7, keep_size=True, padding_mode="zeros")(img))
+    rotated = torch.as_tensor(Rotate(-0.7, keep_size=True, padding_mode="zeros")(img))
     expected = perspective(rotated, START, ENDPOINTS, fill=[0.0])
     got = device_unit(img, params(0.7, ENDPOINTS))
     fill = (expected < 1e-3).float()[None]
@@ -75,7 +76,7 @@ def test_rotation_then_perspective_in_one_warp() -> None:
 
 def test_autocontrast_is_monais_scale_intensity() -> None:
     img = smooth_image()
-    expected = ScaleIntensity(minv=0.0, maxv=1.0)(Rotate(0.3, keep_size=True, padding_mode="zeros")(img))
+    expected = ScaleIntensity(minv=0.0, maxv=1.0)(Rotate(-0.3, keep_size=True, padding_mode="zeros")(img))
     torch.testing.assert_close(
         device_unit(img, params(0.3, autocontrast=True)), torch.as_tensor(expected), atol=1e-4, rtol=0
     )
