@@ -193,7 +193,7 @@ def check_settings(
         image_size: >= 32 (a ResNet downsamples 32x), and a multiple of ``image_multiple``.
         resize: ``None`` or >= ``image_size`` (the crop is taken from the resized image; a smaller resize would train
             on smaller images than asked).
-        learning_rate: a finite number > 0.
+        learning_rate: a finite number >= 0 (0 keeps the weights: the tests' and the benchmark's control runs).
         num_workers: >= 0.
         fraction: the share of training labels, in (0, 1].
         image_multiple: what ``image_size`` must divide by (segmentation: 32, for the decoder's skip connections).
@@ -237,8 +237,8 @@ def check_settings(
             rate = float(learning_rate)
         except (TypeError, ValueError):
             rate = float("nan")
-        if not (math.isfinite(rate) and rate > 0):
-            raise InputError(f"expected a number > 0, got {learning_rate!r}", "--learning_rate")
+        if not (math.isfinite(rate) and rate >= 0):
+            raise InputError(f"expected a number >= 0, got {learning_rate!r}", "--learning_rate")
     if fraction is not None:
         try:
             share = float(fraction)

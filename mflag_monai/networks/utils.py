@@ -58,7 +58,8 @@ class FrozenEncoderMixin:
     ``train()`` asks, so its BatchNorm statistics remain the pre-trained ones (the downstream protocol), unless
     ``encoder_bn`` is ``"batch_stats"`` (:data:`ENCODER_BN_MODES`)."""
 
-    encoder_bn: str = "frozen"
+    # No class annotation: TorchScript cannot read the postponed (string) annotations of this module.
+    encoder_bn = "frozen"
 
     def train(self, mode: bool = True):
         """Train the rest of the model; a frozen encoder stays in eval mode (with ``encoder_bn="frozen"``)."""

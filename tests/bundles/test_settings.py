@@ -27,7 +27,7 @@ from mflag_monai.utils import InputError
      ({"image_size": 32, "resize": 16}, "16 is smaller than --image_size 32: images are resized, then cropped"),
      ({"image_size": 16}, "must be at least 32, got 16 (--image_size)"),
      ({"image_size": 40, "image_multiple": 32}, "40 is not a multiple of 32, which this network needs; use 32 or 64"),
-     ({"epochs": 0}, "(--epochs)"), ({"learning_rate": 0}, "expected a number > 0, got 0 (--learning_rate)"),
+     ({"epochs": 0}, "(--epochs)"), ({"learning_rate": -1e-3}, "expected a number >= 0, got -0.001 (--learning_rate)"),
      ({"learning_rate": "nan"}, "(--learning_rate)"), ({"num_workers": -1}, "(--num_workers)"),
      ({"fraction": 1.5}, "expected a share of the labels in (0, 1], got 1.5 (--fraction)"),
      ({"val_interval": 2.5}, "expected a whole number, got 2.5 (--val_interval)")],

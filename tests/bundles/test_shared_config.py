@@ -40,6 +40,7 @@ INTENDED_DIFFERENCES = {
     "validate#evaluator#network": "detection evaluates the detector around the network",
     "validate#postprocessing#_target_": "probabilities (and one-hot labels) for AUROC; a sigmoid for Dice",
     "validate#early_stop#score_function": "each task's key metric (AUROC, Dice, mAP)",
+    "initialize#1": "segmentation's image_size must divide by 32 (the U-Net decoder's skip connections)",
 }
 
 
