@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mflag_monai.protocol import DOWNSTREAM_PROTOCOL
-
 from helpers.bundles import load_script
+from mflag_monai.protocol import DOWNSTREAM_PROTOCOL
 
 REPO = Path(__file__).resolve().parents[2]
 bt = load_script(REPO / "scripts" / "benchmark_transfer.py")  # by file location: no sys.path edit
