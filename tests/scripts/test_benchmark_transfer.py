@@ -109,7 +109,10 @@ def test_learning_rates_per_objective_from_the_command_line() -> None:
 def test_downstream_settings_add_the_1pct_extras_only_at_1pct(tmp_path: Path) -> None:
     design = bt.protocol_design(str(tmp_path / "w.pth"), str(tmp_path / "cxr-bert"))
     assert design.downstream_settings("detection", 0.01)["learning_rate"] == 2e-4
-    assert design.downstream_settings("detection", 0.1)["learning_rate"] == DOWNSTREAM_PROTOCOL["detection"]["learning_rate"]
+    assert (
+        design.downstream_settings("detection", 0.1)["learning_rate"]
+        == DOWNSTREAM_PROTOCOL["detection"]["learning_rate"]
+    )
     assert design.downstream_settings("segmentation", 0.1)["encoder_depth"] == 50
 
 
