@@ -26,6 +26,10 @@ __all__ = [
     "fresh_output_dir",
     "local_tracking_uri",
     "lock_bundle_root",
+    "SELECT_ON",
+    "selection",
+    "selection_comparison",
+    "selection_score",
 ]
 
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
@@ -246,6 +250,44 @@ def check_settings(
             share = float("nan")
         if not (0 < share <= 1):
             raise InputError(f"expected a share of the labels in (0, 1], got {fraction!r}", "--fraction")
+
+
+#: What picks models/model.pt and stops training early: the task's metric (AUROC, Dice, mAP), or the lowest
+#: validation loss (MGCA's checkpoint callback and early stopping monitor ``val_loss``).
+SELECT_ON = ("metric", "val_loss")
+
+
+def _select_on(value: object) -> str:
+    if value not in SELECT_ON:
+        from .utils.errors import InputError
+
+        raise InputError(f"expected one of {', '.join(SELECT_ON)}, got {value!r}", "--select_on")
+    return str(value)
+
+
+def selection(task_metric: dict, loss_metric: dict, select_on: object) -> tuple[dict, dict]:
+    """``(key_val_metric, additional_metrics)`` of a downstream evaluator: the selecting metric and the other one.
+
+    Both are computed and logged at every validation; ``select_on`` decides which one ``state.best_metric`` follows
+    (hence models/model.pt) and early stopping reads.
+    """
+    if _select_on(select_on) == "val_loss":
+        return dict(loss_metric), dict(task_metric)
+    return dict(task_metric), dict(loss_metric)
+
+
+def selection_comparison(select_on: object):
+    """The evaluator's ``metric_cmp_fn``: a higher task metric, or a lower validation loss, is better."""
+    if _select_on(select_on) == "val_loss":
+        return lambda current, best: current < best
+    return lambda current, best: current > best
+
+
+def selection_score(select_on: object, metric_name: str):
+    """Early stopping's ``score_function`` (higher is better): the task metric, or the negated validation loss."""
+    if _select_on(select_on) == "val_loss":
+        return lambda engine: -engine.state.metrics["val_loss"]
+    return lambda engine: engine.state.metrics[metric_name]
 
 
 _LOCK_NAME = ".run.lock"

@@ -42,6 +42,7 @@ DOWNSTREAM_PROTOCOL: dict[str, dict[str, object]] = {
         "learning_rate": 5e-4,
         "patience": 10,
         "encoder_bn": "frozen",  # MGCA puts the classification encoder in eval mode
+        "select_on": "val_loss",  # MGCA's checkpoint callback and early stopping monitor val_loss
     },
     "segmentation": {
         "encoder_depth": 50,
@@ -51,6 +52,7 @@ DOWNSTREAM_PROTOCOL: dict[str, dict[str, object]] = {
         "learning_rate": 5e-4,
         "patience": 10,
         "encoder_bn": "batch_stats",  # MGCA only sets requires_grad=False
+        "select_on": "val_loss",
     },
     "detection": {
         "encoder_depth": 50,
@@ -61,6 +63,7 @@ DOWNSTREAM_PROTOCOL: dict[str, dict[str, object]] = {
         "patience": 10,
         "fpn_channels": 256,
         "encoder_bn": "batch_stats",
+        "select_on": "metric",  # MGCA's detector monitors the validation mAP
     },
 }
 

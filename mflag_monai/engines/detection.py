@@ -20,7 +20,7 @@ from monai.engines import SupervisedEvaluator, SupervisedTrainer
 from monai.engines.utils import IterationEvents
 from monai.utils import CommonKeys as Keys
 
-from ..networks.utils import unwrap_model
+from ..networks.utils import batchnorm_statistics_kept, unwrap_model
 
 __all__ = ["DetectionEvaluator", "DetectionTrainer", "stack_images"]
 
@@ -128,16 +128,61 @@ class DetectionEvaluator(SupervisedEvaluator):
     ``pred_labels`` ``[D]`` (on the CPU). Postprocessing transforms run on each image's dict (MONAI does that for
     list outputs), so box writers can use the image metadata.
 
+    With ``compute_loss``, each image's dict also holds ``loss``: its batch's training loss (``cls_weight ·
+    classification + box_weight · box regression``, as :class:`DetectionTrainer` weighs them), for
+    :class:`~mflag_monai.metrics.ValidationLoss`. It costs one more forward pass per batch, with the detector in
+    training mode (that is where MONAI's detector computes losses) and every BatchNorm's running statistics put back.
+
     Args:
         image_key: key of the images in the per-image dicts.
         pred_prefix: prefix of the prediction keys.
+        compute_loss: also compute the training loss of batches with true boxes.
+        box_key, label_key, cls_weight, box_weight: as :class:`DetectionTrainer` (for ``compute_loss``).
         other arguments: as :class:`monai.engines.SupervisedEvaluator`.
     """
 
-    def __init__(self, *args: Any, image_key: str = "image", pred_prefix: str = "pred_", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        image_key: str = "image",
+        pred_prefix: str = "pred_",
+        compute_loss: bool = False,
+        box_key: str = "boxes",
+        label_key: str = "labels",
+        cls_weight: float = 1.0,
+        box_weight: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("decollate", False)  # the output is per image already
         super().__init__(*args, **kwargs)
         self.image_key, self.pred_prefix = image_key, pred_prefix
+        self.compute_loss, self.box_key, self.label_key = compute_loss, box_key, label_key
+        self.cls_weight, self.box_weight = cls_weight, box_weight
+
+    def _batch_loss(self, engine: DetectionEvaluator, items: list[dict], images: torch.Tensor) -> float | None:
+        """The training loss of this batch (``None`` when an image has no true boxes to compare with)."""
+        if not all(self.box_key in i and self.label_key in i for i in items):
+            return None
+        device = engine.state.device
+        targets = [
+            {
+                self.box_key: torch.as_tensor(i[self.box_key]).float().reshape(-1, 4).to(device),
+                self.label_key: torch.as_tensor(i[self.label_key]).long().reshape(-1).to(device),
+            }
+            for i in items
+        ]
+        detector = unwrap_model(engine.network)
+        was_training = engine.network.training
+        # the hard-negative sampler draws random numbers: fork the generators so training's draws stay the same
+        forked = [device] if torch.device(device).type == "cuda" else []
+        engine.network.train()
+        try:
+            with torch.random.fork_rng(devices=forked), torch.no_grad(), batchnorm_statistics_kept(engine.network):
+                with torch.autocast("cuda", enabled=bool(engine.amp), **engine.amp_kwargs):
+                    losses = engine.network(images, targets)
+        finally:
+            engine.network.train(was_training)
+        return float(self.cls_weight * losses[detector.cls_key] + self.box_weight * losses[detector.box_reg_key])
 
     def _iteration(self, engine: DetectionEvaluator, batchdata: Any) -> list[dict]:  # type: ignore[override]
         items = _as_items(batchdata)
@@ -146,6 +191,7 @@ class DetectionEvaluator(SupervisedEvaluator):
         with engine.mode(engine.network), torch.autocast("cuda", enabled=bool(engine.amp), **engine.amp_kwargs):
             detections = engine.network(images)
         engine.fire_event(IterationEvents.FORWARD_COMPLETED)
+        loss = self._batch_loss(engine, items, images) if self.compute_loss else None
         keys = {
             "boxes": detector.target_box_key,
             "scores": detector.pred_score_key,
@@ -157,6 +203,8 @@ class DetectionEvaluator(SupervisedEvaluator):
             for name, key in keys.items():
                 value = det[key].detach().cpu()
                 out[self.pred_prefix + name] = value if name == "labels" else value.float()
+            if loss is not None:
+                out[Keys.LOSS] = loss
             outputs.append(out)
         engine.state.batch = items  # per image, so that postprocessing runs image by image
         engine.state.output = outputs

@@ -4,6 +4,7 @@ from .classification import MeanAUROCMetric, classification_report, mean_auroc, 
 from .detection import DetectionMAPMetric, detection_output_transform, detection_report
 from .dice import PerImageDiceMetric, batch_mean_dice, batched_from_engine, mean_dice, per_image_dice
 from .geometry import alignment, effective_rank, latent_geometry, singular_value_spectrum, uniformity
+from .loss import ValidationLoss
 from .protocol import PROTOCOLS, metric_description
 from .retrieval import recall_at_k, report_match, retrieval_recall
 
@@ -12,6 +13,7 @@ __all__ = [
     "DetectionMAPMetric",
     "MeanAUROCMetric",
     "PerImageDiceMetric",
+    "ValidationLoss",
     "alignment",
     "batch_mean_dice",
     "batched_from_engine",

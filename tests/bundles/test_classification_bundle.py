@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers.bundles import check_selected_on_validation_loss
 from helpers.mlflow_store import tracked_runs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -125,6 +126,15 @@ def test_evaluate_in_the_mgca_protocol(ws) -> None:
     assert report["protocol"] == "mgca" == report["metric_protocol"]
     assert report["metric"].startswith("comparability mode")
     assert all(0.0 <= a <= 1.0 for a in report["auroc"].values()) and 0.0 <= report["mean_auroc"] <= 1.0
+
+
+@pytest.mark.slow
+def test_select_on_validation_loss(ws, tmp_path: Path) -> None:
+    """--select_on val_loss (MGCA): models/model.pt is the epoch of the lowest validation loss; AUROC still logged."""
+    root = tmp_path / "cls_val_loss"
+    args = ["--pretrained_encoder", str(ws["pre"] / "models" / "encoder.pt"), *ws["common"], "--epochs", "3"]
+    result = bundle("training", [CLS / "train.yaml"], root, *args, "--select_on", "val_loss")
+    check_selected_on_validation_loss(root, result.stdout + result.stderr, "val_auroc")
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers.bundles import downstream_workspace, run_bundle_cli
+from helpers.bundles import check_selected_on_validation_loss, downstream_workspace, run_bundle_cli
 from helpers.mlflow_store import tracked_runs
 from mflag_monai.networks import build_retinanet
 
@@ -162,3 +162,12 @@ def test_resume_continues_after_the_last_checkpoint(trained) -> None:
     assert [h["epoch"] for h in history] == [1, 2, 3]
     state = torch.load(checkpoints / "checkpoint_epoch=3.pt", weights_only=True)
     assert {"network", "optimizer", "best_model", "trainer"} <= set(state)
+
+
+@pytest.mark.slow
+def test_select_on_validation_loss(workspace, tmp_path: Path) -> None:
+    """--select_on val_loss (MGCA): models/model.pt is the epoch of the lowest validation loss."""
+    args = ["--dataset_dir", str(workspace["rsna"]), "--pretrained_encoder", "null", *TINY, "--epochs", "3"]
+    result = bundle("training", [str(CONFIGS / "train.yaml")], tmp_path / "b", *args, "--select_on", "val_loss")
+    assert result.returncode == 0, result.stderr[-4000:]
+    check_selected_on_validation_loss(tmp_path / "b", result.stdout + result.stderr, "val_map")

@@ -38,7 +38,7 @@ INTENDED_DIFFERENCES = {
     "train#trainer#network": "detection trains the RetinaNet detector around the network",
     "validate#evaluator#_target_": "detection has its own iteration (DetectionEvaluator)",
     "validate#evaluator#network": "detection evaluates the detector around the network",
-    "validate#postprocessing#_target_": "probabilities (and one-hot labels) for AUROC; a sigmoid for Dice",
+    "validate#postprocessing#transforms#1#sigmoid": "a softmax for multi-class AUROC; a sigmoid for Dice",
     "validate#early_stop#score_function": "each task's key metric (AUROC, Dice, mAP)",
     "initialize#1": "segmentation's image_size must divide by 32 (the U-Net decoder's skip connections)",
 }

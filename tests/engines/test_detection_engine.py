@@ -10,7 +10,7 @@ from monai.data.utils import no_collation
 from monai.handlers import CheckpointSaver, EarlyStopHandler, IgniteMetricHandler, ValidationHandler
 
 from mflag_monai.engines import DetectionEvaluator, DetectionTrainer, loss_terms
-from mflag_monai.metrics import DetectionMAPMetric, detection_output_transform
+from mflag_monai.metrics import DetectionMAPMetric, ValidationLoss, detection_output_transform
 from mflag_monai.networks import build_detector, build_retinanet
 
 
@@ -90,3 +90,38 @@ def test_evaluator_postprocessing_runs_per_image() -> None:
     evaluator.run()
     assert [name for name, _ in seen] == ["img0.png", "img1.png", "img2.png"]
     assert evaluator.state.output[0]["checked"]
+
+
+def test_evaluator_validation_loss_is_the_training_loss_and_changes_nothing() -> None:
+    """compute_loss: each image carries its batch's training loss (the trainer's weighting), the detector's weights,
+    running statistics and mode stay as they were, and the random generator is where it was."""
+    torch.manual_seed(0)
+    network = build_retinanet(depth=18, fpn_channels=16, encoder_bn="batch_stats")
+    detector = build_detector(network, image_size=64)
+    data = items(4)
+    loader = DataLoader(data, batch_size=4, collate_fn=no_collation)
+    state = {k: v.clone() for k, v in detector.state_dict().items()}
+    after = []
+    for compute_loss in (False, True):  # the data loader draws a seed too: compare with a run without the loss
+        metric = {"val_loss": ValidationLoss()} if compute_loss else None
+        evaluator = DetectionEvaluator(
+            device="cpu", val_data_loader=loader, network=detector, compute_loss=compute_loss, key_val_metric=metric
+        )
+        torch.manual_seed(1)  # the hard-negative sampler's draws
+        evaluator.run()
+        after.append(torch.get_rng_state())
+    assert torch.equal(after[0], after[1])
+    assert all(torch.equal(v, detector.state_dict()[k]) for k, v in state.items())  # running statistics kept
+    assert {row["loss"] for row in evaluator.state.output} == {evaluator.state.metrics["val_loss"]}
+
+    detector.train()
+    torch.manual_seed(1)  # the same draws
+    with torch.no_grad():
+        losses = detector(
+            torch.stack([d["image"].as_tensor() for d in data]),
+            [{"boxes": d["boxes"], "labels": d["labels"]} for d in data],
+        )
+    expected = float(losses[detector.cls_key] + losses[detector.box_reg_key])
+    assert (
+        math.isfinite(expected) and abs(evaluator.state.metrics["val_loss"] - expected) < 1e-3 * expected
+    )  # oneDNN round-off

@@ -9,7 +9,9 @@ encoder, found by the downstream bundles' default ``pretrained_encoder`` path (`
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -214,3 +216,14 @@ def downstream_workspace(root: Path) -> dict[str, Path]:
     demo = generate_demo_data(root / "demo", num_studies=40, image_size=96, progress=False)
     encoder = make_tiny_encoder(root / "encoder.pt")
     return {"root": root, "demo": demo, "encoder": encoder, "bundle": root / "bundle"}
+
+
+def check_selected_on_validation_loss(bundle_root: Path, output: str, metric: str) -> None:
+    """A run with ``--select_on val_loss`` logged both scores every epoch and saved models/model.pt at the epoch of the
+    lowest validation loss (the last "New best" line of its log)."""
+    history = json.loads((bundle_root / "eval" / "validation_history.json").read_text())
+    assert len(history) >= 2 and all({"val_loss", metric} <= set(h) for h in history), history
+    best = min(history, key=lambda h: h["val_loss"])
+    saved = [(float(v), int(e)) for v, e in re.findall(r"New best ([-+.\deE]+) at epoch (\d+)", output)]
+    assert saved and saved[-1] == (round(best["val_loss"], 4), best["epoch"]), (saved, history)
+    assert (bundle_root / "models" / "model.pt").is_file()
