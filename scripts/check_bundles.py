@@ -53,6 +53,8 @@ from pathlib import Path
 
 import torch
 
+from mflag_monai.utils.io import verify_checksum
+
 REPO = Path(__file__).resolve().parents[1]
 
 METADATA_KEYS = (
@@ -255,7 +257,9 @@ def check_export(bundle: Path, overrides: dict, atol: float = 1e-4) -> str:
     meta = json.loads(meta_file.read_text())["network_data_format"]["inputs"]["image"]
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = trained
-        if not trained.is_file():  # fresh clone: export the random initialisation, which tests the same code path
+        if trained.is_file():
+            verify_checksum(trained)  # MONAI's ckpt_export reads the file as it is: refuse damaged weights first
+        else:  # fresh clone: export the random initialisation, which tests the same code path
             ckpt = Path(tmp) / "random_init.pt"
             torch.save(_instantiate(config, meta_file, NET_ID, overrides).state_dict(), ckpt)
         script = Path(tmp) / "model.ts"

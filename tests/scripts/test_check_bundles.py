@@ -170,3 +170,17 @@ def test_overrides_for_one_bundle_win() -> None:
     overrides = {"image_size": 64, "segmentation:image_size": 96, "classification:epochs": 1}
     assert check_bundles.bundle_overrides(overrides, "segmentation") == {"image_size": 96}
     assert check_bundles.bundle_overrides(overrides, "pretrain") == {"image_size": 64}
+
+
+def test_export_refuses_damaged_weights(tmp_path: Path) -> None:
+    """MONAI's ckpt_export loads the file as it is: the check verifies the weights' SHA-256 before exporting."""
+    from mflag_monai.utils.io import ChecksumMismatchError, atomic_torch_save
+
+    model = tmp_path / "models" / "model.pt"
+    model.parent.mkdir()
+    atomic_torch_save({"w": torch.zeros(4096)}, model)  # with its model.pt.sha256
+    data = bytearray(model.read_bytes())
+    data[-2048:-1024] = b"\xff" * 1024  # damaged in place, same size
+    model.write_bytes(bytes(data))
+    with pytest.raises(ChecksumMismatchError, match="model.pt"):
+        check_bundles.check_export(REPO / "bundles" / "segmentation", {"bundle_root": str(tmp_path)})
