@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .mflag import _at_least_fp32, _no_autocast
+from .precision import at_least_fp32, no_autocast
 
 __all__ = ["InfoNCELoss"]
 
@@ -56,9 +56,9 @@ class InfoNCELoss(nn.Module):
             image_feature, image_proj, text_proj = image_feature
         if image_proj.shape != text_proj.shape:
             raise ValueError(f"Projection shapes differ: {tuple(image_proj.shape)} vs {tuple(text_proj.shape)}")
-        with _no_autocast(image_proj.device):
-            x = F.normalize(_at_least_fp32(image_proj), dim=-1)
-            y = F.normalize(_at_least_fp32(text_proj), dim=-1)
+        with no_autocast(image_proj.device):
+            x = F.normalize(at_least_fp32(image_proj), dim=-1)
+            y = F.normalize(at_least_fp32(text_proj), dim=-1)
             scale = self.log_scale.clamp(max=math.log(MAX_LOGIT_SCALE)).exp().to(x.dtype)
             logits = scale * x @ y.T
             target = torch.arange(len(x), device=x.device)

@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn.modules.loss import _Loss
 
 from ..utils.dist import is_distributed
+from .precision import at_least_fp32, no_autocast
 
 __all__ = ["AlignmentLoss", "MFLAGLoss", "OrthogonalityLoss", "orthogonality_floor"]
 
@@ -43,16 +44,6 @@ def orthogonality_floor(batch_size: int, dim: int, lambd: float = 0.0051, scale:
     return scale * lambd * d * (d - b) / ((1.0 - lambd) * b + lambd * d)
 
 
-def _no_autocast(device: torch.device):
-    """A context that turns autocast off on ``device``'s type (the losses need fp32 whatever the caller runs)."""
-    return torch.autocast(device_type=device.type, enabled=False)
-
-
-def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
-    """``x`` in fp32 if it is in a half-precision type; fp64 stays fp64 (the reference tests use it)."""
-    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-
-
 class AlignmentLoss(_Loss):
     """Symmetric cosine alignment between paired image and text projections.
 
@@ -68,9 +59,9 @@ class AlignmentLoss(_Loss):
         """Return the scalar loss for ``[B, D]`` projections."""
         if image_proj.shape != text_proj.shape:
             raise ValueError(f"Projection shapes differ: {tuple(image_proj.shape)} vs {tuple(text_proj.shape)}")
-        with _no_autocast(image_proj.device):
-            x = F.normalize(_at_least_fp32(image_proj), dim=-1)
-            y = F.normalize(_at_least_fp32(text_proj), dim=-1)
+        with no_autocast(image_proj.device):
+            x = F.normalize(at_least_fp32(image_proj), dim=-1)
+            y = F.normalize(at_least_fp32(text_proj), dim=-1)
             per_pair = 2.0 - 2.0 * (x * y).sum(-1)
             if self.symmetric:
                 per_pair = per_pair + (2.0 - 2.0 * (y * x).sum(-1))
@@ -97,8 +88,8 @@ class OrthogonalityLoss(_Loss):
         """Return the scalar loss for a ``[B, D]`` feature matrix."""
         if z.ndim != 2:
             raise ValueError(f"Expected a [B, D] feature matrix, got shape {tuple(z.shape)}")
-        with _no_autocast(z.device):  # autocast would cast the matmul back to half precision
-            z = _at_least_fp32(z)
+        with no_autocast(z.device):  # autocast would cast the matmul back to half precision
+            z = at_least_fp32(z)
             if self.gathers():
                 z = torch.cat(dist_nn.all_gather(z))  # autograd-aware: every rank gets gradients for its own rows
             c = z.T @ z / z.shape[0]
