@@ -39,7 +39,7 @@ __all__ = [
     "AUGMENT_ON",
     "RandPerspectived",
     "cxr_preprocessing",
-    "PERSPECTIVE_INTERPOLATIONS",
+    "WARP_INTERPOLATIONS",
     "RESIZE_MODES",
     "ROTATION_INTERPOLATIONS",
     "cxr_pretrain_augmentation",
@@ -54,7 +54,7 @@ RESIZE_MODES = ("area", "bilinear")
 #: Interpolation of the rotation: ``bilinear`` (default) or ``nearest`` (the authors' ``RandomRotation``).
 ROTATION_INTERPOLATIONS = ("bilinear", "nearest")
 #: Interpolation of the perspective warp: ``bilinear`` (default) or ``bicubic`` (the authors' ``RandomPerspective``).
-PERSPECTIVE_INTERPOLATIONS = ("bilinear", "bicubic")
+WARP_INTERPOLATIONS = ("bilinear", "bicubic")
 
 
 def rotation_range(min_rotation_deg: float, max_rotation_deg: float) -> tuple[float, float]:
@@ -87,9 +87,9 @@ class RandPerspectived(RandomizableTransform, MapTransform):
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, prob)
-        if interpolation not in PERSPECTIVE_INTERPOLATIONS:
+        if interpolation not in WARP_INTERPOLATIONS:
             raise InputError(
-                f"expected one of {', '.join(PERSPECTIVE_INTERPOLATIONS)}, got {interpolation!r}",
+                f"expected one of {', '.join(WARP_INTERPOLATIONS)}, got {interpolation!r}",
                 "--perspective_interpolation",
             )
         self.distortion = distortion
