@@ -650,7 +650,7 @@ def make_design(args: argparse.Namespace, parser: argparse.ArgumentParser) -> De
         design = quick_design()
     else:
         design = cpu_design(args.pretrain_epochs)
-    if args.pretrain_batch:  # larger batches in micro-batches of at most 128 (exact gradient caching)
+    if args.pretrain_batch:  # larger batches in micro-batches of at most 128 (gradient caching: the whole batch's loss)
         design.pretrain.update(batch_size=args.pretrain_batch)
         if args.pretrain_batch > 128:
             design.pretrain["micro_batch_size"] = 128
