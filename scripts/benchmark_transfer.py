@@ -31,9 +31,10 @@ Design (defaults; ``docs/results/README.md`` explains each choice):
 Usage::
 
     python scripts/benchmark_transfer.py --sweep-epochs 4 8 --objectives infonce mflag   # validate the design first
-    python scripts/benchmark_transfer.py                 # the benchmark (about 2 hours on 2 CPU cores; resumable)
+    python scripts/benchmark_transfer.py                 # the benchmark (on 2 CPU cores; resumable)
     python scripts/benchmark_transfer.py --encoders random infonce --tasks classification   # a part of it
     python scripts/benchmark_transfer.py --quick         # minutes: a smoke test of every step (its numbers mean nothing)
+    python scripts/benchmark_transfer.py --device cuda   # one GPU: 224 px, 24 epochs (cuda_design; not yet measured)
     python scripts/benchmark_transfer.py --protocol --pretrained-image-weights resnet50-imagenet.pth \\
         --text-model /models/BiomedVLP-CXR-BERT-general --dataset pretrain=/data/mimic-cxr-jpg \\
         --dataset classification=/data/mimic-cxr-jpg --dataset segmentation=/data/siim \\
@@ -111,7 +112,7 @@ class Design:
     downstream: dict[str, dict[str, object]] = field(default_factory=dict)  # per task
     downstream_at_1pct: dict[str, dict[str, object]] = field(default_factory=dict)  # extra settings at 1% of labels
     text_model: str = "minilm-demo"
-    device_note: str = "CPU"
+    device: str = "cpu"  # where the benchmark's own feature extraction runs (the bundles pick a GPU themselves)
 
     def pretrain_settings(self, variant: str, epochs: int | None = None) -> dict[str, object]:
         """The pre-training bundle's settings of one encoder row (``VARIANTS``) at ``epochs`` (default: the design's)."""
@@ -157,6 +158,22 @@ def cpu_design(pretrain_epochs: int = DEFAULT_EPOCHS, learning_rates: dict[str, 
     )  # fmt: skip
 
 
+def cuda_design() -> Design:
+    """``--device cuda``: the CPU design's encoder rows and seeds at 224 px (256 resized, demo images generated at 256)
+    with twice the pre-training steps (24 epochs, 864 steps) and mixed precision, for one GPU with a 16-core host.
+
+    Sized by estimate, not yet measured: ResNet-18 at 224 px trains at several thousand images per second on an H100,
+    so a pre-training run (2,300 pairs x 24 epochs) is about a minute with data loading, 15 runs about 15 minutes, and
+    the downstream cells a few more; trim with ``--encoders`` / ``--tasks`` if the first run says otherwise.
+    """
+    design = cpu_design(pretrain_epochs=24)
+    design.image_size, design.resize, design.demo_image_size, design.device = 224, 256, 256, "cuda"
+    design.pretrain.update(amp=True, num_workers=8)
+    for settings in design.downstream.values():
+        settings.update(image_size=224, batch_size=32, num_workers=8)
+    return design
+
+
 def quick_design() -> Design:
     """Minutes: a tiny demo and 2 epochs everywhere. Checks that every step runs; its numbers mean nothing."""
     design = cpu_design(pretrain_epochs=2)
@@ -192,7 +209,7 @@ def protocol_design(pretrained_image_weights: str, text_model: str) -> Design:
                     for task in ("segmentation", "detection")},
         downstream_at_1pct={"detection": {"batch_size": 8, "learning_rate": 2e-4}},
         text_model=text_model,
-        device_note="GPU",
+        device="cuda",
     )  # fmt: skip
 
 
@@ -294,8 +311,9 @@ def classification_splits(data: Path, fraction: float, seed: int, work: Path) ->
     return {k: [e for e in v if e["image"] in reports] for k, v in splits.items() if isinstance(v, list)}
 
 
-def image_features(encoder, entries: list[dict], image_size: int, batch_size: int = 128):
-    """Pooled features ``[N, F]`` of the frozen encoder (eval mode) under the classification bundle's preprocessing."""
+def image_features(encoder, entries: list[dict], image_size: int, batch_size: int = 128, device: str = "cpu"):
+    """Pooled features ``[N, F]`` (on the CPU) of the frozen encoder (eval mode) under the classification bundle's
+    preprocessing, computed on ``device``."""
     import torch
     from monai.data import DataLoader, Dataset
 
@@ -304,9 +322,9 @@ def image_features(encoder, entries: list[dict], image_size: int, batch_size: in
     loader = DataLoader(
         Dataset(entries, cxr_classification_transforms(image_size, "multi-label")), batch_size=batch_size
     )
-    encoder.eval()
+    encoder = encoder.to(device).eval()
     with torch.no_grad():
-        return torch.cat([encoder(batch["image"]) for batch in loader]).double()
+        return torch.cat([encoder(batch["image"].to(device)).cpu() for batch in loader]).double()
 
 
 def fit_linear_probe(x, y, l2: float):
@@ -371,7 +389,12 @@ def classification_cells(encoders: dict[str, dict[int, str | None]], data: Path,
         for seed in seeds:
             torch.manual_seed(seed)  # the random encoder's initialisation
             model = build_image_encoder(design.depth, pretrained_weights=per_seed[seed])
-            feats = dict(zip([e["image"] for e in entries], image_features(model, entries, design.image_size)))
+            feats = dict(
+                zip(
+                    [e["image"] for e in entries],
+                    image_features(model, entries, design.image_size, device=design.device),
+                )
+            )
             for fraction in fractions:
                 score = probe_score(feats, classification_splits(data, fraction, seed, work), names)
                 scores.setdefault(encoder, {}).setdefault(str(fraction), []).append(round(score, 4))
@@ -427,11 +450,12 @@ def pretraining_report(root: Path, data: Path, design: Design, work: Path) -> di
     from mflag_monai.networks.pretrained import load_pretrained_mflag
 
     model, _ = load_pretrained_mflag(root / "models", text_model=design.text_model)
+    model = model.to(design.device)
     resize, crop = design.resize, design.image_size
     reports = report_texts(data, work)
     test = classification_splits(data, 1.0, 0, work)["test"]
     with contextlib.redirect_stderr(open(os.devnull, "w")):  # progress bars
-        images = embed_images(model, test, resize, crop)
+        images = embed_images(model, test, resize, crop, device=design.device)
         distinct, match = report_match([reports[e["image"]] for e in test])
         text_emb = embed_texts(model, distinct)
     recall = recall_at_k(images @ text_emb.T, match)
@@ -470,7 +494,7 @@ def final_geometry(model, data: Path, design: Design, work: Path) -> dict[str, f
     loader = DataLoader(Dataset(test, cxr_eval_transforms(resize=design.resize, crop=design.image_size)), batch_size=64)
     model.eval()
     with torch.no_grad():
-        features = torch.cat([model.image_encoder(batch["image"]) for batch in loader])
+        features = torch.cat([model.image_encoder(batch["image"].to(design.device)) for batch in loader])
         texts = [reports[e["image"]] for e in test]
         text_proj = torch.cat([model.encode_text(texts[i : i + 64]) for i in range(0, len(texts), 64)])
         return {
@@ -595,7 +619,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, argparse.Arg
         help="label fractions (default 0.01 0.1: the corpus stays >= 10x the largest labelled set)",
     )
     add("--seeds", nargs="+", type=int, default=[0, 1, 2], help="one pre-training and label draw per seed")
-    add("--pretrain-epochs", type=int, default=DEFAULT_EPOCHS, help=f"pre-training epochs (default {DEFAULT_EPOCHS})")
+    add("--pretrain-epochs", type=int, help=f"pre-training epochs (default: the design's, {DEFAULT_EPOCHS} on the CPU)")
     add("--pretrain-batch", type=int, help="pre-training batch (micro-batches of at most 128; default: the design's)")
     add(
         "--lr",
@@ -627,6 +651,12 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, argparse.Arg
         help="a real dataset folder (or datalist .json) for pretrain/classification/segmentation/detection",
     )
     add("--quick", action="store_true", help="tiny sizes: checks every step in minutes (numbers mean nothing)")
+    add(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="cuda: the GPU design (224 px, 24 epochs; see cuda_design)",
+    )
     add("--protocol", action="store_true", help="the paper's settings (GPU); needs the two options below")
     add("--pretrained-image-weights", help="--protocol: torchvision-layout ImageNet ResNet-50 weights (.pth)")
     add("--text-model", help="--protocol: local folder of CXR-BERT (microsoft/BiomedVLP-CXR-BERT-general)")
@@ -648,8 +678,12 @@ def make_design(args: argparse.Namespace, parser: argparse.ArgumentParser) -> De
         design = protocol_design(args.pretrained_image_weights, args.text_model)
     elif args.quick:
         design = quick_design()
+    elif args.device == "cuda":
+        design = cuda_design()
     else:
-        design = cpu_design(args.pretrain_epochs)
+        design = cpu_design()
+    if args.pretrain_epochs:
+        design.pretrain_epochs = args.pretrain_epochs
     if args.pretrain_batch:  # larger batches in micro-batches of at most 128 (gradient caching: the whole batch's loss)
         design.pretrain.update(batch_size=args.pretrain_batch)
         if args.pretrain_batch > 128:

@@ -106,6 +106,17 @@ def test_learning_rates_per_objective_from_the_command_line() -> None:
             bt.make_design(args, parser)
 
 
+def test_device_cuda_picks_the_gpu_design_and_epochs_override_any_design() -> None:
+    args, parser = bt.parse_args(["--device", "cuda"])
+    design = bt.make_design(args, parser)
+    assert (design.device, design.image_size, design.resize, design.demo_image_size) == ("cuda", 224, 256, 256)
+    assert design.pretrain["amp"] is True and design.pretrain_epochs == 24
+    assert design.downstream_settings("segmentation", 0.1)["image_size"] == 224
+    cpu = bt.make_design(*bt.parse_args([]))
+    assert (cpu.device, cpu.image_size, cpu.pretrain_epochs) == ("cpu", 64, bt.DEFAULT_EPOCHS)
+    assert bt.make_design(*bt.parse_args(["--quick", "--pretrain-epochs", "3"])).pretrain_epochs == 3
+
+
 def test_downstream_settings_add_the_1pct_extras_only_at_1pct(tmp_path: Path) -> None:
     design = bt.protocol_design(str(tmp_path / "w.pth"), str(tmp_path / "cxr-bert"))
     assert design.downstream_settings("detection", 0.01)["learning_rate"] == 2e-4
