@@ -354,6 +354,11 @@ def fit_linear_probe(x, y, l2: float):
 
 def probe_score(features: dict[str, object], splits: dict[str, list[dict]], names: list[str]) -> float:
     """Test mean AUROC of the linear probe trained on ``splits["training"]``, its penalty chosen on validation."""
+    return float(probe_report(features, splits, names)["mean_auroc"])
+
+
+def probe_report(features: dict[str, object], splits: dict[str, list[dict]], names: list[str]) -> dict:
+    """The test report (``mean_auroc`` and per-label ``auroc``) of the linear probe of :func:`probe_score`."""
     import torch
 
     from mflag_monai.metrics import classification_report
@@ -369,12 +374,14 @@ def probe_score(features: dict[str, object], splits: dict[str, list[dict]], name
         ((classification_report(fit_linear_probe(x, y, l2)(xv), yv, names)["mean_auroc"], l2) for l2 in (1e-4, 1e-3, 1e-2, 1e-1, 1.0)),
         key=lambda t: (-math.inf if math.isnan(t[0]) else t[0]),
     )  # fmt: skip
-    return float(classification_report(fit_linear_probe(x, y, best[1])(xt), yt, names)["mean_auroc"])
+    return classification_report(fit_linear_probe(x, y, best[1])(xt), yt, names)
 
 
 def classification_cells(encoders: dict[str, dict[int, str | None]], data: Path, design: Design, fractions: list[float],
-                         seeds: list[int], work: Path, text_ceiling: bool = True) -> dict[str, dict[str, list[float]]]:  # fmt: skip
-    """``{encoder: {fraction: [score per seed]}}`` for every encoder, plus the ``text-ceiling`` reference."""
+                         seeds: list[int], work: Path, text_ceiling: bool = True,
+                         per_label: dict | None = None) -> dict[str, dict[str, list[float]]]:  # fmt: skip
+    """``{encoder: {fraction: [score per seed]}}`` for every encoder, plus the ``text-ceiling`` reference; with
+    ``per_label``, also fills it with ``{encoder: {fraction: {label: [AUROC per seed]}}}``."""
     import torch
 
     from mflag_monai.data.prepare.labels import classification_task
@@ -396,8 +403,13 @@ def classification_cells(encoders: dict[str, dict[int, str | None]], data: Path,
                 )
             )
             for fraction in fractions:
-                score = probe_score(feats, classification_splits(data, fraction, seed, work), names)
+                report = probe_report(feats, classification_splits(data, fraction, seed, work), names)
+                score = float(report["mean_auroc"])
                 scores.setdefault(encoder, {}).setdefault(str(fraction), []).append(round(score, 4))
+                if per_label is not None:
+                    cell = per_label.setdefault(encoder, {}).setdefault(str(fraction), {})
+                    for label, value in report["auroc"].items():
+                        cell.setdefault(label, []).append(round(float(value), 4))
                 print(f"classification  {encoder:<18} {fraction:>5g} seed {seed}: {score:.4f}", flush=True)
     if not text_ceiling:
         return scores
@@ -539,7 +551,23 @@ def markdown_tables(results: dict) -> str:
             ranks = " / ".join(f"{s[k]['mean']:.1f}" for k in ("erank_image_proj", "erank_text_proj", "erank_feature"))
             cells += [ranks, f"{s['minutes']['mean']:.1f}"]
             lines.append(f"| {encoder} | " + " | ".join(cells) + " |")
+    lines += per_label_table(results)
     return "\n".join(lines)
+
+
+def per_label_table(results: dict) -> list[str]:
+    """Markdown lines: the classification probe's AUROC per label at the largest label fraction (mean over seeds)."""
+    per_encoder = results.get("per_label", {}).get("classification", {})
+    if not per_encoder:
+        return []
+    fraction = str(max(results["fractions"]))
+    labels = list(next(iter(per_encoder.values()))[fraction])
+    lines = ["", f"Classification probe, AUROC per label at {float(fraction):.0%} of labels (mean over seeds):", "",
+             "| encoder | " + " | ".join(labels) + " |", "|" + "---|" * (1 + len(labels))]  # fmt: skip
+    for encoder, per_fraction in per_encoder.items():
+        cells = [f"{per_fraction[fraction][label]['mean']:.3f}" for label in labels]
+        lines.append(f"| {encoder} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def summarise_pretraining(pre: dict[str, dict[str, dict]]) -> dict:
@@ -731,13 +759,14 @@ def pretrain_all(encoders: list[str], seeds: list[int], folders: dict[str, Path]
 
 
 def downstream_scores(args: argparse.Namespace, design: Design, folders: dict[str, Path], weights: dict,
-                      work: Path, timings: dict[str, float]) -> dict:  # fmt: skip
-    """``{task: {encoder: {fraction: [score per seed]}}}`` for the tasks asked for."""
+                      work: Path, timings: dict[str, float], per_label: dict | None = None) -> dict:  # fmt: skip
+    """``{task: {encoder: {fraction: [score per seed]}}}`` for the tasks asked for (and the classification probe's
+    per-label AUROCs into ``per_label``)."""
     raw: dict[str, dict[str, dict[str, list[float]]]] = {}
     if "classification" in args.tasks:
         t = time.time()
         raw["classification"] = classification_cells(
-            weights, folders["classification"], design, args.fractions, args.seeds, work
+            weights, folders["classification"], design, args.fractions, args.seeds, work, per_label=per_label
         )
         timings["classification"] = time.time() - t
     for task in (t for t in args.tasks if t != "classification"):
@@ -790,7 +819,8 @@ def run_benchmark(args, argv, design: Design, folders: dict[str, Path], work: Pa
         for e in pretrained
     }
     timings["retrieval + zero-shot + geometry"] = time.time() - t
-    raw = downstream_scores(args, design, folders, weights, work, timings)
+    per_label: dict = {}
+    raw = downstream_scores(args, design, folders, weights, work, timings, per_label)
     args.out.mkdir(parents=True, exist_ok=True)
     spectra = plot_pretrain_spectra({e: roots[(e, args.seeds[0])] for e in pretrained}, args.out / "spectra.png")
     results = {
@@ -803,6 +833,12 @@ def run_benchmark(args, argv, design: Design, folders: dict[str, Path], work: Pa
         "scores": {
             task: {enc: {f: summarise(v) for f, v in per_f.items()} for enc, per_f in per_enc.items()}
             for task, per_enc in raw.items()
+        },
+        "per_label": {
+            "classification": {
+                enc: {f: {label: summarise(v) for label, v in per_l.items()} for f, per_l in per_f.items()}
+                for enc, per_f in per_label.items()
+            }
         },
         "pretraining": pre,
         "pretraining_summary": summarise_pretraining(pre),

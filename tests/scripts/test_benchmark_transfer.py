@@ -48,6 +48,16 @@ def test_markdown_table_has_a_row_per_task_and_encoder_with_spread() -> None:
     assert len(lines) == 2 + 3
 
 
+def test_per_label_table_at_the_largest_fraction() -> None:
+    per_label = {
+        "random": {"0.1": {"Edema": _cell(0.61, 0.01), "Cardiomegaly": _cell(0.9, 0.02)}},
+        "mflag": {"0.1": {"Edema": _cell(0.55, 0.01), "Cardiomegaly": _cell(0.7, 0.02)}},
+    }
+    lines = bt.markdown_tables({**RESULTS, "per_label": {"classification": per_label}}).splitlines()
+    assert "| encoder | Edema | Cardiomegaly |" in lines
+    assert "| random | 0.610 | 0.900 |" in lines and "| mflag | 0.550 | 0.700 |" in lines
+
+
 def test_plot_with_error_bars_is_written(tmp_path: Path) -> None:
     bt.plot_transfer(RESULTS, tmp_path / "transfer.png")
     assert (tmp_path / "transfer.png").stat().st_size > 5000
