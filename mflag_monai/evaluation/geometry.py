@@ -20,11 +20,11 @@ import torch
 from monai.data import Dataset
 from torch import nn
 
-from ..handlers.geometry import LATENT_NAMES, TRAIN_MODE_PREFIX, collect_latents, geometry_metrics, write_geometry
-from ..handlers.subset import fixed_subset, select_split
+from ..data.subset import fixed_subset, select_split
 from ..metrics.geometry import latent_geometry
 from ..networks.mflag import batch_text_inputs
 from ..utils.plots import plot_spectra
+from .latents import LATENT_NAMES, TRAIN_MODE_PREFIX, collect_latents, geometry_metrics, write_geometry
 
 __all__ = ["compare_spectra", "evaluate_geometry", "main"]
 

@@ -9,14 +9,14 @@
   outputs (probabilities CSV, embeddings).
 - ``tracking``: what ``--tracking mlflow`` records beyond MONAI's defaults.
 - ``geometry``: latent-geometry diagnostics during pre-training; ``batchnorm``: BatchNorm statistics re-estimated
-  on upright images; ``subset``: the fixed datalist subsets both run over.
+  on upright images. What they compute lives in ``mflag_monai.evaluation.latents`` and ``mflag_monai.data.subset``.
 - ``skipped_images`` and ``non_finite_loss``: the count of images that failed to load, and the stop at a NaN loss.
 """
 
 from .base import ReportWriter, output_rows
 from .batchnorm import BatchNormRecalibration, recalibrate_batchnorm
 from .checkpoint import BestModelSaver, EncoderExporter, SafeCheckpointLoader, TrainingCheckpointer, resume_from_latest
-from .geometry import GEOMETRY_METRICS, LatentGeometryHandler, collect_latents, geometry_metrics, write_geometry
+from .geometry import LatentGeometryHandler
 from .loss_terms import EpochTermMeans
 from .non_finite_loss import NonFiniteLossError, StopOnNonFiniteLoss
 from .predictions import EmbeddingWriter, PredictionCSVWriter
@@ -33,7 +33,6 @@ from .throughput import ThroughputMeter
 from .tracking import TrackingExtras, literal_params
 
 __all__ = [
-    "GEOMETRY_METRICS",
     "BatchNormRecalibration",
     "BestModelSaver",
     "ClassificationReportWriter",
@@ -55,11 +54,8 @@ __all__ = [
     "ThroughputMeter",
     "TrackingExtras",
     "TrainingCheckpointer",
-    "collect_latents",
-    "geometry_metrics",
     "literal_params",
     "output_rows",
     "recalibrate_batchnorm",
     "resume_from_latest",
-    "write_geometry",
 ]

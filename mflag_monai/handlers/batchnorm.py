@@ -23,11 +23,11 @@ from ignite.engine import Engine, Events
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..data.subset import fixed_subset, model_batches, select_split, subset_dataset
 from ..networks.mflag import TextInputs
 from ..networks.utils import unwrap_model
 from ..utils.dist import rank
 from .geometry import engine_text_inputs
-from .subset import fixed_subset, model_batches, select_split, subset_dataset
 
 logger = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from mflag_monai.data import build_text_feature_cache
 from mflag_monai.data.text_features import TextFeatureCache, text_key
 from mflag_monai.engines import MFLAGTrainer
 from mflag_monai.evaluation.geometry import evaluate_geometry
-from mflag_monai.handlers.geometry import GEOMETRY_METRICS, LatentGeometryHandler
-from mflag_monai.handlers.subset import fixed_subset, select_split
+from mflag_monai.evaluation.latents import GEOMETRY_METRICS
+from mflag_monai.handlers.geometry import LatentGeometryHandler
 from mflag_monai.losses import MFLAGLoss
 from mflag_monai.networks import MFLAG, build_mflag
 
@@ -170,16 +170,6 @@ def test_evaluate_geometry_loads_weights_and_writes_reports(setup) -> None:
     handler(setup["trainer"])
     trained = {f"geom_{k}": handler.last[k] for k in GEOMETRY_METRICS}
     assert report["metrics"] == pytest.approx(trained, rel=1e-5, abs=1e-6)
-
-
-def test_subset_and_split_selection() -> None:
-    data = list(range(10))
-    assert fixed_subset(data, 4) == [0, 2, 5, 7] == fixed_subset(data, 4)
-    assert fixed_subset(data, 0) == data and fixed_subset(data, 20) == data
-    datalist = {"training": [1, 2, 3], "validation": [4], "test": [5, 6]}
-    assert select_split(datalist, "validation") == ("training", [1, 2, 3])
-    assert select_split(datalist, "test") == ("test", [5, 6])
-    assert select_split(datalist, "validation", fallback=None) == ("validation", [4])
 
 
 def distinct_report_features() -> TextFeatureCache:

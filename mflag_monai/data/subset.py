@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from monai.data import CacheDataset, Dataset, list_data_collate
 
-from ..networks.mflag import TextInputs
+if TYPE_CHECKING:
+    from ..networks.mflag import TextInputs
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ def select_split(
         return split, list(data)
     entries = list(data.get(split) or [])
     if len(entries) < min_samples and fallback and fallback != split and len(data.get(fallback) or []) >= min_samples:
-        logger.warning("Latent geometry: split %r has %d entries; using %r instead.", split, len(entries), fallback)
+        logger.warning("Split %r has %d entries; using %r instead.", split, len(entries), fallback)
         return fallback, list(data[fallback])
     return split, entries
 
@@ -52,7 +54,7 @@ def subset_dataset(
     """A preprocessed dataset of a fixed subset: bad images left out (counted) with ``skip_bad_images``, else cached
     in memory or not. ``label`` names the subset in skip reports."""
     if skip_bad_images:
-        from ..data.dataset import build_eval_dataset
+        from .dataset import build_eval_dataset
 
         return build_eval_dataset(entries, transform, True, label)
     if cache:
