@@ -51,24 +51,18 @@ def literal_params(config: Mapping[str, Any]) -> dict[str, Any]:
 def _mlflow_handlers(engine: Engine) -> list[Any]:
     """MONAI ``MLFlowHandler`` objects attached to ``engine``.
 
-    Ignite has no public way to list an engine's handlers, and the tracking settings append the MLflow handlers after
-    this one (it cannot reference them). So the live ``MLFlowHandler`` objects are looked up (they reference their
-    class) and those whose ``start`` is registered on this engine kept (``Engine.has_event_handler``).
+    The tracking settings append the MLflow handlers after this one, so it cannot reference them, and ignite has no
+    public API that lists an engine's handlers (only ``Engine.has_event_handler`` for a handler one already holds).
+    So the ``STARTED`` handlers of this engine are read from ``Engine._event_handlers`` (ignite's registry, stable
+    across its releases) and those that are an ``MLFlowHandler``'s ``start`` kept.
     """
-    import gc
-
     from monai.handlers import MLFlowHandler
 
-    classes, pending = [], [MLFlowHandler]
-    while pending:  # subclasses too: an instance references its own class only
-        cls = pending.pop()
-        classes.append(cls)
-        pending.extend(cls.__subclasses__())
     found = []
-    for candidate in gc.get_referrers(*classes):
-        registered = isinstance(candidate, MLFlowHandler) and engine.has_event_handler(candidate.start, Events.STARTED)
-        if registered and candidate not in found:
-            found.append(candidate)
+    for handler, _args, _kwargs in engine._event_handlers.get(Events.STARTED, []):
+        owner = getattr(handler, "__self__", None)  # MLFlowHandler.attach registers the bound method self.start
+        if isinstance(owner, MLFlowHandler) and owner not in found:
+            found.append(owner)
     return found
 
 
