@@ -874,6 +874,7 @@ def run_sweep(args, argv, design: Design, folders: dict[str, Path], work: Path, 
                 "erank_image_proj": summarise([r["geometry"]["erank_image_proj"] for r in reports]),
                 "final_loss": summarise([r["final"]["train_loss"] for r in reports]),
                 "minutes": summarise([round(r["seconds"] / 60, 2) for r in reports]),
+                "command": run_info(argv, start, timings)["command"],  # kept with the point when sweeps merge
             })  # fmt: skip
     sweep["chance_R@5"] = reports[0]["retrieval_chance"]["R@5"]
     sweep["objectives"] = merge_sweeps(args.out / "sweep.json", sweep["objectives"], args.seeds)
