@@ -5,13 +5,12 @@ the bad validation image out and counts it."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from helpers.bundles import run_bundle_cli
 from mflag_monai.data import get_preparer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,17 +21,7 @@ TINY_CLS = ["--encoder_depth", "18", "--image_size", "64", "--batch_size", "2", 
 
 
 def run(config: Path, bundle_root: Path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "monai.bundle", "run", "training", "--config_file", str(config),
-           "--bundle_root", str(bundle_root), *extra]  # fmt: skip
-    return subprocess.run(
-        cmd,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
+    return run_bundle_cli("training", [config], bundle_root, *extra)
 
 
 def last_error(result: subprocess.CompletedProcess) -> str:

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from helpers.bundles import check_selected_on_validation_loss
+from helpers.bundles import check_selected_on_validation_loss, run_bundle_cli
 from helpers.mlflow_store import tracked_runs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,27 +35,8 @@ TINY = [
 def bundle(
     run_id: str, configs: list[Path], bundle_root: Path, *extra: str, env: dict | None = None
 ) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable,
-        "-m",
-        "monai.bundle",
-        "run",
-        run_id,
-        "--config_file",
-        json.dumps([str(c) for c in configs]),
-        "--bundle_root",
-        str(bundle_root),
-        *extra,
-    ]
-    result = subprocess.run(
-        cmd,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
-    )
+    """A bundle run that must succeed (its output shown when it does not)."""
+    result = run_bundle_cli(run_id, configs, bundle_root, *extra, env=env)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-5000:]
     return result
 
@@ -199,17 +178,5 @@ def test_zero_shot_and_retrieval(ws) -> None:
 
 @pytest.mark.slow
 def test_missing_encoder_is_explained(ws, tmp_path: Path) -> None:
-    cmd = [
-        sys.executable,
-        "-m",
-        "monai.bundle",
-        "run",
-        "training",
-        "--config_file",
-        str(CLS / "train.yaml"),
-        "--bundle_root",
-        str(tmp_path),
-        *ws["common"],
-    ]
-    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False, timeout=300)
+    result = run_bundle_cli("training", [CLS / "train.yaml"], tmp_path, *ws["common"], timeout=300)
     assert result.returncode != 0 and "--pretrained_encoder null" in result.stderr

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from helpers.bundles import run_bundle_cli
 from mflag_monai.bundle import flag
 from mflag_monai.utils import InputError
 
@@ -29,17 +27,14 @@ def test_anything_else_is_refused_naming_the_setting(value) -> None:
 
 @pytest.mark.slow
 def test_text_cache_false_on_the_command_line_builds_no_cache(tmp_path: Path, tiny_bert_dir: Path) -> None:
-    cmd = [sys.executable, "-m", "monai.bundle", "run", "training", "--config_file",
-           str(REPO / "bundles" / "pretrain" / "configs" / "train.yaml"), "--bundle_root", str(tmp_path / "b"),
-           "--demo_studies", "12", "--image_depth", "18", "--resize", "40", "--image_size", "32", "--batch_size", "4",
-           "--epochs", "1", "--num_workers", "0", "--geometry_interval", "0", "--bn_recalibration_samples", "0",
-           "--text_model", str(tiny_bert_dir), "--text_cache", "false", "--onednn", "false"]  # fmt: skip
-    env = {**os.environ, "MFLAG_MONAI_DEMO_DIR": str(tmp_path / "demo"), "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    options = ["--demo_studies", "12", "--image_depth", "18", "--resize", "40", "--image_size", "32",
+               "--batch_size", "4", "--epochs", "1", "--num_workers", "0", "--geometry_interval", "0",
+               "--bn_recalibration_samples", "0", "--text_model", str(tiny_bert_dir), "--text_cache", "false"]  # fmt: skip
+    config = [REPO / "bundles" / "pretrain" / "configs" / "train.yaml"]
+    env = {"MFLAG_MONAI_DEMO_DIR": str(tmp_path / "demo")}
+    result = run_bundle_cli("training", config, tmp_path / "b", *options, "--onednn", "false", env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert not list((tmp_path / "b" / "cache").glob("text/*.pt")), "--text_cache false still built the text cache"
-    bad = subprocess.run(
-        [*cmd[:-2], "--onednn", "ture"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
-    )
+    bad = run_bundle_cli("training", config, tmp_path / "b", *options, "--onednn", "ture", env=env)
     assert bad.returncode != 0 and "expected true or false, got 'ture' (--onednn)" in bad.stdout + bad.stderr
     assert "Traceback" not in bad.stderr

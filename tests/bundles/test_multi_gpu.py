@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers.bundles import bundle_args
 from mflag_monai.data.demo import generate_demo_data
 from mflag_monai.networks import build_image_encoder
 
@@ -29,38 +30,33 @@ def test_torchrun_two_processes(tmp_path: Path, tiny_bert_dir: Path) -> None:
         'train#trainer#train_handlers: "$(@train#handlers[:1] if dist.get_rank() > 0 else @train#handlers) + [@sample_recorder]"\n'
     )
     configs = [str(CONFIGS / "train.yaml"), str(CONFIGS / "multi_gpu_train.yaml"), str(record)]
+    launcher = ["-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533"]
     cmd = [
         sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        "--master_port=29533",
-        "-m",
-        "monai.bundle",
-        "run",
-        "training",
-        "--config_file",
-        json.dumps(configs),
-        "--bundle_root",
-        str(tmp_path / "bundle"),
-        "--dataset_dir",
-        str(demo / "mimic-cxr"),
-        "--image_depth",
-        "18",
-        "--resize",
-        "40",
-        "--image_size",
-        "32",
-        "--batch_size",
-        "4",
-        "--epochs",
-        "2",
-        "--num_workers",
-        "0",
-        "--text_model",
-        str(tiny_bert_dir),
-        "--orth_gather",
-        "true",
+        *launcher,
+        *bundle_args(
+            "training",
+            configs,
+            tmp_path / "bundle",
+            "--dataset_dir",
+            str(demo / "mimic-cxr"),
+            "--image_depth",
+            "18",
+            "--resize",
+            "40",
+            "--image_size",
+            "32",
+            "--batch_size",
+            "4",
+            "--epochs",
+            "2",
+            "--num_workers",
+            "0",
+            "--text_model",
+            str(tiny_bert_dir),
+            "--orth_gather",
+            "true",
+        ),
     ]
     env = {
         **os.environ,

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from helpers.bundles import run_bundle_cli
 from helpers.mlflow_store import tracked_runs
 from mflag_monai.networks import build_image_encoder, load_weights_file
 
@@ -33,19 +32,10 @@ def run_bundle(
     text_model: Path,
     *extra: str,
     run_id: str = "training",
-    config: str = str(CONFIG),
+    configs: tuple[Path, ...] = (CONFIG,),
 ) -> subprocess.CompletedProcess:
     """``python -m monai.bundle run`` with tiny overrides; the demo data goes to ``demo_dir``."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "monai.bundle",
-        "run",
-        run_id,
-        "--config_file",
-        config,
-        "--bundle_root",
-        str(bundle_root),
+    tiny = [
         "--dataset_dir",
         "demo",
         "--demo_studies",
@@ -66,10 +56,8 @@ def run_bundle(
         "0.001",
         "--text_model",
         str(text_model),
-        *extra,
     ]
-    env = {**os.environ, "MFLAG_MONAI_DEMO_DIR": str(demo_dir), "HF_HUB_OFFLINE": "1"}
-    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    return run_bundle_cli(run_id, configs, bundle_root, *tiny, *extra, env={"MFLAG_MONAI_DEMO_DIR": str(demo_dir)})
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +120,7 @@ def test_evaluate_writes_geometry_of_the_test_split(trained, tiny_bert_dir: Path
         bundle_root.parent / "demo",
         tiny_bert_dir,
         run_id="evaluating",
-        config=f"['{CONFIG}','{EVALUATE}']",
+        configs=(CONFIG, EVALUATE),
     )
     assert result.returncode == 0, result.stderr[-4000:]
     report = json.loads((bundle_root / "eval" / "geometry.json").read_text())
@@ -253,11 +241,7 @@ def test_inference_writes_embeddings_with_identifiers_and_scores_reports(trained
         for image in dicoms:  # the study's report, named by the image's file name
             writer.writerow([image.name, (image.parent.parent / f"{image.parent.name}.txt").read_text()])
     config = str(REPO / "bundles" / "pretrain" / "configs" / "inference.yaml")
-    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", config, "--bundle_root", str(bundle_root),
-           "--input_path", str(inputs), "--reports", str(reports)]  # fmt: skip
-    result = subprocess.run(
-        cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"}
-    )
+    result = run_bundle_cli(None, [config], bundle_root, "--input_path", str(inputs), "--reports", str(reports))
     assert result.returncode == 0, result.stderr[-5000:]
     out = bundle_root / "eval" / "inference"
     index = list(csv.DictReader((out / "embeddings.csv").open()))
@@ -355,11 +339,7 @@ def test_damaged_weights_are_never_used(trained, tmp_path: Path, tiny_bert_dir: 
     overwrite_inside(root / "models" / "model.pt")
     config = str(REPO / "bundles" / "pretrain" / "configs" / "inference.yaml")
     files = source.parent / "demo" / "mimic-cxr" / "files"
-    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", config, "--bundle_root", str(root),
-           "--input_path", str(next(files.rglob("*.dcm")))]  # fmt: skip
-    inference = subprocess.run(
-        cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"}
-    )
+    inference = run_bundle_cli(None, [config], root, "--input_path", str(next(files.rglob("*.dcm"))))
     assert inference.returncode == 2, inference.stderr[-3000:]
     line = inference.stderr.strip().splitlines()[-1]
     assert line.startswith("error: checksum mismatch") and str(root / "models" / "model.pt") in line

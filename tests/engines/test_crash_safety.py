@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers.bundles import bundle_args, run_bundle_cli
 from mflag_monai.networks import load_weights_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,16 +39,7 @@ def test_checkpoint_with_arbitrary_objects_is_refused(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_sigkill_mid_training_then_resume(tmp_path: Path, tiny_bert_dir: Path) -> None:
     root = tmp_path / "bundle"
-    cmd = [
-        sys.executable,
-        "-m",
-        "monai.bundle",
-        "run",
-        "training",
-        "--config_file",
-        str(CONFIG),
-        "--bundle_root",
-        str(root),
+    options = [
         "--dataset_dir",
         "demo",
         "--demo_studies",
@@ -67,6 +59,7 @@ def test_sigkill_mid_training_then_resume(tmp_path: Path, tiny_bert_dir: Path) -
         "--text_model",
         str(tiny_bert_dir),
     ]
+    cmd = [sys.executable, *bundle_args("training", [CONFIG], root, *options)]  # killed mid-run, so started by hand
     env = {**os.environ, "MFLAG_MONAI_DEMO_DIR": str(tmp_path / "demo"), "HF_HUB_OFFLINE": "1"}
     ckpts = root / "models" / "checkpoints"
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -88,7 +81,9 @@ def test_sigkill_mid_training_then_resume(tmp_path: Path, tiny_bert_dir: Path) -
     for ckpt in ckpts.glob("*.pt"):  # whatever was on disk at the kill loads
         torch.load(ckpt, weights_only=True)
 
-    result = subprocess.run([*cmd, "--resume", "true"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    result = run_bundle_cli(
+        "training", [CONFIG], root, *options, "--resume", "true", env={"MFLAG_MONAI_DEMO_DIR": str(tmp_path / "demo")}
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     assert "Resuming from" in result.stdout + result.stderr
     history = json.loads((root / "eval" / "history.json").read_text())

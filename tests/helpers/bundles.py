@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -188,24 +189,38 @@ def make_tiny_bundles(root: Path, demo: Path) -> Path:
     return bundles
 
 
-def run_bundle_cli(run_id: str, configs: list[str], bundle_root: Path, *extra: str) -> subprocess.CompletedProcess:
-    """``python -m monai.bundle run RUN_ID`` as a user types it (offline), from the repository root."""
-    import json
+def bundle_args(
+    run_id: str | None, configs: Sequence[str | os.PathLike], bundle_root: str | os.PathLike | None, *extra: str
+) -> list[str]:
+    """``-m monai.bundle run [RUN_ID] --config_file ... [--bundle_root ...] EXTRA``: the command a user types, after
+    the interpreter (``run_id`` ``None`` runs the config's own ``run``; several configs are layered in order)."""
+    files = [str(c) for c in configs]
+    out = ["-m", "monai.bundle", "run", *([run_id] if run_id else [])]
+    out += ["--config_file", files[0] if len(files) == 1 else json.dumps(files)]
+    if bundle_root is not None:
+        out += ["--bundle_root", str(bundle_root)]
+    return out + list(extra)
 
-    cmd = [
-        sys.executable,
-        "-m",
-        "monai.bundle",
-        "run",
-        run_id,
-        "--config_file",
-        json.dumps(configs),
-        "--bundle_root",
-        str(bundle_root),
-        *extra,
-    ]
+
+def run_bundle_cli(
+    run_id: str | None,
+    configs: Sequence[str | os.PathLike],
+    bundle_root: str | os.PathLike | None,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    cwd: str | os.PathLike = REPO,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess:
+    """Run :func:`bundle_args` in a fresh interpreter, offline, from the repository root (or ``cwd``); ``env`` adds
+    variables. The one way the tests start a bundle."""
     return subprocess.run(
-        cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+        [sys.executable, *bundle_args(run_id, configs, bundle_root, *extra)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
     )
 
 
