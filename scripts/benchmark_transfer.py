@@ -566,6 +566,8 @@ def per_label_table(results: dict) -> list[str]:
         return []
     fraction = str(max(results["fractions"]))
     labels = list(next(iter(per_encoder.values()))[fraction])
+    # labels without both classes in the test split have no AUROC (nan for every encoder): left out, as in the mean
+    labels = [lb for lb in labels if any(not math.isnan(p[fraction][lb]["mean"]) for p in per_encoder.values())]
     lines = ["", f"Classification probe, AUROC per label at {float(fraction):.0%} of labels (mean over seeds):", "",
              "| encoder | " + " | ".join(labels) + " |", "|" + "---|" * (1 + len(labels))]  # fmt: skip
     for encoder, per_fraction in per_encoder.items():
