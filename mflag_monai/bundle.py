@@ -8,12 +8,14 @@ downstream training configs would otherwise each spell out in full.
 
 from __future__ import annotations
 
+import ast
 import atexit
 import logging
 import math
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -57,34 +59,57 @@ def flag(value: object, name: str) -> bool:
     raise InputError(f"expected true or false, got {value!r}", f"--{name}")
 
 
-def _workflow_config_root() -> Path | None:
-    """``config_root_path`` of the nearest ``ConfigWorkflow`` on the call stack (the folder of its first config)."""
-    from monai.bundle import ConfigWorkflow
+def _command_line_config_root(argv: Sequence[str] | None = None) -> Path | None:
+    """The folder of the first ``--config_file`` of a ``python -m monai.bundle`` command line, else ``None``.
 
-    frame = sys._getframe(1)
-    while frame is not None:
-        owner = frame.f_locals.get("self")
-        if isinstance(owner, ConfigWorkflow):
-            return Path(owner.config_root_path)
-        frame = frame.f_back
-    return None
+    MONAI 1.6.1's ``ConfigWorkflow`` keeps that folder (``config_root_path``) but shares it with nothing a config
+    expression can read, so the command line it was parsed from is read here. The forms python-fire accepts are
+    understood: ``--config_file F``, ``--config_file=F``, a list ``"['a.yaml','b.yaml']"`` and ``a.yaml,b.yaml``.
+    """
+    argv = list(sys.argv if argv is None else argv)
+    if not argv or Path(argv[0]).parts[-3:] != ("monai", "bundle", "__main__.py"):
+        return None  # not the monai.bundle command (pytest, a script, MONAI Label): callers pass bundle_root
+    value = None
+    for i, arg in enumerate(argv):
+        if arg == "--config_file" and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith("--config_file="):
+            value = arg.split("=", 1)[1]
+        if value is not None:
+            break
+    if not value:
+        return None
+    first = _first_config_file(value)
+    return Path(first).parent if first else None
+
+
+def _first_config_file(value: str) -> str | None:
+    text = value.strip()
+    if text.startswith(("[", "(")):
+        try:
+            files = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return None
+        return str(files[0]) if files else None
+    if "," in text and not Path(text).is_file():
+        return text.split(",")[0].strip()
+    return text
 
 
 def bundle_root(default: str | os.PathLike) -> str:
     """The bundle folder of the config being run: the parent of its ``configs/`` folder.
 
-    MONAI 1.6.1 does not set ``bundle_root``; its ``ConfigWorkflow`` (what ``python -m monai.bundle run`` and
-    ``ConfigWorkflow(config_file=...)`` use) keeps the folder of the first config file, and treats that folder's
-    parent as the bundle root when it is named ``configs`` (``ConfigWorkflow.run`` puts it on ``sys.path``). This
-    returns the same folder, as given (relative paths stay relative, so running from the repository root writes
-    where it always did). Evaluated outside a workflow (a bare ``ConfigParser``: ``verify_net_in_out``,
-    ``ckpt_export``), it returns ``default``; those tools take ``--bundle_root`` as every bundle command does.
+    On the command line (``python -m monai.bundle run ... --config_file <bundle>/configs/train.yaml``) this is the
+    folder MONAI itself treats as the bundle root (``ConfigWorkflow.run`` puts it on ``sys.path``), as given:
+    relative paths stay relative, so running from the repository root writes where it always did. Anywhere else (a
+    ``ConfigWorkflow`` or ``ConfigParser`` built in Python, ``verify_net_in_out``, ``ckpt_export``) it is
+    ``default``; pass ``bundle_root`` there, as MONAI Label and the model zoo's tools do.
 
     Args:
-        default: the value when no workflow is running, e.g. ``bundles/segmentation`` (relative to the working
-            directory, as MONAI reads it).
+        default: the value when not run by the ``monai.bundle`` command, e.g. ``bundles/segmentation`` (relative to
+            the working directory, as MONAI reads it).
     """
-    config_root = _workflow_config_root()
+    config_root = _command_line_config_root()
     if config_root is None:
         return str(default)
     root = config_root.parent if config_root.name == "configs" else config_root

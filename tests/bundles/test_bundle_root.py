@@ -1,4 +1,5 @@
-"""``bundle_root`` defaults to the folder a bundle's configs were read from; outputs never overwrite an earlier run's."""
+"""``bundle_root`` defaults to the folder the ``monai.bundle`` command read a bundle's configs from; outputs never
+overwrite an earlier run's."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import os
 import shutil
 from pathlib import Path
 
+import monai.bundle.__main__
 import pytest
 from monai.bundle import ConfigWorkflow
 
-from mflag_monai.bundle import bundle_root, fresh_output_dir
+from mflag_monai.bundle import _command_line_config_root, bundle_root, fresh_output_dir
 
 REPO = Path(__file__).resolve().parents[2]
+MONAI_BUNDLE_MAIN = monai.bundle.__main__.__file__  # sys.argv[0] under ``python -m monai.bundle``
 # every config, with the ones it is layered over (as the bundles' docs run them)
 CONFIGS = {
     "pretrain": [["train.yaml"], ["train.yaml", "evaluate.yaml"], ["inference.yaml"]],
@@ -27,7 +30,15 @@ CONFIGS = {
 
 
 def _resolved_root(config_files: list[Path]) -> str:
-    """``bundle_root`` as a ``ConfigWorkflow`` (what ``python -m monai.bundle run`` uses) resolves it; nothing runs."""
+    """``bundle_root`` as ``python -m monai.bundle run --config_file ...`` resolves it (its ``ConfigWorkflow``, with
+    the command line it was given); nothing runs."""
+    listed = "[" + ",".join(repr(str(c)) for c in config_files) + "]"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("sys.argv", [MONAI_BUNDLE_MAIN, "run", "--config_file", listed])
+        return _workflow_root(config_files)
+
+
+def _workflow_root(config_files: list[Path]) -> str:
     workflow = ConfigWorkflow(config_file=[str(c) for c in config_files], logging_file=False, workflow_type="infer")
     workflow.parser.parse(reset=True)
     workflow._is_initialized = True  # read one property without running `initialize` (it creates folders)
@@ -58,8 +69,31 @@ def test_an_explicit_bundle_root_wins(tmp_path: Path) -> None:
     assert workflow.parser.get_parsed_content("ckpt_path") == str(tmp_path / "models" / "model.pt")
 
 
-def test_outside_a_workflow_the_default_applies() -> None:
+def test_outside_the_command_the_default_applies(tmp_path: Path) -> None:
+    """A ``ConfigWorkflow`` built in Python (a script, MONAI Label) is given ``bundle_root``; without it, the default."""
+    copy = tmp_path / "segmentation"
+    shutil.copytree(REPO / "bundles" / "segmentation", copy)
+    assert _workflow_root([copy / "configs" / "train.yaml"]) == "bundles/segmentation"
     assert bundle_root("bundles/segmentation") == "bundles/segmentation"
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["--config_file", "b/configs/train.yaml"],
+        ["--config_file=b/configs/train.yaml"],
+        ["--config_file", "['b/configs/train.yaml', 'b/configs/evaluate.yaml']"],
+        ["--config_file", "b/configs/train.yaml,b/configs/evaluate.yaml"],
+        ["--epochs", "2", "--config_file", "b/configs/train.yaml", "--bundle_root", "x"],
+    ],
+)
+def test_every_config_file_form_of_the_command(arguments: list[str]) -> None:
+    assert _command_line_config_root([MONAI_BUNDLE_MAIN, "run", "training", *arguments]) == Path("b/configs")
+
+
+def test_other_commands_are_not_read() -> None:
+    assert _command_line_config_root(["pytest", "--config_file", "b/configs/train.yaml"]) is None
+    assert _command_line_config_root([MONAI_BUNDLE_MAIN, "run", "training"]) is None
 
 
 def test_a_run_never_writes_over_an_earlier_one(tmp_path: Path) -> None:
