@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import ast
 import atexit
+import json
 import logging
 import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +34,7 @@ __all__ = [
     "selection",
     "selection_comparison",
     "selection_score",
+    "trained_settings",
 ]
 
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
@@ -173,6 +176,72 @@ def downstream_datalist(
     )
 
 
+class TrainedSettings(dict):
+    """:func:`trained_settings`' answer: a ``dict`` whose missing key is refused in one line that says what to pass."""
+
+    def __init__(self, values: Mapping[str, Any], missing_reason: str) -> None:
+        super().__init__(values)
+        self.missing_reason = missing_reason
+
+    def __missing__(self, key: str) -> Any:
+        from .utils.errors import InputError
+
+        reason, _, hint = self.missing_reason.partition(" (or ")
+        raise InputError(f"{reason}; pass --{key}" + (f" (or {hint}" if hint else ""), key)
+
+
+def trained_settings(
+    ckpt_path: str | os.PathLike, keys: Sequence[str], configs_dir: str | os.PathLike
+) -> TrainedSettings:
+    """What inference and evaluation need to know of the trained model: the record written beside its weights by
+    training (``models/model.json`` for ``models/model.pt``), over the defaults of the bundle's ``configs/train.yaml``
+    (declared there once, never re-typed).
+
+    Before training (no record) the defaults apply, so tools can parse the config. Weights without a record (trained
+    before the record existed) are used with the defaults, saying so: pass the settings they were trained with
+    (``--image_size`` ...) if those differ. A setting found in neither is refused when it is read, naming it.
+
+    Args:
+        ckpt_path: the model file; its record is the ``.json`` beside it.
+        keys: the settings to return, each from the record or a literal of ``train.yaml``.
+        configs_dir: the folder of the bundle's ``train.yaml`` (``<bundle_root>/configs``); when the ``monai.bundle``
+            command was given configs from another folder (outputs moved with ``--bundle_root``), that folder.
+    """
+    import yaml
+
+    from .utils.errors import InputError
+
+    command_configs = _command_line_config_root()
+    candidates = [c / "train.yaml" for c in (command_configs, Path(configs_dir)) if c is not None]
+    train_yaml = next((c for c in candidates if c.is_file()), None)
+    defaults = yaml.safe_load(train_yaml.read_text()) if train_yaml is not None else {}
+    weights = Path(ckpt_path)
+    sidecar = weights.with_suffix(".json")
+    record: dict[str, Any] = {}
+    if sidecar.is_file():
+        try:
+            record = json.loads(sidecar.read_text())
+        except ValueError as err:
+            raise InputError(f"not valid JSON ({err})", sidecar) from None
+    elif weights.is_file():
+        logger.warning(
+            "%s has no %s beside it (trained before the record existed): assuming train.yaml's defaults %s; pass the "
+            "values it was trained with if they differ",
+            weights,
+            sidecar.name,
+            ", ".join(f"{k}={defaults.get(k)!r}" for k in keys if k in defaults),
+        )
+    settings = {}
+    for key in keys:
+        if key in record:
+            settings[key] = record[key]
+        elif key in defaults and not (isinstance(defaults[key], str) and defaults[key].startswith(("$", "@"))):
+            settings[key] = defaults[key]
+    where = str(train_yaml or Path(configs_dir) / "train.yaml")
+    hint = " (or --configs_dir, the folder of the bundle's train.yaml)" if train_yaml is None else ""
+    return TrainedSettings(settings, f"neither {sidecar} nor {where} gives this setting{hint}")
+
+
 def local_tracking_uri(log_dir: str | os.PathLike) -> str:
     """The MLflow store a run writes to with ``--tracking mlflow`` when no server is given: ``<log_dir>/mlruns.db``
     (SQLite, absolute path)."""
@@ -308,8 +377,14 @@ def selection_comparison(select_on: object):
     return lambda current, best: current > best
 
 
-def selection_score(select_on: object, metric_name: str):
-    """Early stopping's ``score_function`` (higher is better): the task metric, or the negated validation loss."""
+def selection_score(select_on: object, task_metric: str | Mapping[str, object]):
+    """Early stopping's ``score_function`` (higher is better): the task metric, or the negated validation loss.
+
+    Args:
+        select_on: ``metric`` or ``val_loss``.
+        task_metric: the task metric's name, or the evaluator's ``key_metric`` mapping (its one key is the name).
+    """
+    metric_name = task_metric if isinstance(task_metric, str) else next(iter(task_metric))
     if _select_on(select_on) == "val_loss":
         return lambda engine: -engine.state.metrics["val_loss"]
     return lambda engine: engine.state.metrics[metric_name]

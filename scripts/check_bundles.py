@@ -104,7 +104,8 @@ def inference_config(bundle: Path) -> Path | None:
 
 
 def _with_root(bundle: Path, overrides: dict) -> dict:
-    return {"bundle_root": str(bundle), **overrides}
+    # configs_dir: the bundle's own train.yaml gives an untrained model's settings when outputs go elsewhere
+    return {"bundle_root": str(bundle), "configs_dir": str(bundle / "configs"), **overrides}
 
 
 def check_files(bundle: Path, overrides: dict) -> str:

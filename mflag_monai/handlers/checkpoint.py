@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ignite.engine import Engine, Events
 from monai.handlers import CheckpointLoader
@@ -182,11 +183,17 @@ class BestModelSaver:
     Args:
         network: the model whose ``state_dict`` is written.
         filepath: the model file (``models/model.pt``).
+        record: what inference must know to rebuild and use the model (image size, depth, label names, ...),
+            written with each new best as JSON beside the weights (``models/model.json``), with the epoch and score;
+            the bundles' ``inference.yaml`` read it back (:func:`mflag_monai.bundle.trained_settings`).
     """
 
-    def __init__(self, network: nn.Module, filepath: str | os.PathLike) -> None:
+    def __init__(
+        self, network: nn.Module, filepath: str | os.PathLike, record: Mapping[str, Any] | None = None
+    ) -> None:
         self.network = network
         self.filepath = Path(filepath)
+        self.record = dict(record or {})
         self.engine: Engine | None = None
         self._best: dict | None = None
 
@@ -206,6 +213,9 @@ class BestModelSaver:
         known = self._best["best_metric_epoch"] if self._best is not None else None  # a best already saved
         if engine.state.best_metric_epoch == engine.state.epoch and engine.state.best_metric_epoch != known:
             atomic_torch_save(self.network.state_dict(), self.filepath)
+            if self.record:
+                best = {"epoch": engine.state.epoch, "best_metric": float(engine.state.best_metric)}
+                atomic_write_json({**_plain(self.record), **best}, self.filepath.with_suffix(".json"))
             logger.info("New best %.4f at epoch %d: %s", engine.state.best_metric, engine.state.epoch, self.filepath)
         self._best = {"best_metric": engine.state.best_metric, "best_metric_epoch": engine.state.best_metric_epoch}
 
@@ -218,6 +228,17 @@ class BestModelSaver:
     def load_state_dict(self, state: dict) -> None:
         """Carry a checkpoint's best score into this run."""
         self._best = {"best_metric": float(state["best_metric"]), "best_metric_epoch": int(state["best_metric_epoch"])}
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with tuples as lists and tensors/NumPy scalars as numbers, as JSON holds them."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        return value.item()
+    return value
 
 
 class EncoderExporter:

@@ -1,8 +1,9 @@
-"""The three downstream ``train.yaml`` stay in step: every id they share has the same value, unless listed below.
+"""The three downstream ``train.yaml`` stay in step.
 
 Each bundle folder stands alone (MONAI Label and the model zoo take one bundle at a time), so the plumbing the three
-share is written out in each of them; this test keeps those copies from drifting apart. Ids are MONAI's key paths
-(``train#dataloader#collate_fn``; list items by index, ``train#handlers#3#output_transform``).
+share is carried by each as a copy of the package's fragments (``mflag_monai/configs/downstream_train.yaml``): the
+copies must equal the fragments, and every id the three share must have the same value unless listed below. Ids are
+MONAI's key paths (``train#dataloader#collate_fn``; list items by index, ``train#handlers#3#output_transform``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from mflag_monai.configs import read_fragments, stale_fragments
 
 BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 DOWNSTREAM = ("classification", "segmentation", "detection")
@@ -26,22 +29,60 @@ INTENDED_DIFFERENCES = {
     # Names.
     "bundle_root": "the bundle's own folder",
     "experiment_name": "one MLflow experiment per bundle",
-    # The task itself.
+    # The task itself: the ids the shared fragments reference.
     "datalist": "the task the datalist is prepared and checked for",
+    "image_multiple": "segmentation's image_size must divide by 32 (the U-Net decoder's skip connections)",
+    "batch_lists": "detection batches are lists (boxes vary in number)",
+    "loss_output": "detection logs its loss terms (classification and box regression)",
+    "model_record#label_names": "the task's label or finding names",
     "network_def#_target_": "classifier, U-Net or RetinaNet",
     "network_def#num_classes": "the classification task's labels; one box class in detection",
     "train#preprocessing#_target_": "each task's transforms (labels, masks or boxes)",
-    "train#dataloader#collate_fn": "detection batches are lists (boxes vary in number)",
-    "train#handlers#3#output_transform": "detection logs its loss terms (classification and box regression)",
-    "train#handlers#4#output_transform": "detection logs its loss terms (classification and box regression)",
     "train#trainer#_target_": "detection has its own iteration (DetectionTrainer)",
     "train#trainer#network": "detection trains the RetinaNet detector around the network",
     "validate#evaluator#_target_": "detection has its own iteration (DetectionEvaluator)",
     "validate#evaluator#network": "detection evaluates the detector around the network",
     "validate#postprocessing#transforms#1#sigmoid": "a softmax for multi-class AUROC; a sigmoid for Dice",
-    "validate#early_stop#score_function": "each task's key metric (AUROC, Dice, mAP)",
-    "initialize#1": "segmentation's image_size must divide by 32 (the U-Net decoder's skip connections)",
 }
+
+#: What a bundle's own part holds besides its hyper-parameters (at most this many lines; the rest is the fragments).
+MAX_OWN_TASK_LINES = 75
+
+
+def test_fragment_copies_are_current() -> None:
+    """Every downstream ``train.yaml`` holds every shared fragment, equal to the package's
+    (``python scripts/sync_bundle_configs.py`` rewrites them)."""
+    assert len(read_fragments()) == 4
+    assert not stale_fragments(BUNDLES), stale_fragments(BUNDLES)
+
+
+def test_a_drifted_copy_is_found(tmp_path: Path) -> None:
+    """The check can fail: one changed line in one copy is reported for that file."""
+    for name in DOWNSTREAM:
+        (tmp_path / name / "configs").mkdir(parents=True)
+        text = (BUNDLES / name / "configs" / "train.yaml").read_text()
+        if name == "segmentation":
+            text = text.replace("shuffle: true", "shuffle: false", 1)
+        (tmp_path / name / "configs" / "train.yaml").write_text(text)
+    stale = stale_fragments(tmp_path)
+    assert list(stale) == [str(tmp_path / "segmentation" / "configs" / "train.yaml")]
+    assert stale[str(tmp_path / "segmentation" / "configs" / "train.yaml")] == ["fragment 'train' differs"]
+
+
+def test_own_parts_are_small() -> None:
+    """Outside the hyper-parameters and the fragments, a bundle's ``train.yaml`` holds only its task."""
+    for name in DOWNSTREAM:
+        text = (BUNDLES / name / "configs" / "train.yaml").read_text()
+        own = text.split("# ---------------------------------------------------------------- this bundle's task")[1]
+        lines, inside = [], False
+        for line in own.splitlines():
+            if "# >>> shared:" in line:
+                inside = True
+            elif "# <<< shared:" in line:
+                inside = False
+            elif not inside and line.strip() and not line.lstrip().startswith("#"):
+                lines.append(line)
+        assert len(lines) <= MAX_OWN_TASK_LINES, (name, len(lines))
 
 
 def _flatten(node: object, prefix: str = "") -> dict[str, object]:

@@ -60,5 +60,6 @@ def test_selection_follows_select_on() -> None:
 
     assert selection_score("metric", "val_auroc")(Engine()) == 0.8
     assert selection_score("val_loss", "val_auroc")(Engine()) == -0.3  # early stopping wants higher = better
+    assert selection_score("metric", {"val_auroc": object()})(Engine()) == 0.8  # the bundles pass their key_metric
     with pytest.raises(InputError, match="--select_on"):
         selection(task, loss, "loss")

@@ -23,6 +23,8 @@ __all__ = [
     "TaskSpec",
     "CLASSIFICATION_TASKS",
     "classification_task",
+    "FINDINGS",
+    "finding_names",
     "chexpert_policy",
     "parse_chexpert_value",
     "DEFAULT_MIN_STRATUM",
@@ -111,6 +113,26 @@ def classification_task(name: str) -> TaskSpec:
         raise KeyError(f"Unknown classification task {name!r}; known: {', '.join(sorted(CLASSIFICATION_TASKS))}")
     spec = CLASSIFICATION_TASKS[name]
     return TaskSpec(list(spec.names), spec.problem)
+
+
+#: What the masks (segmentation) and boxes (detection) of a dataset mark, by preparer name; channel / box class ``i``
+#: is ``FINDINGS[name][i]``. Inference names its outputs with these, and the DICOM results code them.
+FINDINGS: dict[str, list[str]] = {
+    "siim-pneumothorax": ["pneumothorax"],
+    "rsna-pneumonia": ["opacity"],
+    "object-cxr": ["foreign object"],
+}
+
+
+def finding_names(name: str) -> list[str]:
+    """The names of what dataset ``name``'s masks or boxes mark (a copy of :data:`FINDINGS`' entry).
+
+    Raises:
+        KeyError: for an unknown name; the message lists the known ones.
+    """
+    if name not in FINDINGS:
+        raise KeyError(f"Unknown segmentation/detection dataset {name!r}; known: {', '.join(sorted(FINDINGS))}")
+    return list(FINDINGS[name])
 
 
 def parse_chexpert_value(value: Any) -> float | None:
