@@ -7,13 +7,15 @@ import hashlib
 import json
 import logging
 import os
+import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..utils.dicom import read_dicom_header
 from ..utils.dist import rank_zero_first
 from ..utils.errors import InputError
-from ..utils.formats import IMAGE_SUFFIXES
+from ..utils.formats import DICOM_SUFFIXES, IMAGE_SUFFIXES
 from ..utils.io import atomic_write_json
 from .prepare.check import DatalistError, DatalistSchema, check_datalist
 from .prepare.registry import get_preparer
@@ -21,6 +23,7 @@ from .prepare.registry import get_preparer
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "ALL_VIEWS",
     "IMAGE_SUFFIXES",
     "PATH_KEYS",
     "PRETRAIN_DATASETS",
@@ -28,6 +31,7 @@ __all__ = [
     "list_images",
     "load_datalist",
     "merge_datalists",
+    "parse_views",
     "resolve_datalist",
 ]
 
@@ -343,15 +347,147 @@ def _json_source_name(path: str) -> str:
     return str(summary.get("dataset") or Path(path).stem) if isinstance(summary, dict) else Path(path).stem
 
 
-def list_images(path: str | os.PathLike, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> list[dict[str, str]]:
-    """``[{"image": file}]`` for one image file, or for every image file the loader reads under a folder (sorted;
-    :data:`~mflag_monai.utils.formats.IMAGE_SUFFIXES`)."""
+#: The value of ``views`` that switches the ViewPosition filter off (as ``None`` does).
+ALL_VIEWS = "all"
+
+# ViewPosition is a Code String: upper-case letters, digits, space and underscore, at most 16 characters
+_VIEW = re.compile(r"^[A-Z0-9_ ]{1,16}$")
+# The name the standard gives a media's directory file: DICOM with the preamble, but no image
+_DICOMDIR = "DICOMDIR"
+
+
+def parse_views(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    """The ViewPositions to keep, from ``"PA,AP"``, ``["PA", "AP"]``, ``"all"`` or ``None``.
+
+    Upper-cased, in the order given, without repeats. ``None``, ``""``, ``"all"`` or an empty sequence mean no filter
+    (``None``).
+
+    Raises:
+        InputError: a value that is not a view position (``ViewPosition`` is a DICOM code string: letters, digits,
+            space and underscore, at most 16 characters).
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        items = value.split(",")
+    elif isinstance(value, Sequence):
+        items = [part for item in value for part in str(item).split(",")]
+    else:
+        raise InputError(f"expected view positions such as 'PA,AP' or '{ALL_VIEWS}', got {value!r}", "views")
+    views = list(dict.fromkeys(item.strip().upper() for item in items if item.strip()))
+    if not views or ALL_VIEWS.upper() in views:
+        return None
+    bad = [view for view in views if not _VIEW.match(view)]
+    if bad:
+        raise InputError(
+            f"{bad[0]!r} is not a DICOM ViewPosition (letters, digits, space or underscore, at most 16 characters); "
+            f"expected views such as 'PA,AP' or '{ALL_VIEWS}'",
+            "views",
+        )
+    return tuple(views)
+
+
+def _has_dicom_preamble(path: Path) -> bool:
+    """Whether bytes 128-131 of ``path`` are ``DICM`` (a Part-10 file); reads those 4 bytes only."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(128)
+            return f.read(4) == b"DICM"
+    except OSError:  # unreadable: not listed; the count of left-out files includes it
+        return False
+
+
+def _view_position(path: Path) -> str:
+    """The file's ViewPosition (upper case, ``""`` when blank or missing), from the header only."""
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        header = read_dicom_header(path, ["ViewPosition"])
+    except (InvalidDicomError, OSError, ValueError, EOFError, AttributeError):
+        return ""  # the loader reports a broken file; the view filter keeps what it cannot read
+    return str(header.get("ViewPosition", "") or "").strip().upper()
+
+
+def _filter_views(path: Path, files: list[tuple[Path, bool]], views: tuple[str, ...]) -> list[Path]:
+    """The files whose ViewPosition is in ``views``; DICOM files without one and other images are kept."""
+    kept: list[Path] = []
+    left_out: Counter[str] = Counter()
+    found: Counter[str] = Counter()
+    blank = 0
+    for file, is_dicom in files:
+        view = _view_position(file) if is_dicom else ""
+        if is_dicom:
+            found[view or "(none)"] += 1
+        if not view or view in views:
+            kept.append(file)
+            blank += bool(is_dicom and not view)
+        else:
+            left_out[view] += 1
+    if not kept:
+        seen = ", ".join(f"{view}: {n}" for view, n in sorted(found.items()))
+        raise InputError(
+            f"no image with ViewPosition {', '.join(views)} (found {seen}); name the views to use, or "
+            f"'{ALL_VIEWS}' (--views)",
+            path,
+        )
+    parts = []
+    if left_out:
+        counts = ", ".join(f"{view}: {n}" for view, n in sorted(left_out.items()))
+        parts.append(f"left out {sum(left_out.values())} images by ViewPosition ({counts})")
+    if blank:
+        parts.append(f"kept {blank} without a ViewPosition")
+    if parts:
+        level = logging.WARNING if left_out else logging.INFO
+        logger.log(level, "%s under %s (views %s); --views to change", ", ".join(parts), path, ",".join(views))
+    return kept
+
+
+def list_images(
+    path: str | os.PathLike,
+    suffixes: tuple[str, ...] = IMAGE_SUFFIXES,
+    views: str | Sequence[str] | None = None,
+) -> list[dict[str, str]]:
+    """``[{"image": file}]`` for one image file, or for every image file the loader reads under a folder (sorted).
+
+    A folder's images are the files with one of ``suffixes``
+    (:data:`~mflag_monai.utils.formats.IMAGE_SUFFIXES`) and, when ``suffixes`` include DICOM's, DICOM files named
+    otherwise (``IM0001``, ``1.2.840...``), as a PACS export names them: those with ``DICM`` at byte 128 (only
+    those 4 bytes are read; a ``DICOMDIR`` is not an image). Other files are left out, with one INFO line counting
+    them.
+
+    Args:
+        path: an image file or a folder (searched recursively).
+        suffixes: the file suffixes taken as images (lower case, with the dot).
+        views: keep only DICOM files whose ViewPosition is one of these (``"PA,AP"``, ``("PA", "AP")``; see
+            :func:`parse_views`); ``None`` or ``"all"`` keeps every view. DICOM files with a blank or missing
+            ViewPosition and non-DICOM images (PNG/JPG) are kept; a WARNING line counts the images left out per view.
+
+    Raises:
+        FileNotFoundError: nothing at ``path``, or no image under the folder.
+        InputError: the view filter leaves no image (the message names the views found), or ``views`` is malformed.
+    """
+    views = parse_views(views)
     path = Path(path).expanduser()
+    dicom_suffixes = tuple(s for s in suffixes if s in DICOM_SUFFIXES)
     if path.is_file():
-        return [{"image": str(path)}]
-    if not path.is_dir():
+        files = [(path, path.suffix.lower() in DICOM_SUFFIXES or _has_dicom_preamble(path))]
+    elif not path.is_dir():
         raise FileNotFoundError(f"No image file or folder at {path}")
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
-    if not files:
-        raise FileNotFoundError(f"No {', '.join(suffixes)} files under {path}")
-    return [{"image": str(p)} for p in files]
+    else:
+        files, others = [], 0
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            suffix = file.suffix.lower()
+            if suffix in suffixes:
+                files.append((file, suffix in DICOM_SUFFIXES))
+            elif dicom_suffixes and file.name.upper() != _DICOMDIR and _has_dicom_preamble(file):
+                files.append((file, True))
+            else:
+                others += 1
+        if others:
+            logger.info("%d files under %s are not images and were left out", others, path)
+        if not files:
+            raise FileNotFoundError(
+                f"No {', '.join(suffixes)} files" + (" or DICOM files" if dicom_suffixes else "") + f" under {path}"
+            )
+    kept = [file for file, _ in files] if views is None else _filter_views(path, files, views)
+    return [{"image": str(p)} for p in kept]
