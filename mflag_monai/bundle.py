@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "bundle_root",
+    "bundle_version",
     "check_settings",
     "downstream_datalist",
     "flag",
@@ -176,6 +177,26 @@ def downstream_datalist(
     )
 
 
+def _bundle_config(configs_dir: str | os.PathLike, name: str) -> Path | None:
+    """``name`` in the folder of the configs the ``monai.bundle`` command was given, else in ``configs_dir``."""
+    command_configs = _command_line_config_root()
+    candidates = [c / name for c in (command_configs, Path(configs_dir)) if c is not None]
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def bundle_version(configs_dir: str | os.PathLike) -> str:
+    """The bundle's version, from its ``metadata.json`` (``"unknown"`` when there is none), for the algorithm
+    identification of its DICOM results (MONAI Label parses configs without their metadata, so ``@_meta_`` is not
+    always there)."""
+    path = _bundle_config(configs_dir, "metadata.json")
+    if path is None:
+        return "unknown"
+    try:
+        return str(json.loads(path.read_text()).get("version", "unknown"))
+    except ValueError:
+        return "unknown"
+
+
 class TrainedSettings(dict):
     """:func:`trained_settings`' answer: a ``dict`` whose missing key is refused in one line that says what to pass."""
 
@@ -211,9 +232,7 @@ def trained_settings(
 
     from .utils.errors import InputError
 
-    command_configs = _command_line_config_root()
-    candidates = [c / "train.yaml" for c in (command_configs, Path(configs_dir)) if c is not None]
-    train_yaml = next((c for c in candidates if c.is_file()), None)
+    train_yaml = _bundle_config(configs_dir, "train.yaml")
     defaults = yaml.safe_load(train_yaml.read_text()) if train_yaml is not None else {}
     weights = Path(ckpt_path)
     sidecar = weights.with_suffix(".json")

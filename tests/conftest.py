@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from helpers.orthanc import OrthancServer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -60,3 +65,17 @@ def tiny_bundles(tmp_path_factory: pytest.TempPathFactory, small_demo: Path) -> 
     from helpers.bundles import make_tiny_bundles
 
     return make_tiny_bundles(tmp_path_factory.mktemp("tiny_bundles"), small_demo)
+
+
+@pytest.fixture(scope="session")
+def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]:
+    """A private Orthanc (``.url``, ``.dicomweb``), started once; skips when Orthanc or its plugin is missing.
+
+    Shared by every test: each stores its own study (new UIDs), so none sees another's instances. Orthanc starts in
+    a fraction of a second but takes about 2 s to stop.
+    """
+    from helpers.orthanc import require_orthanc, start_orthanc
+
+    require_orthanc()
+    with start_orthanc(tmp_path_factory.mktemp("orthanc")) as server:
+        yield server

@@ -397,34 +397,59 @@ def _has_dicom_preamble(path: Path) -> bool:
         return False
 
 
-def _view_position(path: Path) -> str:
-    """The file's ViewPosition (upper case, ``""`` when blank or missing), from the header only."""
+#: SOP classes a PACS export holds beside its images that are not images (results such as a DICOM SEG or SR, a
+#: presentation state, a key object selection): left out of inference inputs by their SOP Class UID prefix.
+NON_IMAGE_SOP_CLASSES: dict[str, str] = {
+    "1.2.840.10008.5.1.4.1.1.66": "SEG/registration",
+    "1.2.840.10008.5.1.4.1.1.88": "SR",
+    "1.2.840.10008.5.1.4.1.1.11": "presentation state",
+    "1.2.840.10008.5.1.4.1.1.104": "encapsulated document",
+}
+
+
+def _header(path: Path) -> tuple[str, str]:
+    """The file's ViewPosition (upper case, ``""`` when blank or missing) and what it is when not an image (``""``
+    for an image), from the header only."""
     from pydicom.errors import InvalidDicomError
 
     try:
-        header = read_dicom_header(path, ["ViewPosition"])
+        header = read_dicom_header(path, ["ViewPosition", "SOPClassUID"])
     except (InvalidDicomError, OSError, ValueError, EOFError, AttributeError):
-        return ""  # the loader reports a broken file; the view filter keeps what it cannot read
-    return str(header.get("ViewPosition", "") or "").strip().upper()
+        return "", ""  # the loader reports a broken file; the filters keep what they cannot read
+    sop_class = str(header.get("SOPClassUID", "") or "")
+    kind = next((name for prefix, name in NON_IMAGE_SOP_CLASSES.items() if sop_class.startswith(prefix + ".")), "")
+    return str(header.get("ViewPosition", "") or "").strip().upper(), kind
 
 
-def _filter_views(path: Path, files: list[tuple[Path, bool]], views: tuple[str, ...]) -> list[Path]:
-    """The files whose ViewPosition is in ``views``; DICOM files without one and other images are kept."""
+def _filter_dicom(path: Path, files: list[tuple[Path, bool]], views: tuple[str, ...] | None) -> list[Path]:
+    """The images to read: non-image DICOM objects (SEG, SR, ...) left out, and with ``views``, the DICOM images
+    whose ViewPosition is not one of them; DICOM images without a ViewPosition and other images are kept."""
     kept: list[Path] = []
     left_out: Counter[str] = Counter()
+    not_images: Counter[str] = Counter()
     found: Counter[str] = Counter()
     blank = 0
     for file, is_dicom in files:
-        view = _view_position(file) if is_dicom else ""
+        view, kind = _header(file) if is_dicom else ("", "")
+        if kind:
+            not_images[kind] += 1
+            continue
         if is_dicom:
             found[view or "(none)"] += 1
-        if not view or view in views:
+        if views is None or not view or view in views:
             kept.append(file)
-            blank += bool(is_dicom and not view)
+            blank += bool(views is not None and is_dicom and not view)
         else:
             left_out[view] += 1
+    if not_images:
+        counts = ", ".join(f"{kind}: {n}" for kind, n in sorted(not_images.items()))
+        logger.info(
+            "left out %d DICOM objects under %s that are not images (%s)", sum(not_images.values()), path, counts
+        )
     if not kept:
         seen = ", ".join(f"{view}: {n}" for view, n in sorted(found.items()))
+        if views is None or not found:
+            raise FileNotFoundError(f"No image under {path}: only DICOM objects that are not images")
         raise InputError(
             f"no image with ViewPosition {', '.join(views)} (found {seen}); name the views to use, or "
             f"'{ALL_VIEWS}' (--views)",
@@ -438,7 +463,7 @@ def _filter_views(path: Path, files: list[tuple[Path, bool]], views: tuple[str, 
         parts.append(f"kept {blank} without a ViewPosition")
     if parts:
         level = logging.WARNING if left_out else logging.INFO
-        logger.log(level, "%s under %s (views %s); --views to change", ", ".join(parts), path, ",".join(views))
+        logger.log(level, "%s under %s (views %s); --views to change", ", ".join(parts), path, ",".join(views or ()))
     return kept
 
 
@@ -458,9 +483,12 @@ def list_images(
     Args:
         path: an image file or a folder (searched recursively).
         suffixes: the file suffixes taken as images (lower case, with the dot).
-        views: keep only DICOM files whose ViewPosition is one of these (``"PA,AP"``, ``("PA", "AP")``; see
+        views: keep only DICOM images whose ViewPosition is one of these (``"PA,AP"``, ``("PA", "AP")``; see
             :func:`parse_views`); ``None`` or ``"all"`` keeps every view. DICOM files with a blank or missing
             ViewPosition and non-DICOM images (PNG/JPG) are kept; a WARNING line counts the images left out per view.
+
+    DICOM objects that are not images (a SEG or SR a PACS export holds beside its images, :data:`NON_IMAGE_SOP_CLASSES`)
+    are left out and counted, their headers read without pixel data.
 
     Raises:
         FileNotFoundError: nothing at ``path``, or no image under the folder.
@@ -489,5 +517,5 @@ def list_images(
             raise FileNotFoundError(
                 f"No {', '.join(suffixes)} files" + (" or DICOM files" if dicom_suffixes else "") + f" under {path}"
             )
-    kept = [file for file, _ in files] if views is None else _filter_views(path, files, views)
+    kept = _filter_dicom(path, files, views)
     return [{"image": str(p)} for p in kept]

@@ -27,3 +27,8 @@ __all__ = [
 from .web import fetch_instances, find_instances, store_instances  # noqa: E402
 
 __all__ += ["fetch_instances", "find_instances", "store_instances"]
+
+# One run's results and inputs (:mod:`.results`), as the bundles' inference configs use them
+from .results import DicomResults, fetch_inputs  # noqa: E402
+
+__all__ += ["DicomResults", "fetch_inputs"]

@@ -18,6 +18,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,6 +27,9 @@ from ignite.engine import Engine
 from ..utils.dicom import DICOM_UIDS, dicom_identifiers, source_of
 from ..utils.io import atomic_write_bytes
 from .base import ReportWriter, output_rows
+
+if TYPE_CHECKING:
+    from ..dicom.results import DicomResults
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +40,30 @@ INDEX_COLUMNS = ("row", "image", *DICOM_UIDS, "file")
 
 class PredictionCSVWriter(ReportWriter):
     """Write ``image,StudyInstanceUID,SeriesInstanceUID,SOPInstanceUID,<label 1>,<label 2>,...`` rows of per-label
-    probabilities for every image of an inference run (the identifiers are empty for PNG/JPG inputs)."""
+    probabilities for every image of an inference run (the identifiers are empty for PNG/JPG inputs).
 
-    def __init__(self, filepath: str | os.PathLike, names: list[str], image_key: str = "image") -> None:
+    Args:
+        filepath: the CSV file.
+        names: the labels, in output order.
+        image_key: the image key of the engine's output.
+        dicom: the run's :class:`~mflag_monai.dicom.DicomResults`: for each DICOM input, also ``<stem>_sr.dcm`` beside
+            the CSV, a DICOM SR of the same (rounded) probabilities with ``threshold``; ``None`` writes none.
+        threshold: the probability above which a finding is reported present in the SR.
+    """
+
+    def __init__(
+        self,
+        filepath: str | os.PathLike,
+        names: list[str],
+        image_key: str = "image",
+        dicom: DicomResults | None = None,
+        threshold: float = 0.5,
+    ) -> None:
         self.filepath = Path(filepath)
         self.names = list(names)
         self.image_key = image_key
+        self.dicom = dicom
+        self.threshold = float(threshold)
         self.rows: list[list[object]] = []
 
     def collect(self, engine: Engine) -> None:
@@ -53,13 +75,24 @@ class PredictionCSVWriter(ReportWriter):
             self.rows.append([source_of(image), *(uids[k] for k in DICOM_UIDS), *[f"{p:.6f}" for p in probs]])
 
     def write(self, engine: Engine) -> None:
-        """Write the CSV atomically."""
+        """Write the CSV atomically, then the SRs."""
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(["image", *DICOM_UIDS, *self.names])
         writer.writerows(self.rows)
         atomic_write_bytes(self.filepath, buffer.getvalue().encode())
         logger.info("Predictions for %d images written to %s", len(self.rows), self.filepath)
+        if self.dicom is None:
+            return
+        taken: set[str] = set()
+        for row in self.rows:
+            source, probs = str(row[0]), row[1 + len(DICOM_UIDS) :]
+            findings = [
+                {"label": name, "probability": float(p), "threshold": self.threshold}  # the CSV's rounded values
+                for name, p in zip(self.names, probs)
+            ]
+            stem = _unique_name(Path(source).stem, taken)
+            self.dicom.classification(source, findings, self.filepath.parent / f"{stem}_sr.dcm")
 
 
 def _unique_name(stem: str, taken: set[str]) -> str:

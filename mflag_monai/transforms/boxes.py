@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,6 +27,9 @@ from monai.transforms import MapTransform
 
 from ..utils.dicom import dicom_identifiers
 from ..utils.io import atomic_write_json
+
+if TYPE_CHECKING:
+    from ..dicom.results import DicomResults
 
 __all__ = ["original_size", "ResizeBoxesd", "RestoreBoxesd", "SaveBoxesd", "BOX_CONVENTION"]
 
@@ -98,6 +102,8 @@ class SaveBoxesd(MapTransform):
         label_names: class index → name, written beside each box.
         ref_key: the image key; its ``meta["filename_or_obj"]`` names the files.
         overlay: also draw the PNG (reads the original file again, so the drawing is at full resolution).
+        dicom: the run's :class:`~mflag_monai.dicom.DicomResults`: for a DICOM input, also ``<stem>_sr.dcm``, a DICOM
+            SR of the same boxes and scores as the JSON; ``None`` writes none.
     """
 
     def __init__(
@@ -109,12 +115,14 @@ class SaveBoxesd(MapTransform):
         label_names: Sequence[str] = ("finding",),
         ref_key: str = "image",
         overlay: bool = True,
+        dicom: DicomResults | None = None,
     ) -> None:
         super().__init__(keys)
         self.output_dir = Path(output_dir)
         self.score_key, self.label_key, self.ref_key = score_key, label_key, ref_key
         self.label_names = list(label_names)
         self.overlay = overlay
+        self.dicom = dicom
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:
         """Write the files; their paths go under ``<key>_files``."""
@@ -138,6 +146,11 @@ class SaveBoxesd(MapTransform):
             record = {"image": source, **dicom_identifiers(d[self.ref_key]), "rows": rows, "columns": cols}
             record.update({"convention": BOX_CONVENTION, "boxes": objects})
             written = [str(atomic_write_json(record, self.output_dir / f"{stem}_boxes.json"))]
+            if self.dicom is not None:
+                boxes_sr = [{"label": o["label_name"], "score": o["score"], "box": o["box"]} for o in objects]
+                sr = self.dicom.detection(source, boxes_sr, self.output_dir / f"{stem}_sr.dcm")
+                if sr is not None:
+                    written.append(str(sr))
             if self.overlay:
                 from ..utils.overlay import save_box_overlay
                 from .io import read_cxr

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -14,6 +15,9 @@ from monai.transforms import MapTransform
 
 from ..utils.dicom import dicom_identifiers
 from ..utils.io import atomic_write_json
+
+if TYPE_CHECKING:
+    from ..dicom.results import DicomResults
 
 __all__ = ["RestoreSized", "SaveMaskd"]
 
@@ -42,7 +46,8 @@ class RestoreSized(MapTransform):
 
 class SaveMaskd(MapTransform):
     """Write a binary mask ``[1, H, W]`` as ``<stem>_mask.png`` (0/255, same H × W as the input) and ``.nii.gz``, and
-    ``<stem>_mask.json`` naming the input, its DICOM study/series/SOP instance UIDs (empty for PNG/JPG) and the files.
+    ``<stem>_mask.json`` naming the input, its DICOM study/series/SOP instance UIDs (empty for PNG/JPG) and the files;
+    for a DICOM input, also ``<stem>_seg.dcm``, a DICOM SEG of the mask on that image (with ``dicom``).
 
     The NIfTI stores the mask with the first axis along the image columns (x) and the second along the rows (y), and
     the input's pixel spacing in its affine, which is how ITK-based viewers place a 2D image.
@@ -52,6 +57,8 @@ class SaveMaskd(MapTransform):
         output_dir: folder for the files.
         ref_key: key whose ``meta['filename_or_obj']`` and ``meta['pixel_spacing']`` name and place the output.
         formats: any of ``"png"``, ``"nii.gz"``.
+        label_names: what the mask marks (the SEG's segment), e.g. ``["pneumothorax"]``.
+        dicom: the run's :class:`~mflag_monai.dicom.DicomResults`; ``None`` writes no DICOM SEG.
     """
 
     def __init__(
@@ -60,11 +67,15 @@ class SaveMaskd(MapTransform):
         output_dir: str | os.PathLike,
         ref_key: str = "image",
         formats: tuple[str, ...] = ("png", "nii.gz"),
+        label_names: Sequence[str] = ("finding",),
+        dicom: DicomResults | None = None,
     ) -> None:
         super().__init__(keys)
         self.output_dir = Path(output_dir)
         self.ref_key = ref_key
         self.formats = formats
+        self.label_names = list(label_names)
+        self.dicom = dicom
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, object]:
         """Write the files; their paths go under ``<key>_files``."""
@@ -89,6 +100,14 @@ class SaveMaskd(MapTransform):
                 affine = np.diag([spacing[1], spacing[0], 1.0, 1.0])  # x = columns, y = rows
                 nib.save(nib.Nifti1Image(mask.T.copy(), affine), str(path))
                 written.append(str(path))
+            if self.dicom is not None:
+                seg = self.dicom.segmentation(
+                    str(meta["filename_or_obj"]),
+                    {self.label_names[0]: mask.astype(bool)},
+                    self.output_dir / f"{stem}_seg.dcm",
+                )
+                if seg is not None:
+                    written.append(str(seg))
             # the masks' link to the study they belong to (file names alone do not carry it)
             record = {
                 "image": str(meta["filename_or_obj"]),

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from helpers.bundles import check_selected_on_validation_loss, run_bundle_cli
+from helpers.dicom import check_dicom_result
 from helpers.mlflow_store import tracked_runs
+from mflag_monai.dicom import read_classification_sr
 
 REPO = Path(__file__).resolve().parents[2]
 CLS = REPO / "bundles" / "classification" / "configs"
@@ -159,6 +161,28 @@ def test_inference_writes_a_csv(ws) -> None:
     )
     assert (ws["cls"] / "eval" / "inference" / "predictions.csv").read_bytes() == before
     assert (ws["cls"] / "eval" / "inference_2" / "predictions.csv").read_bytes() == before  # same model, same inputs
+
+
+@pytest.mark.slow
+def test_inference_writes_a_dicom_sr_per_dicom_input(ws, tmp_path: Path) -> None:
+    """DICOM in: one TID 1500 SR per image beside the CSV, equal to its row (probabilities with the threshold), valid
+    and referencing the image; the model's record (models/model.json) gives its size and depth."""
+    dicoms = sorted((ws["root"] / "demo" / "siim-pneumothorax").rglob("*.dcm"))[:2]
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    for image in dicoms:
+        (folder / image.name).symlink_to(image)
+    bundle("run", [CLS / "inference.yaml"], ws["cls"], "--input_path", str(folder),
+           "--output_dir", str(tmp_path / "out"), "--threshold", "0.3")  # fmt: skip
+    rows = list(csv.DictReader((tmp_path / "out" / "predictions.csv").open()))
+    assert rows and all(row["SOPInstanceUID"] for row in rows)
+    names = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"]
+    for row in rows:
+        image = Path(row["image"])
+        sr = tmp_path / "out" / f"{image.stem}_sr.dcm"
+        check_dicom_result(sr, image)
+        expected = [{"label": n, "probability": float(row[n]), "threshold": 0.3} for n in names]
+        assert read_classification_sr(sr) == expected
 
 
 @pytest.mark.slow

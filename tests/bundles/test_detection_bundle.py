@@ -11,7 +11,9 @@ import torch
 from PIL import Image
 
 from helpers.bundles import check_selected_on_validation_loss, downstream_workspace, run_bundle_cli
+from helpers.dicom import check_dicom_result
 from helpers.mlflow_store import tracked_runs
+from mflag_monai.dicom import read_detection_sr
 from mflag_monai.networks import build_retinanet
 
 REPO = Path(__file__).resolve().parents[2]
@@ -98,7 +100,8 @@ def test_inference_writes_boxes_in_the_input_pixels(trained) -> None:
     for image in dicoms:
         (folder / image.name).symlink_to(image)
     Image.fromarray(np.full((70, 90), 100, np.uint8)).save(folder / "export.png")  # a non-square PNG export
-    args = ["--input_path", str(folder), *NET, "--score_threshold", "0.0"]  # low threshold: boxes to check
+    # no --image_size/--encoder_depth/--fpn_channels: the model's record (models/model.json) gives them
+    args = ["--input_path", str(folder), "--score_threshold", "0.0"]  # low threshold: boxes to check
     result = bundle("run", [str(CONFIGS / "inference.yaml")], trained["bundle"], *args)
     assert result.returncode == 0, result.stderr[-5000:]
     out = trained["bundle"] / "eval" / "inference"
@@ -118,6 +121,17 @@ def test_inference_writes_boxes_in_the_input_pixels(trained) -> None:
         ds.SeriesInstanceUID,
         ds.SOPInstanceUID,
     )
+    # a DICOM SR per DICOM input with the JSON's boxes and scores, valid and referencing its image
+    assert not (out / "export_sr.dcm").exists()
+    for image in dicoms:
+        sr = out / f"{image.stem}_sr.dcm"
+        check_dicom_result(sr, image)
+        boxes = json.loads((out / f"{image.stem}_boxes.json").read_text())["boxes"]
+        expected = [{"label": b["label_name"], "score": b["score"], "box": tuple(b["box"])} for b in boxes]
+        read = read_detection_sr(sr)
+        assert [(r["label"], r["score"]) for r in read] == [(e["label"], e["score"]) for e in expected]
+        # SCOORD holds float32: the JSON's 2-decimal corners come back within float32's rounding
+        assert np.allclose([r["box"] for r in read], [e["box"] for e in expected], rtol=0, atol=1e-4)
 
 
 def test_default_encoder_path_missing_or_null_on_purpose(workspace, tmp_path: Path) -> None:

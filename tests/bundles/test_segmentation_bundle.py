@@ -7,12 +7,15 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pydicom
 import pytest
 import torch
 from PIL import Image
 
 from helpers.bundles import check_selected_on_validation_loss, downstream_workspace, run_bundle_cli
+from helpers.dicom import check_dicom_result
 from helpers.mlflow_store import tracked_runs
+from mflag_monai.dicom import read_seg
 from mflag_monai.networks import build_segmentation_unet
 
 REPO = Path(__file__).resolve().parents[2]
@@ -103,18 +106,10 @@ def test_inference_writes_masks_of_the_input_size(trained) -> None:
         (folder / image.name).symlink_to(image)
     png = folder / "export.png"
     Image.fromarray(np.zeros((70, 90), np.uint8)).save(png)  # a non-square PNG export
-    result = bundle(
-        "run",
-        [str(CONFIGS / "inference.yaml")],
-        trained["bundle"],
-        "--input_path",
-        str(folder),
-        "--encoder_depth",
-        "18",
-        "--image_size",
-        "64",
-    )
+    # no --image_size / --encoder_depth: the model's record (models/model.json) says it is a 64-px ResNet-18 model
+    result = bundle("run", [str(CONFIGS / "inference.yaml")], trained["bundle"], "--input_path", str(folder))
     assert result.returncode == 0, result.stderr[-5000:]
+    assert json.loads((trained["bundle"] / "models" / "model.json").read_text())["encoder_depth"] == 18
     out = trained["bundle"] / "eval" / "inference"
     assert len(list(out.glob("*_mask.png"))) == 4
     mask = Image.open(out / "export_mask.png")
@@ -122,6 +117,16 @@ def test_inference_writes_masks_of_the_input_size(trained) -> None:
     assert nib.load(out / "export_mask.nii.gz").shape == (90, 70)  # x = columns, y = rows
     stem = images[0].name[: -len(".dcm")]
     assert (out / f"{stem}_mask.png").is_file()
+    # one DICOM SEG per DICOM input (none for the PNG), valid, equal to its mask, referencing its image; one series
+    segs = sorted(out.glob("*_seg.dcm"))
+    assert len(segs) == 3 and not (out / "export_seg.dcm").exists()
+    for seg in segs:
+        stem = seg.name[: -len("_seg.dcm")]
+        masks = read_seg(seg)
+        assert list(masks) == ["pneumothorax"]  # the record's dataset names the finding
+        assert np.array_equal(masks["pneumothorax"], np.asarray(Image.open(out / f"{stem}_mask.png")) > 0)
+        check_dicom_result(seg, folder / f"{stem}.dcm")
+    assert len({pydicom.dcmread(seg, stop_before_pixels=True).SeriesInstanceUID for seg in segs}) == 1
 
 
 @pytest.mark.slow

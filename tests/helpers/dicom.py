@@ -130,3 +130,26 @@ def dciodvfy_errors(path: Path) -> tuple[list[str], str]:
     result = subprocess.run([exe, str(path)], capture_output=True, text=True, timeout=60, check=False)
     report = result.stdout + result.stderr
     return [line for line in report.splitlines() if line.startswith("Error")], report
+
+
+def check_dicom_result(result: Path, source: Path) -> None:
+    """A SEG/SR an inference run wrote: valid by ``dciodvfy`` (where installed) and referencing ``source``'s study and
+    image."""
+    if shutil.which("dciodvfy"):
+        errors, report = dciodvfy_errors(result)
+        assert not errors, report
+    out = pydicom.dcmread(result, stop_before_pixels=True)
+    src = pydicom.dcmread(source, stop_before_pixels=True)
+    assert out.StudyInstanceUID == src.StudyInstanceUID
+    assert out.SeriesInstanceUID != src.SeriesInstanceUID  # a new series of results
+    referenced = [
+        item.ReferencedSOPInstanceUID
+        for series in out.get("ReferencedSeriesSequence", [])
+        for item in series.get("ReferencedInstanceSequence", [])
+    ] + [
+        item.ReferencedSOPInstanceUID
+        for evidence in out.get("CurrentRequestedProcedureEvidenceSequence", [])
+        for series in evidence.get("ReferencedSeriesSequence", [])
+        for item in series.get("ReferencedSOPSequence", [])
+    ]
+    assert src.SOPInstanceUID in referenced, referenced
