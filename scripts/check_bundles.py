@@ -210,15 +210,19 @@ def check_properties(configs: Path, config: str, workflow_type: str, overrides: 
                 / json.loads((configs / "metadata.json").read_text())["pretrained_encoder"]["from_bundle"]
             )
             raise NeedsWeights(f"{train_command(source)} (it writes {_display(encoder)})")
-    workflow = ConfigWorkflow(
-        config_file=str(configs / config),
-        meta_file=str(configs / "metadata.json"),
-        logging_file=str(configs / "logging.conf"),
-        workflow_type=workflow_type,
-        **overrides,
-    )
-    workflow.initialize()
-    missing = workflow.check_properties()
+    with tempfile.TemporaryDirectory(prefix="check-bundles-") as scratch:
+        # the check builds the handlers, and TensorBoard's writer opens an event file at once: it goes to scratch,
+        # not the bundle's eval/ (an empty event file there would read as a run)
+        scratch_logs = {"log_dir": scratch} if workflow_type == "train" and "log_dir" not in overrides else {}
+        workflow = ConfigWorkflow(
+            config_file=str(configs / config),
+            meta_file=str(configs / "metadata.json"),
+            logging_file=str(configs / "logging.conf"),
+            workflow_type=workflow_type,
+            **{**overrides, **scratch_logs},
+        )
+        workflow.initialize()
+        missing = workflow.check_properties()
     if missing:
         raise ValueError(f"missing properties: {missing}")
     return f"{config}: all {workflow_type} properties present"

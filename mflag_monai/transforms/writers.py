@@ -46,7 +46,8 @@ class RestoreSized(MapTransform):
 
 class SaveMaskd(MapTransform):
     """Write a binary mask ``[1, H, W]`` as ``<stem>_mask.png`` (0/255, same H × W as the input) and ``.nii.gz``, and
-    ``<stem>_mask.json`` naming the input, its DICOM study/series/SOP instance UIDs (empty for PNG/JPG) and the files;
+    ``<stem>_mask.json`` naming the input (absolute path), its DICOM study/series/SOP instance UIDs (empty for PNG/JPG)
+    and the files written beside it (names, relative to the JSON's folder);
     for a DICOM input, also ``<stem>_seg.dcm``, a DICOM SEG of the mask on that image (with ``dicom``).
 
     The NIfTI stores the mask with the first axis along the image columns (x) and the second along the rows (y), and
@@ -110,9 +111,9 @@ class SaveMaskd(MapTransform):
                     written.append(str(seg))
             # the masks' link to the study they belong to (file names alone do not carry it)
             record = {
-                "image": str(meta["filename_or_obj"]),
+                "image": str(Path(str(meta["filename_or_obj"])).resolve()),
                 **dicom_identifiers(d[self.ref_key]),
-                "files": list(written),
+                "files": [Path(f).name for f in written],  # beside this JSON: valid wherever the folder is moved
             }
             written.append(str(atomic_write_json(record, self.output_dir / f"{stem}_mask.json")))
             d[f"{key}_files"] = written

@@ -13,6 +13,7 @@ import errno
 import hashlib
 import json
 import logging
+import math
 import os
 import pickle
 import tempfile
@@ -157,9 +158,22 @@ def verify_checksum(path: str | os.PathLike) -> bool:
     return True
 
 
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float as ``None``: JSON has no such numbers (Python's ``json`` would write a
+    bare ``NaN`` that strict readers refuse), and an undefined metric reads as ``null``."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def atomic_write_json(obj: Any, path: str | os.PathLike) -> Path:
-    """Atomically write ``obj`` as indented JSON."""
-    return atomic_write_bytes(path, (json.dumps(obj, indent=2, default=str) + "\n").encode())
+    """Atomically write ``obj`` as indented, strict JSON (NaN and infinities as ``null``, see :func:`json_safe`)."""
+    text = json.dumps(json_safe(obj), indent=2, default=str, allow_nan=False)
+    return atomic_write_bytes(path, (text + "\n").encode())
 
 
 def require_file(path: str | os.PathLike, hint: str) -> str:

@@ -94,6 +94,8 @@ def test_every_bundle_passes_or_needs_weights(demo: Path, tiny_bert_dir: Path, t
     lines = [line for line in res.stdout.splitlines() if line.startswith(("PASS", "FAIL", "NEEDS"))]
     assert len(lines) == len(results) and not any(line.startswith("FAIL") for line in lines)
     assert "need trained weights, 0 failed" in res.stdout
+    # the checks leave no run behind: no TensorBoard event file in any bundle's eval/
+    assert not list(tmp_path.glob("*/eval/**/events.out.tfevents*"))
 
 
 def test_downstream_training_needs_the_pretrained_encoder(tmp_path: Path) -> None:
