@@ -60,7 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--images", type=int, default=128, help="distinct synthetic images in the cache")
     p.add_argument("--source-size", type=int, default=512, help="side of the synthetic PNGs before resizing")
     p.add_argument("--resize", type=int, default=256)
-    p.add_argument("--crop", type=int, default=224)
+    p.add_argument("--image-size", type=int, default=224, help="the random crop side fed to the encoder")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--rounds", type=int, default=5, help="timed passes over the images per mode")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where else to time the batch aug")
@@ -70,8 +70,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, default=None, help="write the results to this file")
     p.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     args = p.parse_args(argv)
-    if args.crop > args.resize or args.batch_size < 1 or args.rounds < 1 or args.images < 1:
-        p.error("need --crop <= --resize and positive --batch-size, --rounds, --images")
+    if args.image_size > args.resize or args.batch_size < 1 or args.rounds < 1 or args.images < 1:
+        p.error("need --image-size <= --resize and positive --batch-size, --rounds, --images")
     return args
 
 
@@ -104,7 +104,7 @@ def meter() -> Iterator[types.SimpleNamespace]:
 
 def time_loader(args: argparse.Namespace, data: list[dict], cache_dir: Path, mode: str) -> dict[str, float]:
     """One core's images/s reading the persistent cache through ``mode``'s loader chain, collated in batches."""
-    transform = cxr_pretrain_transforms(resize=args.resize, crop=args.crop, augment_on=mode)
+    transform = cxr_pretrain_transforms(resize=args.resize, image_size=args.image_size, augment_on=mode)
     transform.set_random_state(seed=args.seed)
     # one cache for both modes: its part of the chain (load, resize, uint8) is the same
     signature = f"benchmark-loader,resize={args.resize},uint8"
@@ -132,15 +132,15 @@ def time_loader(args: argparse.Namespace, data: list[dict], cache_dir: Path, mod
 
 
 def cropped_batch(args: argparse.Namespace, data: list[dict]) -> torch.Tensor:
-    """A ``[B, 1, crop, crop]`` uint8 batch as the ``device`` loader gives it."""
-    chain = cxr_pretrain_transforms(resize=args.resize, crop=args.crop, augment_on="device")
+    """A ``[B, 1, image_size, image_size]`` uint8 batch as the ``device`` loader gives it."""
+    chain = cxr_pretrain_transforms(resize=args.resize, image_size=args.image_size, augment_on="device")
     chain.set_random_state(seed=args.seed)
     return torch.stack([chain(dict(data[i % len(data)]))["image"] for i in range(args.batch_size)])
 
 
 def time_per_sample_augmentation(args: argparse.Namespace, batch: torch.Tensor) -> dict[str, float]:
     """One core's images/s of the CPU chain's random part after the crop (what the batched augmentation replaces)."""
-    cpu_chain = cxr_pretrain_transforms(resize=args.resize, crop=args.crop, augment_on="cpu")
+    cpu_chain = cxr_pretrain_transforms(resize=args.resize, image_size=args.image_size, augment_on="cpu")
     skip = len(cxr_preprocessing(resize=args.resize).transforms) + 1  # the cached part and the crop
     random_part = Compose(cpu_chain.transforms[skip:])
     random_part.set_random_state(seed=args.seed)
@@ -192,7 +192,7 @@ def print_report(result: dict, args: argparse.Namespace) -> None:
         f"torch {m['torch']}; one torch thread, num_workers 0"
     )
     print(
-        f"{args.images} cached images, resize {args.resize}, crop {args.crop}, batch {args.batch_size}, "
+        f"{args.images} cached images, resize {args.resize}, image_size {args.image_size}, batch {args.batch_size}, "
         f"{args.rounds} timed passes per mode"
     )
     target = args.gpu_images_per_s

@@ -64,7 +64,7 @@ def batches(models: Path, batch: int, draws: int, seed: int, info: dict) -> list
     datalist = load_datalist(models.parent / "datalists" / "datalist_pretrain.json")["training"]
     if len(datalist) < 2 * batch:
         raise SystemExit(f"error: {len(datalist)} training pairs; need at least {2 * batch} for --batch {batch}")
-    chain = cxr_pretrain_transforms(resize=info["resize"], crop=info["image_size"], cache_dtype=torch.uint8)
+    chain = cxr_pretrain_transforms(resize=info["resize"], image_size=info["image_size"], cache_dtype=torch.uint8)
     chain.set_random_state(seed)
     g = torch.Generator().manual_seed(seed)
     out = []

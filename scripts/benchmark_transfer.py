@@ -467,11 +467,11 @@ def pretraining_report(root: Path, data: Path, design: Design, work: Path) -> di
 
     model, _ = load_pretrained_mflag(root / "models", text_model=design.text_model)
     model = model.to(design.device)
-    resize, crop = design.resize, design.image_size
+    resize, image_size = design.resize, design.image_size
     reports = report_texts(data, work)
     test = classification_splits(data, 1.0, 0, work)["test"]
     with contextlib.redirect_stderr(open(os.devnull, "w")):  # progress bars
-        images = embed_images(model, test, resize, crop, device=design.device)
+        images = embed_images(model, test, resize, image_size, device=design.device)
         distinct, match = report_match([reports[e["image"]] for e in test])
         text_emb = embed_texts(model, distinct)
     recall = recall_at_k(images @ text_emb.T, match)
@@ -507,7 +507,9 @@ def final_geometry(model, data: Path, design: Design, work: Path) -> dict[str, f
 
     reports = report_texts(data, work)
     test = classification_splits(data, 1.0, 0, work)["test"]
-    loader = DataLoader(Dataset(test, cxr_eval_transforms(resize=design.resize, crop=design.image_size)), batch_size=64)
+    loader = DataLoader(
+        Dataset(test, cxr_eval_transforms(resize=design.resize, image_size=design.image_size)), batch_size=64
+    )
     model.eval()
     with torch.no_grad():
         features = torch.cat([model.image_encoder(batch["image"].to(design.device)) for batch in loader])

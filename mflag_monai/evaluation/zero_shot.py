@@ -72,10 +72,12 @@ def default_prompts(names: Sequence[str]) -> dict[str, dict[str, list[str]]]:
 
 @torch.no_grad()
 def embed_images(
-    model: MFLAG, data: Sequence[Mapping], resize: int, crop: int, batch_size: int = 32, device="cpu"
+    model: MFLAG, data: Sequence[Mapping], resize: int, image_size: int, batch_size: int = 32, device="cpu"
 ) -> torch.Tensor:
     """L2-normalised image projections ``[N, D]`` of the datalist entries' ``image`` files."""
-    loader = DataLoader(Dataset(list(data), cxr_eval_transforms(resize=resize, crop=crop)), batch_size=batch_size)
+    loader = DataLoader(
+        Dataset(list(data), cxr_eval_transforms(resize=resize, image_size=image_size)), batch_size=batch_size
+    )
     out = []
     for batch in tqdm(loader, desc="Images", unit="batch"):
         out.append(model.encode_image(batch["image"].to(device), normalize=True).cpu())
@@ -131,7 +133,7 @@ def run_zero_shot(
     problem: str,
     out_dir: str | os.PathLike,
     resize: int,
-    crop: int,
+    image_size: int,
     prompts: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
     device="cpu",
 ) -> dict:
@@ -140,7 +142,7 @@ def run_zero_shot(
     from ..utils.plots import save_roc_curves
 
     prompts = prompts or default_prompts(names)
-    image_emb = embed_images(model, data, resize, crop, device=device)
+    image_emb = embed_images(model, data, resize, image_size, device=device)
     probs = zero_shot_probabilities(image_emb, model, prompts, problem)
     labels = _labels_matrix(data, len(names), problem)
     report = classification_report(probs, labels, names, problem)
@@ -153,10 +155,10 @@ def run_zero_shot(
 
 
 def run_retrieval(
-    model: MFLAG, data: Sequence[Mapping], out_dir: str | os.PathLike, resize: int, crop: int, device="cpu"
+    model: MFLAG, data: Sequence[Mapping], out_dir: str | os.PathLike, resize: int, image_size: int, device="cpu"
 ) -> dict:
     """Image→report and report→image recall@1/5/10 on image–report pairs (identical report texts count as matches)."""
-    images = embed_images(model, data, resize, crop, device=device)
+    images = embed_images(model, data, resize, image_size, device=device)
     distinct, match = report_match([e["report"] for e in data])
     text_emb = embed_texts(model, distinct)
     sim = images @ text_emb.T

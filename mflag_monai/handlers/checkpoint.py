@@ -281,7 +281,8 @@ class EncoderExporter:
         atomic_torch_save(state, self.filepath)
         info = {**self.info, "epoch": engine.state.epoch, "iteration": engine.state.iteration}
         info["feature_dim"] = int(getattr(self.encoder, "feature_dim", 0))
-        info["depth"] = int(getattr(self.encoder, "depth", 0))
+        # the depth once, under the name the configs use (image_depth), from the encoder itself
+        info["image_depth"] = int(getattr(self.encoder, "depth", info.get("image_depth", 0)))
         atomic_write_json(info, self.filepath.with_suffix(".json"))
         if engine.state.epoch == engine.state.max_epochs:
             logger.info("Encoder weights written to %s", self.filepath)

@@ -187,7 +187,7 @@ def _to_unit_float(keys: KeysCollection, cache_dtype: torch.dtype) -> list:
 
 def cxr_pretrain_augmentation(
     keys: KeysCollection = "image",
-    crop: int = 224,
+    image_size: int = 224,
     max_rotation_deg: float = 90.0,
     perspective_distortion: float = 0.5,
     perspective_prob: float = 0.5,
@@ -212,7 +212,7 @@ def cxr_pretrain_augmentation(
     return Compose(
         [
             # the crop comes first so that a cached dataset stops here and stores the compact dtype
-            RandSpatialCropd(keys, roi_size=(crop, crop), random_size=False),
+            RandSpatialCropd(keys, roi_size=(image_size, image_size), random_size=False),
             *_to_unit_float(keys, cache_dtype),
             RandRotated(
                 keys,
@@ -242,7 +242,7 @@ AUGMENT_ON = ("cpu", "device")
 def cxr_pretrain_transforms(
     keys: KeysCollection = "image",
     resize: int = 256,
-    crop: int = 224,
+    image_size: int = 224,
     cache_dtype: torch.dtype = torch.uint8,
     augment_on: str = "cpu",
     max_rotation_deg: float = 90.0,
@@ -279,13 +279,13 @@ def cxr_pretrain_transforms(
             )
         # plain tensors: the batch travels to the device as one uint8 tensor, without MetaTensor bookkeeping
         rand = [
-            RandSpatialCropd(keys, roi_size=(crop, crop), random_size=False),
+            RandSpatialCropd(keys, roi_size=(image_size, image_size), random_size=False),
             EnsureTyped(keys, track_meta=False, dtype=None),
         ]
         return Compose([*pre.transforms, *rand])
     aug = cxr_pretrain_augmentation(
         keys,
-        crop,
+        image_size,
         cache_dtype=cache_dtype,
         max_rotation_deg=max_rotation_deg,
         min_rotation_deg=min_rotation_deg,
@@ -299,18 +299,18 @@ def cxr_pretrain_transforms(
 def cxr_eval_transforms(
     keys: KeysCollection = "image",
     resize: int = 256,
-    crop: int = 224,
+    image_size: int = 224,
     channels: int = 3,
     crop_to_content: bool = False,
     resize_mode: str = "area",
 ) -> Compose:
-    """Deterministic evaluation chain: load, resize to ``resize``, centre crop ``crop``, normalise, repeat channels
+    """Deterministic evaluation chain: load, resize to ``resize``, centre crop ``image_size``, normalise, repeat channels
     (``crop_to_content`` and ``resize_mode`` as :func:`cxr_preprocessing`)."""
     return Compose(
         [
             *cxr_preprocessing(keys, resize, crop_to_content=crop_to_content, resize_mode=resize_mode).transforms,
             *_to_unit_float(keys, torch.uint8),
-            CenterSpatialCropd(keys, roi_size=(crop, crop)),
+            CenterSpatialCropd(keys, roi_size=(image_size, image_size)),
             NormalizeIntensityd(keys, subtrahend=0.5, divisor=0.5),
             RepeatChanneld(keys, repeats=channels),
         ]

@@ -38,7 +38,11 @@ def test_second_epoch_decodes_no_dicom(dicom_items, tmp_path: Path, monkeypatch,
 
     monkeypatch.setattr(cxr_io, "read_dicom", counting)
     ds = build_dataset(
-        dicom_items, cxr_pretrain_transforms(resize=32, crop=24), cache=mode, cache_dir=tmp_path / "c", signature="t"
+        dicom_items,
+        cxr_pretrain_transforms(resize=32, image_size=24),
+        cache=mode,
+        cache_dir=tmp_path / "c",
+        signature="t",
     )
     loader = DataLoader(ds, batch_size=3, num_workers=0)
     first = torch.cat([b["image"] for b in loader])
@@ -57,12 +61,12 @@ def test_persistent_cache_survives_a_new_dataset_and_signature_separates(
     monkeypatch.setattr(cxr_io, "read_dicom", lambda p, *a, **k: decodes.append(p) or real(p, *a, **k))
     for _ in range(2):  # a restarted run reuses the files on disk
         ds = build_dataset(
-            dicom_items, cxr_pretrain_transforms(resize=32, crop=24), cache_dir=tmp_path / "c", signature="r32"
+            dicom_items, cxr_pretrain_transforms(resize=32, image_size=24), cache_dir=tmp_path / "c", signature="r32"
         )
         [ds[i] for i in range(len(ds))]
     assert len(decodes) == len(dicom_items)
     ds = build_dataset(
-        dicom_items, cxr_pretrain_transforms(resize=40, crop=24), cache_dir=tmp_path / "c", signature="r40"
+        dicom_items, cxr_pretrain_transforms(resize=40, image_size=24), cache_dir=tmp_path / "c", signature="r40"
     )
     [ds[i] for i in range(len(ds))]
     assert len(decodes) == 2 * len(dicom_items)  # a different resize never reads the other cache
@@ -70,7 +74,7 @@ def test_persistent_cache_survives_a_new_dataset_and_signature_separates(
 
 def test_cached_images_are_uint8(dicom_items, tmp_path: Path) -> None:
     ds = build_dataset(
-        dicom_items, cxr_pretrain_transforms(resize=32, crop=24), cache_dir=tmp_path / "c", signature="t"
+        dicom_items, cxr_pretrain_transforms(resize=32, image_size=24), cache_dir=tmp_path / "c", signature="t"
     )
     ds[0]
     stored = torch.load(next((tmp_path / "c").rglob("*.pt")), weights_only=True)
@@ -80,7 +84,7 @@ def test_cached_images_are_uint8(dicom_items, tmp_path: Path) -> None:
 
 
 def test_an_image_replaced_at_the_same_path_is_decoded_again(dicom_items, tmp_path: Path) -> None:
-    transforms = cxr_pretrain_transforms(resize=32, crop=32, max_rotation_deg=0)
+    transforms = cxr_pretrain_transforms(resize=32, image_size=32, max_rotation_deg=0)
     path = Path(dicom_items[0]["image"])
 
     def cached_image() -> torch.Tensor:

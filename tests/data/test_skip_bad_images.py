@@ -32,7 +32,7 @@ def items(tmp_path: Path) -> list[dict]:
 def test_loader_skips_and_counts(items, tmp_path: Path) -> None:
     ds = build_dataset(
         items,
-        cxr_pretrain_transforms(resize=32, crop=24),
+        cxr_pretrain_transforms(resize=32, image_size=24),
         cache_dir=tmp_path / "c",
         signature="s",
         skip_bad_images=True,
@@ -45,7 +45,7 @@ def test_loader_skips_and_counts(items, tmp_path: Path) -> None:
 def test_memory_cache_skips_and_counts(items) -> None:
     # MONAI's CacheDataset decodes in its constructor: the bad file must not stop the run there either
     ds = build_dataset(
-        items, cxr_pretrain_transforms(resize=32, crop=24), cache="memory", skip_bad_images=True, num_workers=0
+        items, cxr_pretrain_transforms(resize=32, image_size=24), cache="memory", skip_bad_images=True, num_workers=0
     )
     batches = list(DataLoader(ds, batch_size=3, collate_fn=skip_none_collate))
     assert sum(int(b["skipped_images"]) for b in batches) == 1
@@ -53,7 +53,7 @@ def test_memory_cache_skips_and_counts(items) -> None:
 
 
 def test_without_the_setting_the_error_names_the_file(items, tmp_path: Path) -> None:
-    ds = build_dataset(items, cxr_pretrain_transforms(resize=32, crop=24), cache="none")
+    ds = build_dataset(items, cxr_pretrain_transforms(resize=32, image_size=24), cache="none")
     with pytest.raises(Exception) as info:
         list(DataLoader(ds, batch_size=3))
     chain, err = [], info.value  # MONAI wraps the loader's error; the cause names the file and the reason
@@ -66,7 +66,7 @@ def test_without_the_setting_the_error_names_the_file(items, tmp_path: Path) -> 
 def test_trainer_logs_the_count(items, tmp_path: Path, tiny_bert_dir: Path) -> None:
     torch.manual_seed(0)
     model = build_mflag(image_depth=18, text_model=tiny_bert_dir, proj_hidden_dim=32, proj_out_dim=16)
-    ds = build_dataset(items, cxr_pretrain_transforms(resize=32, crop=24), cache="none", skip_bad_images=True)
+    ds = build_dataset(items, cxr_pretrain_transforms(resize=32, image_size=24), cache="none", skip_bad_images=True)
     loader = DataLoader(ds, batch_size=3, collate_fn=skip_none_collate)
     trainer = MFLAGTrainer(
         device=torch.device("cpu"),
@@ -85,7 +85,7 @@ def test_validation_split_leaves_bad_images_out_and_counts_them(items, capsys) -
     from mflag_monai.data import build_eval_dataset
     from mflag_monai.transforms import cxr_eval_transforms
 
-    transform = cxr_eval_transforms(resize=32, crop=24)
+    transform = cxr_eval_transforms(resize=32, image_size=24)
     with pytest.raises(Exception) as caught:  # without the setting: stops; the error behind MONAI's names the file
         build_eval_dataset(items, transform)
     assert "truncated.dcm: truncated pixel data" in str(find_input_error(caught.value))
@@ -100,15 +100,15 @@ def test_geometry_subset_leaves_bad_images_out(items) -> None:
     from mflag_monai.transforms import cxr_eval_transforms
 
     data = {"training": items, "validation": items}
-    handler = LatentGeometryHandler(data, cxr_eval_transforms(resize=32, crop=24), skip_bad_images=True)
+    handler = LatentGeometryHandler(data, cxr_eval_transforms(resize=32, image_size=24), skip_bad_images=True)
     assert len(handler.dataset()) == 5
     with pytest.raises(Exception) as caught:
-        LatentGeometryHandler(data, cxr_eval_transforms(resize=32, crop=24)).dataset()
+        LatentGeometryHandler(data, cxr_eval_transforms(resize=32, image_size=24)).dataset()
     assert "truncated.dcm: truncated pixel data" in str(find_input_error(caught.value))
 
 
 def test_the_image_cache_holds_no_report_text(items, tmp_path: Path) -> None:
-    ds = build_dataset(items, cxr_pretrain_transforms(resize=32, crop=24), cache_dir=tmp_path / "c", signature="p",
+    ds = build_dataset(items, cxr_pretrain_transforms(resize=32, image_size=24), cache_dir=tmp_path / "c", signature="p",
                        skip_bad_images=True)  # fmt: skip
     loaded = [ds[i] for i in range(len(ds))]
     assert [x["report"] for x in loaded if x is not None] == [
@@ -121,6 +121,6 @@ def test_the_image_cache_holds_no_report_text(items, tmp_path: Path) -> None:
         content = path.read_bytes()
         for text in {e["report"] for e in items}:
             assert text.encode() not in content, f"report text in {path}"
-    again = build_dataset(items, cxr_pretrain_transforms(resize=32, crop=24), cache_dir=tmp_path / "c", signature="p",
+    again = build_dataset(items, cxr_pretrain_transforms(resize=32, image_size=24), cache_dir=tmp_path / "c", signature="p",
                           skip_bad_images=True)  # fmt: skip
     assert again[0]["report"] == items[0]["report"]  # read back from the cache, with the entry's own fields

@@ -14,20 +14,20 @@ from mflag_monai.transforms import RandPerspectived, cxr_eval_transforms, cxr_pr
 def test_pretrain_chain_shapes_and_range(tmp_path: Path) -> None:
     stored = (np.random.default_rng(0).random((80, 72)) * 4095).astype(np.uint16)
     path = str(write_dicom(tmp_path / "a.dcm", stored))
-    chain = cxr_pretrain_transforms(resize=64, crop=56)
+    chain = cxr_pretrain_transforms(resize=64, image_size=56)
     chain.set_random_state(seed=0)
     out = chain({"image": path, "report": "r"})
     assert out["image"].shape == (3, 56, 56)
     assert float(out["image"].min()) >= -1.0 - 1e-6 and float(out["image"].max()) <= 1.0 + 1e-6
     assert torch.equal(out["image"][0], out["image"][1])
-    ev = cxr_eval_transforms(resize=64, crop=56)({"image": path})
+    ev = cxr_eval_transforms(resize=64, image_size=56)({"image": path})
     assert ev["image"].shape == (3, 56, 56)
 
 
 def test_augmentation_is_random_but_seedable(tmp_path: Path) -> None:
     stored = (np.random.default_rng(1).random((64, 64)) * 4095).astype(np.uint16)
     path = str(write_dicom(tmp_path / "a.dcm", stored))
-    chain = cxr_pretrain_transforms(resize=64, crop=48)
+    chain = cxr_pretrain_transforms(resize=64, image_size=48)
     chain.set_random_state(seed=3)
     a = chain({"image": path})["image"]
     b = chain({"image": path})["image"]

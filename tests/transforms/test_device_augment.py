@@ -143,7 +143,7 @@ def cxr_like(path: Path) -> Path:
 
 def augmented(path: Path, augment_on: str, seed: int) -> torch.Tensor:
     """``SAMPLES`` augmentations of one image through a mode's whole chain (loader side, then device side)."""
-    chain = cxr_pretrain_transforms(resize=RESIZE, crop=CROP, augment_on=augment_on)
+    chain = cxr_pretrain_transforms(resize=RESIZE, image_size=CROP, augment_on=augment_on)
     chain.set_random_state(seed=seed)
     # decode once, as the persistent cache does; then the chain's random part, per sample
     pre = cxr_preprocessing(resize=RESIZE, keep_meta=False)
@@ -210,7 +210,7 @@ def test_same_parameters_on_cuda() -> None:
 
 def test_loader_side_of_device_mode_only_crops(tmp_path: Path) -> None:
     path = cxr_like(tmp_path / "a.png")
-    out = cxr_pretrain_transforms(resize=RESIZE, crop=CROP, augment_on="device")({"image": str(path)})["image"]
+    out = cxr_pretrain_transforms(resize=RESIZE, image_size=CROP, augment_on="device")({"image": str(path)})["image"]
     assert type(out) is torch.Tensor and out.dtype == torch.uint8 and out.shape == (1, CROP, CROP)
     with pytest.raises(ValueError, match="augment_on"):
         cxr_pretrain_transforms(augment_on="gpu")

@@ -31,7 +31,7 @@ def centroid(image: torch.Tensor) -> torch.Tensor:
 
 def through_the_cpu_chain(angle: float, interpolation: str = "bilinear") -> torch.Tensor:
     chain = cxr_pretrain_augmentation(
-        crop=SIDE,
+        image_size=SIDE,
         min_rotation_deg=angle,
         max_rotation_deg=angle,
         perspective_prob=0.0,
