@@ -67,3 +67,20 @@ def test_helpers() -> None:
     assert paper_restart_period(1, 10, 512) == 1
     assert resolve_amp_dtype("auto", "cpu") == torch.bfloat16
     assert resolve_amp_dtype(torch.float16, "cuda") == torch.float16
+
+
+@pytest.mark.parametrize("demo", [False, True])
+def test_a_batch_below_the_orthogonality_floor_is_warned_except_in_the_demo(
+    tiny_bert_dir: Path, demo: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Batch 4 against ResNet-18's 512 features: a real run is warned with the settings to use; the demo, whose small
+    batch is expected, says so once at INFO with the same advice."""
+    model = build_mflag(image_depth=18, text_model=str(tiny_bert_dir))
+    loader = torch.utils.data.DataLoader(list(range(8)), batch_size=4)
+    trainer = make_trainer(model, demo=demo)
+    trainer.data_loader = loader
+    with caplog.at_level("INFO"):
+        trainer._warn_below_floor(trainer)
+    records = [r for r in caplog.records if "--micro_batch_size" in r.getMessage()]
+    assert len(records) == 1 and "--batch_size 512" in records[0].getMessage()
+    assert records[0].levelname == ("INFO" if demo else "WARNING")

@@ -179,16 +179,17 @@ def distinct_report_features() -> TextFeatureCache:
     return TextFeatureCache(torch.randn(len(TEXTS), 32, generator=g), [text_key(t) for t in TEXTS], {})
 
 
-def alarm_warnings(caplog, setup, model, threshold: float, text_cache=None) -> list[str]:
-    """Run a geometry handler with the collapse alarm at ``threshold`` on ``model``; the warnings it logged."""
+def alarm_warnings(caplog, setup, model, threshold: float, text_cache=None, demo: bool = False) -> list[str]:
+    """Run a geometry handler with the collapse alarm at ``threshold`` on ``model``; the warnings it logged (with
+    ``demo``, the INFO lines)."""
     trainer = setup["trainer"]
     handler = LatentGeometryHandler(
-        setup["datalist"], identity, split="training", max_samples=8, collapse_rank=threshold
+        setup["datalist"], identity, split="training", max_samples=8, collapse_rank=threshold, demo=demo
     )
     network, cache = trainer.network, trainer.text_cache
     trainer.network, trainer.text_cache = Wrapper(model), text_cache or cache
     try:
-        with caplog.at_level("WARNING", logger="mflag_monai.handlers.geometry"):
+        with caplog.at_level("INFO" if demo else "WARNING", logger="mflag_monai.handlers.geometry"):
             caplog.clear()
             handler(trainer)
             handler(trainer)  # once per run, however often it is due
@@ -206,6 +207,13 @@ def test_collapse_alarm_fires_once_on_a_collapsed_projection(setup, caplog) -> N
         last.weight.copy_(torch.outer(torch.randn(last.out_features), torch.randn(last.in_features)))
     (message,) = alarm_warnings(caplog, setup, collapsed, threshold=3.0, text_cache=distinct_report_features())
     assert "effective rank of the image projection 1." in message and "--freeze_text_projector true" in message
+    assert [r.levelname for r in caplog.records if "Projection collapse" in r.getMessage()] == ["WARNING"]
+    # the demo says the same once, at INFO, marked as the demo's expected outcome
+    (message,) = alarm_warnings(caplog, setup, collapsed, 3.0, text_cache=distinct_report_features(), demo=True)
+    assert (
+        message.startswith("Demo run: Projection collapse") and "effective rank of the image projection 1." in message
+    )
+    assert [r.levelname for r in caplog.records if "Projection collapse" in r.getMessage()] == ["INFO"]
 
 
 def test_collapse_alarm_is_silent_on_a_healthy_model(setup, caplog) -> None:
