@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,13 +50,29 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def small_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo data at its smallest (10 MIMIC studies, 64 px; 4 SIIM DICOM with masks, CheXpert JPG), made once."""
+def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``demo_data(num_studies, image_size, seed=42)``: the demo collection of that size, made once per session and
+    shared by every test that asks for it. Tests only read it: what they write goes to their own folders."""
     from mflag_monai.data.demo import generate_demo_data
 
-    return generate_demo_data(
-        tmp_path_factory.mktemp("small_demo") / "demo", num_studies=10, image_size=64, progress=False
-    )
+    made: dict[tuple[int, int, int], Path] = {}
+
+    def make(num_studies: int, image_size: int, seed: int = 42) -> Path:
+        key = (num_studies, image_size, seed)
+        if key not in made:
+            folder = tmp_path_factory.mktemp(f"demo_{num_studies}x{image_size}_s{seed}")
+            made[key] = generate_demo_data(
+                folder / "demo", num_studies=num_studies, image_size=image_size, seed=seed, progress=False
+            )
+        return made[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def small_demo(demo_data: Callable[..., Path]) -> Path:
+    """The demo data at its smallest (10 MIMIC studies, 64 px; 4 SIIM DICOM with masks, CheXpert JPG), made once."""
+    return demo_data(10, 64)
 
 
 @pytest.fixture(scope="session")

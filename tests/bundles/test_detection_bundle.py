@@ -26,8 +26,8 @@ bundle = run_bundle_cli  # python -m monai.bundle run ..., as a user types it
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    ws = downstream_workspace(tmp_path_factory.mktemp("det"))
+def workspace(tmp_path_factory: pytest.TempPathFactory, demo_data) -> dict[str, Path]:
+    ws = downstream_workspace(tmp_path_factory.mktemp("det"), demo_data(40, 96))
     return {**ws, "rsna": ws["demo"] / "rsna-pneumonia"}
 
 

@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from helpers.bundles import bundle_args
-from mflag_monai.data.demo import generate_demo_data
 from mflag_monai.networks import build_image_encoder
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,8 +19,8 @@ CONFIGS = REPO / "bundles" / "pretrain" / "configs"
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes(tmp_path: Path, tiny_bert_dir: Path) -> None:
-    demo = generate_demo_data(tmp_path / "demo", num_studies=24, image_size=96, progress=False)
+def test_torchrun_two_processes(demo_data, tmp_path: Path, tiny_bert_dir: Path) -> None:
+    demo = demo_data(24, 96)
     record = tmp_path / "record.yaml"
     record.write_text(
         "sample_recorder:\n"

@@ -40,8 +40,8 @@ bundle = run_bundle_cli  # python -m monai.bundle run ..., as a user types it
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    ws = downstream_workspace(tmp_path_factory.mktemp("seg"))
+def workspace(tmp_path_factory: pytest.TempPathFactory, demo_data) -> dict[str, Path]:
+    ws = downstream_workspace(tmp_path_factory.mktemp("seg"), demo_data(40, 96))
     return {**ws, "siim": ws["demo"] / "siim-pneumothorax"}
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from mflag_monai.data import get_preparer
-from mflag_monai.data.demo import generate_demo_data
 from mflag_monai.utils import atomic_write_json
 
 
-def test_same_seed_and_fraction_same_bytes(tmp_path: Path) -> None:
-    demo = generate_demo_data(tmp_path / "demo", num_studies=40, image_size=64, progress=False)
+def test_same_seed_and_fraction_same_bytes(demo_data, tmp_path: Path) -> None:
+    demo = demo_data(40, 64)
     files = []
     for name, seed in (("a", 42), ("b", 42), ("c", 7)):
         out = tmp_path / f"{name}.json"

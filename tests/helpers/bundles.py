@@ -224,11 +224,9 @@ def run_bundle_cli(
     )
 
 
-def downstream_workspace(root: Path) -> dict[str, Path]:
-    """A small demo collection (40 studies, 96 px), a tiny ResNet-18 encoder file and a bundle root, under ``root``."""
-    from mflag_monai.data.demo import generate_demo_data
-
-    demo = generate_demo_data(root / "demo", num_studies=40, image_size=96, progress=False)
+def downstream_workspace(root: Path, demo: Path) -> dict[str, Path]:
+    """``demo`` (the session's 40-study, 96-px demo collection), a tiny ResNet-18 encoder file and a bundle root under
+    ``root``."""
     encoder = make_tiny_encoder(root / "encoder.pt")
     return {"root": root, "demo": demo, "encoder": encoder, "bundle": root / "bundle"}
 

@@ -13,7 +13,20 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "benchmark_loader.py"
-TINY = ["--images", "6", "--source-size", "80", "--resize", "48", "--image-size", "40", "--batch-size", "4", "--rounds", "1"]
+TINY = [
+    "--images",
+    "6",
+    "--source-size",
+    "80",
+    "--resize",
+    "48",
+    "--image-size",
+    "40",
+    "--batch-size",
+    "4",
+    "--rounds",
+    "1",
+]
 
 
 @pytest.mark.slow

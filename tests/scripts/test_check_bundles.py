@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from helpers.bundles import load_script
-from mflag_monai.data.demo import generate_demo_data
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "check_bundles.py"
@@ -25,10 +24,8 @@ TRAINED = ("pretrain", "segmentation")  # given weights below; the others have n
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate_demo_data(
-        tmp_path_factory.mktemp("conformance") / "demo", num_studies=24, image_size=96, progress=False
-    )
+def demo(demo_data) -> Path:
+    return demo_data(24, 96)
 
 
 def _random_weights(bundle_root: Path, config: str, net_id: str, overrides: dict) -> None:

@@ -14,7 +14,6 @@ import pytest
 from PIL import Image
 
 from mflag_monai.data import get_preparer
-from mflag_monai.data.demo import generate_demo_data
 from mflag_monai.data.prepare.chexpert import chexpert_patient_id, prepare_chexpert
 from mflag_monai.data.prepare.labels import CHEXPERT_14, CHEXPERT_COMPETITION
 
@@ -137,8 +136,8 @@ def test_split_grouped_fraction_stratified_and_reproducible(larger: Path) -> Non
 
 
 @pytest.mark.slow
-def test_demo_through_the_cli(tmp_path: Path) -> None:
-    demo = generate_demo_data(tmp_path / "demo", num_studies=40, seed=42, image_size=96, progress=False)
+def test_demo_through_the_cli(demo_data, tmp_path: Path) -> None:
+    demo = demo_data(40, 96)
     out = tmp_path / "lists" / "chexpert.json"
     res = subprocess.run(
         [sys.executable, "-m", "mflag_monai.data", "prepare", "chexpert", "--root", str(demo / "chexpert"),

@@ -16,7 +16,6 @@ import pytest
 from PIL import Image
 
 from helpers.dicom import write_dicom
-from mflag_monai.data.demo import generate_demo_data
 from mflag_monai.data.prepare.labels import CHEXPERT_14
 from mflag_monai.data.prepare.mimic_labels import prepare_mimic_cxr_labels
 
@@ -118,8 +117,8 @@ def test_fraction_only_on_training(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_demo_through_the_cli(tmp_path: Path) -> None:
-    demo = generate_demo_data(tmp_path / "demo", num_studies=40, seed=42, image_size=96, progress=False)
+def test_demo_through_the_cli(demo_data, tmp_path: Path) -> None:
+    demo = demo_data(40, 96)
     root, out = demo / "mimic-cxr", tmp_path / "lists" / "mimic_labels.json"
     res = subprocess.run(
         [sys.executable, "-m", "mflag_monai.data", "prepare", "mimic-cxr-labels", "--root", str(root),

@@ -15,7 +15,6 @@ from PIL import Image
 
 from helpers.dicom import write_dicom
 from mflag_monai.data.__main__ import main as cli
-from mflag_monai.data.demo import generate_demo_data
 from mflag_monai.data.prepare.rsna import boxes_to_mask, prepare_rsna, read_rsna_labels
 
 ROWS, COLS = 10, 8
@@ -120,8 +119,8 @@ def test_split_stratified_reproducible_and_shared_by_tasks(larger: Path) -> None
 
 
 @pytest.mark.slow
-def test_demo_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    demo = generate_demo_data(tmp_path / "demo", num_studies=40, seed=3, image_size=96, progress=False)
+def test_demo_through_the_cli(demo_data, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo = demo_data(40, 96, seed=3)
     root = demo / "rsna-pneumonia"
     seg = tmp_path / "lists" / "rsna_seg.json"
     # One real interpreter for the command line; the other two tasks through the same main() in-process (fast).

@@ -14,7 +14,6 @@ from PIL import Image
 
 from helpers.dicom import write_dicom
 from mflag_monai.data import get_preparer
-from mflag_monai.data.demo import generate_demo_data
 from mflag_monai.data.prepare.rle import rle_decode_union
 from mflag_monai.data.prepare.siim import prepare_siim, read_siim_rle
 
@@ -143,8 +142,8 @@ def test_training_balanced_then_fraction(balanced_root: Path, tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_demo_through_the_cli(tmp_path: Path) -> None:
-    demo = generate_demo_data(tmp_path / "demo", num_studies=40, seed=3, image_size=96, progress=False)
+def test_demo_through_the_cli(demo_data, tmp_path: Path) -> None:
+    demo = demo_data(40, 96, seed=3)
     out = tmp_path / "lists" / "siim.json"
     res = subprocess.run(
         [sys.executable, "-m", "mflag_monai.data", "prepare", "siim-pneumothorax",
