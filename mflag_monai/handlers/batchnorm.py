@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from ignite.engine import Engine, Events
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+from torch.optim.swa_utils import update_bn
 
 from ..data.subset import fixed_subset, model_batches, select_split, subset_dataset
 from ..networks.mflag import TextInputs
@@ -32,6 +34,21 @@ from .geometry import engine_text_inputs
 logger = logging.getLogger(__name__)
 
 __all__ = ["BatchNormRecalibration", "recalibrate_batchnorm"]
+
+
+class _BatchForward(nn.Module):
+    """The network behind the one-argument call ``update_bn`` makes: a batch dict in, the model's forward pass, the
+    images counted once the pass is through."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.training = net.training  # update_bn restores this module's mode, so it must be the network's
+        self.seen = 0
+
+    def forward(self, batch: dict[str, Any]) -> None:
+        self.net(batch["images"], texts=batch["texts"], text_features=batch["text_features"])
+        self.seen += len(batch["images"])
 
 
 @torch.no_grad()
@@ -45,9 +62,10 @@ def recalibrate_batchnorm(
 ) -> int:
     """Replace every BatchNorm's running statistics by their average over ``dataset`` under the current weights.
 
-    The model runs in train mode without gradients with each BatchNorm's ``momentum`` set to ``None`` (a cumulative
-    average over the batches); momenta and the model's mode are restored afterwards. A last batch of one image is
-    left out (no batch variance). When no batch can be formed, the statistics are left as they were.
+    The pass is ``torch.optim.swa_utils.update_bn``: the model runs in train mode without gradients with each
+    BatchNorm's statistics reset and its ``momentum`` set to ``None`` (a cumulative average over the batches);
+    momenta and the model's mode are restored afterwards. A last batch of one image is left out (no batch variance).
+    When no batch can be formed, the statistics are left as they were.
 
     Returns:
         the number of images the statistics were estimated on.
@@ -56,28 +74,28 @@ def recalibrate_batchnorm(
     norms = [m for m in net.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
     if not norms:
         return 0
+    # What update_bn does not do: put the old statistics back when no batch was formed (it leaves them reset), and
+    # restore momenta and mode when a forward pass raises (it restores them only after a complete pass).
     saved = [
         (m, m.momentum, m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in norms
     ]
     was_training = net.training
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None
-    net.train()
-    seen = 0
+    forward = _BatchForward(net)
+    batches = (
+        {"images": images, "texts": texts, "text_features": features}
+        for images, texts, features in model_batches(dataset, text_inputs, device, batch_size, image_key, min_size=2)
+    )
     try:
-        for images, texts, features in model_batches(dataset, text_inputs, device, batch_size, image_key, min_size=2):
-            net(images, texts=texts, text_features=features)
-            seen += len(images)
+        update_bn(batches, forward)  # batches are on `device` and float32 already: no device for update_bn to move to
     finally:
         for m, momentum, mean, var, count in saved:
             m.momentum = momentum
-            if seen == 0:  # nothing measured: keep what there was
+            if forward.seen == 0:  # nothing measured: keep what there was
                 m.running_mean.copy_(mean)
                 m.running_var.copy_(var)
                 m.num_batches_tracked.copy_(count)
         net.train(was_training)
-    return seen
+    return forward.seen
 
 
 class BatchNormRecalibration:

@@ -3,10 +3,11 @@
 ``python -m monai.bundle run ... --tracking mlflow`` appends MONAI's ``MLFlowHandler`` to ``train#handlers`` and
 ``validate#handlers`` (or ``handlers`` of an evaluation). Out of the box that handler logs the losses, the epoch
 metrics, ``max_epochs``/``epoch_length`` and the executed config as an artifact, but no hyper-parameters and none of
-the files a bundle writes (metrics JSON, plots). :class:`TrackingExtras` fills those in: declared in a bundle's handler
-list, it finds the MLflow handlers attached to the same engine when the run starts, gives them the config's literal
-top-level values as run parameters, and adds the bundle's result files to their artifacts. Without tracking it does
-nothing.
+the files a bundle writes (metrics JSON, plots) and not the trained model. :class:`TrackingExtras` fills those in:
+declared in a bundle's handler list, it finds the MLflow handlers attached to the same engine when the run starts,
+gives them the config's literal top-level values as run parameters, and adds the bundle's result files and, for a
+training run, the model files (``models/model.pt``, its ``.sha256`` and ``model.json``) to their artifacts, which
+MONAI's handler logs when the engine completes. Without tracking it does nothing.
 
 Report texts never reach MLflow through it: only literal config values are logged (never a datalist), and the
 artifacts are the files the bundle names.
@@ -22,13 +23,18 @@ from pathlib import Path
 from typing import Any
 
 from ignite.engine import Engine, Events
+from monai.engines import Trainer
 
-__all__ = ["TrackingExtras", "literal_params"]
+__all__ = ["MODEL_FILES", "TrackingExtras", "literal_params"]
 
 logger = logging.getLogger(__name__)
 
 # MLflow limits a parameter value to 6000 characters; hyper-parameters are far shorter, so longer values are dropped
 MAX_PARAM_CHARS = 500
+
+#: A training run's model files, logged as run artifacts when it completes (those present by then): the weights, their
+#: checksum sidecar, and the record inference reads back.
+MODEL_FILES: tuple[str, ...] = ("model.pt", "model.pt.sha256", "model.json")
 
 
 def literal_params(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -67,7 +73,7 @@ def _mlflow_handlers(engine: Engine) -> list[Any]:
 
 
 class TrackingExtras:
-    """Hand hyper-parameters and result files to the MLflow handlers of the engine it is attached to.
+    """Hand hyper-parameters, result files and model files to the MLflow handlers of the engine it is attached to.
 
     Args:
         artifacts: files or folders the bundle writes (metrics JSON, plots); those present when the engine completes
@@ -77,6 +83,10 @@ class TrackingExtras:
         iteration_output_transform: replaces the per-iteration ``output_transform`` of the MLflow handlers, for
             engines whose output is not MONAI's ``{"loss": ...}`` list (MONAI's default turns a dict output into a
             tuple, which MLflow cannot log); it may return a float or a dict of floats.
+        model_files: the model files logged when the engine completes (those present by then). By default, on a
+            trainer (``monai.engines.Trainer``) only, :data:`MODEL_FILES` in the folder ``--tracking`` saved the
+            executed config to: the bundle's ``output_dir`` (``models/``), where the bundles write ``model.pt``.
+            An empty list logs none.
     """
 
     def __init__(
@@ -84,10 +94,12 @@ class TrackingExtras:
         artifacts: Iterable[str | os.PathLike] = (),
         params: Mapping[str, Any] | None = None,
         iteration_output_transform: Callable[[Any], Any] | None = None,
+        model_files: Iterable[str | os.PathLike] | None = None,
     ) -> None:
         self.artifacts = [str(a) for a in artifacts]
         self.params = dict(params or {})
         self.iteration_output_transform = iteration_output_transform
+        self.model_files = None if model_files is None else [str(f) for f in model_files]
 
     def attach(self, engine: Engine) -> None:
         """Register before MONAI's handler starts its run (the tracking handlers are appended after this one)."""
@@ -95,23 +107,34 @@ class TrackingExtras:
 
     def _on_started(self, engine: Engine) -> None:
         for handler in _mlflow_handlers(engine):
-            params = {**self._config_params(handler), **self.params}
+            executed = _executed_config(handler)
+            params = {**(literal_params(executed[1]) if executed else {}), **self.params}
             if params:
                 handler.experiment_param = {**params, **(handler.experiment_param or {})}
+            models = self._model_files(engine, executed[0] if executed else None)
             # MLFlowHandler logs its artifacts when the engine completes; a path missing by then is skipped (os.walk)
-            handler.artifacts = tuple(a for a in (*handler.artifacts, *self.artifacts) if a)
+            handler.artifacts = tuple(dict.fromkeys(a for a in (*handler.artifacts, *self.artifacts, *models) if a))
             if self.iteration_output_transform is not None:
                 handler.output_transform = self.iteration_output_transform
 
-    @staticmethod
-    def _config_params(handler: Any) -> dict[str, Any]:
-        """Literal settings of the executed config file among the handler's artifacts (if tracking saved one)."""
-        for path in handler.artifacts:
-            if path and str(path).endswith(".json") and Path(path).is_file():
-                try:
-                    content = json.loads(Path(path).read_text())
-                except (OSError, ValueError):
-                    continue
-                if isinstance(content, dict) and "imports" in content:  # a bundle config, not a result file
-                    return literal_params(content)
-        return {}
+    def _model_files(self, engine: Engine, executed_config: Path | None) -> list[str]:
+        """The model files this engine's run logs (see ``model_files``)."""
+        if self.model_files is not None:
+            return self.model_files
+        if not isinstance(engine, Trainer) or executed_config is None:
+            return []
+        # MONAI's patch_bundle_tracking writes the executed config into the bundle's output_dir, the models folder
+        return [str(executed_config.parent / name) for name in MODEL_FILES]
+
+
+def _executed_config(handler: Any) -> tuple[Path, dict[str, Any]] | None:
+    """The executed config file among the handler's artifacts (if tracking saved one), with its content."""
+    for path in handler.artifacts:
+        if path and str(path).endswith(".json") and Path(path).is_file():
+            try:
+                content = json.loads(Path(path).read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(content, dict) and "imports" in content:  # a bundle config, not a result file
+                return Path(path), content
+    return None

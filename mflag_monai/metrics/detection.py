@@ -3,19 +3,19 @@
 
 Two protocols (:mod:`~mflag_monai.metrics.protocol`):
 
-``"standard"`` (default): COCO AP exactly as pycocotools' ``COCOeval`` computes it. Per image, the detections (at most
-100, highest scores first, ties kept in input order) are matched greedily to the still unmatched true box of highest
-IoU, a match needing IoU ≥ the threshold; the detections of all images are then ranked by score (a stable sort, so
-tied scores keep image order), precision is made monotone and read at the 101 recall points 0, 0.01, ..., 1
-(0 beyond the highest recall reached); AP is the mean over the recall points and over the classes that have a true
-box, mAP the mean over the thresholds too. The recall points are pycocotools' ``np.linspace(0, 1, 101)``, ten of
-which lie one ulp above their decimal (0.35, 0.41, 0.47, 0.57, 0.69, 0.70, 0.82, 0.83, 0.94, 0.95): a recall of
-exactly 7/10 does not reach the point "0.70" in COCO AP, and not here either. Every image counts, so false positives on images without a true box cost
-precision. MONAI's greedy matcher (``monai.apps.detection.metrics.matching``) is pycocotools' loop and is used as is;
-MONAI's ``box_iou`` and ``COCOMetric`` are not: the first computes in float32 and adds float32's epsilon to the union
-(an IoU of exactly 0.45 comes out below 0.45 and is not matched), the second keeps the true-positive counts and recall
-in float32 (a recall of 1/25 becomes 0.0399999991, below the recall point 0.04, which then reads the next, lower
-precision). Here IoU and accumulation are float64, as in pycocotools.
+``"standard"`` (default): COCO AP computed by pycocotools' ``COCOeval`` itself, built in memory: area range "all"
+(no box ignored for its area), at most ``max_detections`` (100) detections per image, the protocol's IoU thresholds as
+``params.iouThrs``. Per image, the detections (highest scores first, ties kept in input order) are matched greedily to
+the still unmatched true box of highest IoU, a match needing IoU ≥ the threshold; the detections of all images are then
+ranked by score (a stable sort, so tied scores keep image order), precision is made monotone and read at the 101
+recall points 0, 0.01, ..., 1 (0 beyond the highest recall reached); AP is the mean over the recall points and over
+the classes that have a true box, mAP the mean over the thresholds too. The recall points are ``np.linspace(0, 1,
+101)``, ten of which lie one ulp above their decimal (0.35, 0.41, 0.47, 0.57, 0.69, 0.70, 0.82, 0.83, 0.94, 0.95): a
+recall of exactly 7/10 does not reach the point "0.70". Every image counts, so false positives on images without a
+true box cost precision. IoU and accumulation are float64. MONAI's ``COCOMetric`` would not give these numbers: it
+keeps the true-positive counts and recall in float32 (a recall of 1/25 becomes 0.0399999991, below the recall point
+0.04, which then reads the next, lower precision), and MONAI's ``box_iou`` adds float32's epsilon to the union (an
+IoU of exactly 0.45 comes out below 0.45 and is not matched).
 
 ``"mgca"`` (comparability mode): what MGCA's released ``ssl_detector.py`` computed. An image is scored only when it has
 a true box **and** at least one detection left after the confidence threshold and NMS (MGCA skipped the others, so
@@ -30,6 +30,8 @@ The confidence threshold (0.5) and NMS are the detector's: only the boxes the mo
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -37,7 +39,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from monai.apps.detection.metrics.matching import matching_batch
 from monai.metrics import Metric
 
 from .protocol import check_protocol
@@ -48,7 +49,6 @@ __all__ = [
     "IOU_RANGE",
     "RECALL_POINTS",
     "DetectionMAPMetric",
-    "box_iou_float64",
     "detection_output_transform",
     "detection_report",
     "iou_thresholds",
@@ -56,7 +56,7 @@ __all__ = [
 
 #: ``(first, last, step)`` of the protocol's IoU thresholds.
 IOU_RANGE: tuple[float, float, float] = (0.40, 0.75, 0.05)
-#: pycocotools' recall points ``0, 0.01, ..., 1`` (its ``recThrs``, float64).
+#: The recall points ``0, 0.01, ..., 1`` (pycocotools' ``recThrs``, float64).
 RECALL_POINTS: np.ndarray = np.linspace(0.0, 1.0, 101, endpoint=True)
 # torchmetrics 0.8.2's "all" area range: true boxes outside it are ignored, unmatched detections outside it too.
 _TM_AREA_ALL: tuple[int, int] = (0, int(1e5**2))
@@ -73,23 +73,6 @@ def iou_thresholds(iou_range: Sequence[float] = IOU_RANGE) -> np.ndarray:
     return np.asarray([round(float(v), 10) for v in values], dtype=np.float64)
 
 
-# MONAI's box_iou computes in float32 and adds float32's epsilon to the union, so an IoU equal to a threshold misses it
-def box_iou_float64(boxes1: np.ndarray, boxes2: np.ndarray) -> np.ndarray:
-    """Pairwise IoU ``[N, M]`` of ``[N, 4]`` and ``[M, 4]`` ``[x1, y1, x2, y2]`` boxes, in float64.
-
-    As pycocotools: 0 when the boxes do not overlap (so two zero-area boxes have IoU 0), no epsilon in the union.
-    """
-    a = np.asarray(boxes1, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(boxes2, dtype=np.float64).reshape(-1, 4)
-    wh = np.minimum(a[:, None, 2:], b[None, :, 2:]) - np.maximum(a[:, None, :2], b[None, :, :2])
-    overlap = (wh[..., 0] > 0) & (wh[..., 1] > 0)
-    inter = np.where(overlap, wh[..., 0] * wh[..., 1], 0.0)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=overlap)
-
-
 def _numpy(x: Any, shape: tuple[int, ...], dtype: type) -> np.ndarray:
     """A float64 or int64 array of ``shape`` (float32 inputs convert exactly)."""
     if isinstance(x, torch.Tensor):  # via float64/int64: numpy has no bfloat16
@@ -102,59 +85,49 @@ def _on_cpu(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in item.items()}
 
 
-# MONAI's COCOMetric keeps counts and recall in float32, so a recall on a recall point can fall below it
-def _coco_precision(
-    matches: Sequence[Mapping[Any, Mapping[str, np.ndarray]]], classes: Sequence[int], num_thresholds: int, max_det: int
-) -> np.ndarray:
-    """pycocotools' ``accumulate`` in float64: precision ``[T, 101, K]`` at the recall points, -1 for a class without
-    a (non-ignored) true box."""
-    precision = -np.ones((num_thresholds, len(RECALL_POINTS), len(classes)))
-    for k, c in enumerate(classes):
-        results = [r[c] for r in matches if c in r]
-        if not results:
-            continue
-        scores = np.concatenate([r["dtScores"][:max_det] for r in results])
-        order = np.argsort(-scores, kind="mergesort")  # stable, as pycocotools: tied scores keep image order
-        dt_matches = np.concatenate([r["dtMatches"][:, :max_det] for r in results], axis=1)[:, order] > 0
-        dt_ignore = np.concatenate([r["dtIgnore"][:, :max_det] for r in results], axis=1)[:, order] > 0
-        num_gt = int(np.count_nonzero(np.concatenate([r["gtIgnore"] for r in results]) == 0))
-        if num_gt == 0:
-            continue
-        tp_sum = np.cumsum(dt_matches & ~dt_ignore, axis=1).astype(np.float64)
-        fp_sum = np.cumsum(~dt_matches & ~dt_ignore, axis=1).astype(np.float64)
-        for t in range(num_thresholds):
-            tp, fp = tp_sum[t], fp_sum[t]
-            recall = tp / num_gt
-            prec = tp / (fp + tp + np.spacing(1))  # pycocotools' epsilon, kept for bit-equal results
-            prec = np.maximum.accumulate(prec[::-1])[::-1]  # monotone from the right (max is exact)
-            idx = np.searchsorted(recall, RECALL_POINTS, side="left")
-            reached = idx < len(prec)  # recall points above the highest recall reached read 0
-            precision[t, :, k] = 0.0
-            precision[t, reached, k] = prec[idx[reached]]
-    return precision
+def _coco_annotations(items: Sequence[Mapping[str, Any]], scored: bool) -> list[dict[str, Any]]:
+    """COCO annotations of per-image box dicts (with their scores when ``scored``): ``[x, y, w, h]`` boxes, the image
+    id the item's position, annotation ids from 1 (``COCOeval`` records a match as the matched id, and 0 would read
+    as unmatched)."""
+    anns: list[dict[str, Any]] = []
+    for image_id, item in enumerate(items):
+        boxes = _numpy(item["boxes"], (-1, 4), float).tolist()
+        labels = _numpy(item["labels"], (-1,), int).tolist()
+        scores = _numpy(item["scores"], (-1,), float).tolist() if scored else [None] * len(boxes)
+        for (x1, y1, x2, y2), label, score in zip(boxes, labels, scores):
+            ann = {"id": len(anns) + 1, "image_id": image_id, "category_id": label, "iscrowd": 0}
+            ann.update(bbox=[x1, y1, x2 - x1, y2 - y1], area=(x2 - x1) * (y2 - y1))
+            if scored:
+                ann["score"] = score
+            anns.append(ann)
+    return anns
 
 
 def _standard_ap(pairs: Sequence[tuple[Mapping, Mapping]], thresholds: np.ndarray, max_det: int) -> np.ndarray:
-    """COCO precision table ``[T, 101, K]`` over the classes with a true box (pycocotools' definition)."""
-    pred_boxes = [_numpy(p["boxes"], (-1, 4), float) for p, _ in pairs]
-    pred_scores = [_numpy(p["scores"], (-1,), float) for p, _ in pairs]
-    pred_labels = [_numpy(p["labels"], (-1,), int) for p, _ in pairs]
-    true_boxes = [_numpy(t["boxes"], (-1, 4), float) for _, t in pairs]
-    true_labels = [_numpy(t["labels"], (-1,), int) for _, t in pairs]
-    # COCO averages over the classes with a true box; detections of other classes are matched (per class) but never
-    # accumulated, as pycocotools ignores categories without annotations.
-    classes = sorted({int(c) for labels in true_labels for c in labels.tolist()})
-    matches = matching_batch(
-        iou_fn=box_iou_float64,
-        iou_thresholds=thresholds.tolist(),
-        pred_boxes=pred_boxes,
-        pred_classes=pred_labels,
-        pred_scores=pred_scores,
-        gt_boxes=true_boxes,
-        gt_classes=true_labels,
-        max_detections=max_det,
-    )
-    return _coco_precision(matches, classes, len(thresholds), max_det)
+    """COCO precision table ``[T, 101, K]`` over the classes with a true box: pycocotools' ``COCOeval``."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    images = [{"id": i} for i in range(len(pairs))]
+    true_anns = _coco_annotations([t for _, t in pairs], scored=False)
+    pred_anns = _coco_annotations([p for p, _ in pairs], scored=True)
+    # COCO averages over the classes with a true box; detections of other classes never count
+    categories = [{"id": c} for c in sorted({a["category_id"] for a in true_anns})]
+    # pycocotools reports its progress with print() and has no switch to silence it
+    with contextlib.redirect_stdout(io.StringIO()):
+        truth, detections = COCO(), COCO()
+        truth.dataset = {"images": images, "annotations": true_anns, "categories": categories}
+        detections.dataset = {"images": images, "annotations": pred_anns, "categories": categories}
+        truth.createIndex()
+        detections.createIndex()
+        evaluation = COCOeval(truth, detections, "bbox")
+        evaluation.params.iouThrs = np.asarray(thresholds, dtype=np.float64)
+        evaluation.params.maxDets = [int(max_det)]
+        # "all" without bounds: a box is never ignored for its area (not even a degenerate one)
+        evaluation.params.areaRng, evaluation.params.areaRngLbl = [[-np.inf, np.inf]], ["all"]
+        evaluation.evaluate()
+        evaluation.accumulate()
+    return evaluation.eval["precision"][:, :, :, 0, 0]
 
 
 def _tm082_box_area(boxes: torch.Tensor) -> torch.Tensor:

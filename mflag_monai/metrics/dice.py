@@ -2,7 +2,9 @@
 
 Each image scores ``2|P ∩ T| / (|P| + |T|)`` with ``P`` the prediction binarised at ``> threshold`` and ``T`` the
 ground truth; an image whose ground truth is empty scores 1 if the prediction is empty too, else 0. The reported
-number is the mean over images (not a Dice of the pooled pixels, and empty images are not skipped).
+number is the mean over images (not a Dice of the pooled pixels, and empty images are not skipped). The per-image
+values are MONAI's ``DiceMetric(include_background=True, ignore_empty=False, reduction="none")`` of the binarised
+masks (its ``ignore_empty=False`` is the empty-mask rule).
 
 Under the ``"mgca"`` protocol (:mod:`~mflag_monai.metrics.protocol`, a comparability mode) the same per-image values
 are averaged the way MGCA's released ``ssl_segmenter.py`` reported them: a float32 mean within each batch (images
@@ -18,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 from monai.data import MetaTensor
-from monai.metrics import CumulativeIterationMetric
+from monai.metrics import DiceMetric, compute_dice
 
 from .protocol import check_protocol
 
@@ -49,6 +51,17 @@ def _as_batch(x: torch.Tensor | Sequence[torch.Tensor], name: str) -> torch.Tens
     return x
 
 
+def _binary(
+    pred: torch.Tensor | Sequence[torch.Tensor], target: torch.Tensor | Sequence[torch.Tensor], threshold: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The foreground masks ``[B, 1, H, W]`` (bool): ``pred > threshold`` and ``target > 0.5``, on ``pred``'s device."""
+    p = _as_batch(pred, "pred")
+    t = _as_batch(target, "target").to(p.device)
+    if p.shape != t.shape:
+        raise ValueError(f"pred {tuple(p.shape)} and target {tuple(t.shape)} differ in shape")
+    return (p > threshold).unsqueeze(1), (t > 0.5).unsqueeze(1)
+
+
 def per_image_dice(
     pred: torch.Tensor | Sequence[torch.Tensor],
     target: torch.Tensor | Sequence[torch.Tensor],
@@ -65,17 +78,9 @@ def per_image_dice(
     Returns:
         Float tensor ``[B]`` on ``pred``'s device; an empty ground truth scores 1 for an empty prediction, else 0.
     """
-    p = _as_batch(pred, "pred")
-    t = _as_batch(target, "target").to(p.device)
-    if p.shape != t.shape:
-        raise ValueError(f"pred {tuple(p.shape)} and target {tuple(t.shape)} differ in shape")
-    p = (p > threshold).flatten(1)
-    t = (t > 0.5).flatten(1)
-    intersection = (p & t).sum(1).float()
-    total = p.sum(1).float() + t.sum(1).float()
-    # total == 0 means both are empty: a correct "no finding" (1); an empty truth with a non-empty prediction
-    # already gives 0 / |P| = 0 from the formula.
-    return torch.where(total > 0, 2.0 * intersection / total.clamp_min(1.0), torch.ones_like(total))
+    # monai.metrics.compute_dice is DiceMetric's per-image computation; ignore_empty=False is the empty-mask rule
+    p, t = _binary(pred, target, threshold)
+    return compute_dice(p, t, include_background=True, ignore_empty=False)[:, 0]
 
 
 def mean_dice(
@@ -119,8 +124,9 @@ def batched_from_engine(keys: Sequence[str] = ("pred", "label")) -> Callable[[An
     return transform
 
 
-class PerImageDiceMetric(CumulativeIterationMetric):
-    """MONAI cumulative metric collecting :func:`per_image_dice` over batches; ``aggregate()`` is the mean over images.
+class PerImageDiceMetric(DiceMetric):
+    """MONAI's ``DiceMetric`` per image (``include_background=True, ignore_empty=False, reduction="none"``) on
+    probabilities binarised at ``threshold``, collected over batches; ``aggregate()`` is the mean over images.
 
     Use it in a ``SupervisedEvaluator`` through ``monai.handlers.IgniteMetricHandler(metric_fn=PerImageDiceMetric(),
     output_transform=monai.handlers.from_engine(["pred", "label"]))``: MONAI hands it decollated lists of
@@ -138,7 +144,7 @@ class PerImageDiceMetric(CumulativeIterationMetric):
     """
 
     def __init__(self, threshold: float = 0.5, protocol: str = "standard") -> None:
-        super().__init__()
+        super().__init__(include_background=True, reduction="none", ignore_empty=False)
         self.threshold = threshold
         self.protocol = check_protocol(protocol)
         self.positive: list[torch.Tensor] = []  # per batch (mgca protocol): ground truth non-empty, per image
@@ -164,9 +170,9 @@ class PerImageDiceMetric(CumulativeIterationMetric):
         """Per-image Dice of one batch as a ``[B, 1]`` tensor (batch-first, as MONAI's buffers expect)."""
         if y is None:
             raise ValueError("PerImageDiceMetric needs the ground truth y")
-        return per_image_dice(y_pred, y, self.threshold).unsqueeze(1)
+        return super()._compute_tensor(*_binary(y_pred, y, self.threshold))
 
-    def aggregate(self) -> torch.Tensor:
+    def aggregate(self) -> torch.Tensor:  # type: ignore[override]
         """Mean Dice over every image seen since the last ``reset()`` (a 0-d tensor; NaN before any image); under the
         mgca protocol the mean of the batch means."""
         buffer = self.get_buffer()

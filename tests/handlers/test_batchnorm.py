@@ -84,3 +84,123 @@ def test_mode_is_restored(training: bool) -> None:
     model = tiny_model().train(training)
     recalibrate_batchnorm(model, dataset(4), features_of, batch_size=2)
     assert model.training is training
+
+
+# ------------------------------------------------------------------------------------------- torch's update_bn
+
+
+@torch.no_grad()
+def reference_recalibration(model: MFLAG, data: list, batch_size: int) -> int:
+    """The package's hand-written pass before it delegated to ``torch.optim.swa_utils.update_bn``: reset every
+    BatchNorm, momentum ``None`` (cumulative average), train mode, one forward pass per batch of at least two images,
+    then momenta and mode restored (and the old statistics when no batch was formed)."""
+    norms = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+    saved = [
+        (m, m.momentum, m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in norms
+    ]
+    was_training = model.training
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    seen = 0
+    for start in range(0, len(data), batch_size):
+        items = [d for d in data[start : start + batch_size] if d is not None]
+        if len(items) < 2:
+            continue
+        images = torch.stack([d["image"] for d in items]).float()
+        model(images, text_features=torch.stack([d["text_feature"] for d in items]).float())
+        seen += len(items)
+    for m, momentum, mean, var, count in saved:
+        m.momentum = momentum
+        if seen == 0:
+            m.running_mean.copy_(mean)
+            m.running_var.copy_(var)
+            m.num_batches_tracked.copy_(count)
+    model.train(was_training)
+    return seen
+
+
+def stale_model(training: bool, momentum: float | None = 0.1) -> MFLAG:
+    """The tiny model with statistics left by other images (and a chosen momentum) in train or eval mode."""
+    model = tiny_model().train(training)
+    for m in model.modules():
+        if isinstance(m, _BatchNorm):
+            m.running_mean.fill_(5.0)
+            m.running_var.fill_(40.0)
+            m.num_batches_tracked.fill_(7)
+            m.momentum = momentum
+    return model
+
+
+CASES = {  # name: (dataset size, batch size, positions of images that failed to load)
+    "equal batches": (12, 4, ()),
+    "short last batch": (10, 4, ()),
+    "last batch of one left out": (9, 4, ()),
+    "one batch": (6, 64, ()),
+    "failed images": (12, 4, (1, 4, 5, 6)),
+    "nothing measured": (1, 4, ()),
+    "only a batch of one left": (5, 4, (0, 1, 2)),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("training", [True, False])
+def test_statistics_equal_the_hand_written_pass_exactly(name: str, training: bool) -> None:
+    """Every buffer (running mean and variance, batch count) bit for bit, momenta and mode, against the hand-written
+    pass on the same ResNet-18 model and the same batches."""
+    size, batch_size, failed = CASES[name]
+    data: list = dataset(size)
+    for i in failed:
+        data[i] = None
+    expected_model, model = stale_model(training, momentum=0.3), stale_model(training, momentum=0.3)
+    expected_seen = reference_recalibration(expected_model, data, batch_size)
+    assert recalibrate_batchnorm(model, data, features_of, batch_size=batch_size) == expected_seen
+    expected_state = expected_model.state_dict()
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, expected_state[key]), key
+    assert [m.momentum for m in model.modules() if isinstance(m, _BatchNorm)] == [
+        m.momentum for m in expected_model.modules() if isinstance(m, _BatchNorm)
+    ]
+    assert model.training is training and all(m.training is training for m in model.modules())
+
+
+def test_torch_update_bn_equals_the_hand_written_pass_exactly() -> None:
+    """``torch.optim.swa_utils.update_bn`` itself (the library the package delegates to) on a fixed loader."""
+    from torch.optim.swa_utils import update_bn
+
+    class Forward(torch.nn.Module):
+        def __init__(self, model: MFLAG) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, batch: dict) -> None:
+            self.model(batch["image"], text_features=batch["text_feature"])
+
+    data = dataset(10)
+    expected_model, model = stale_model(False), stale_model(False)
+    reference_recalibration(expected_model, data, 4)
+    loader = torch.utils.data.DataLoader(data, batch_size=4)
+    update_bn(loader, Forward(model.train()))  # update_bn restores the mode of the module it is given
+    model.eval()
+    expected_state = expected_model.state_dict()
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, expected_state[key]), key
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_a_failing_pass_restores_momenta_mode_and_statistics(training: bool) -> None:
+    """What the package keeps around ``update_bn``: a pass that raises before any batch went through leaves the old
+    statistics, momenta and mode (``update_bn`` alone would leave them reset, ``None`` and train mode)."""
+    model = stale_model(training, momentum=0.3)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def broken(batch: dict) -> tuple[None, torch.Tensor]:
+        raise OSError("unreadable")
+
+    with pytest.raises(OSError, match="unreadable"):
+        recalibrate_batchnorm(model, dataset(8), broken, batch_size=4)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert all(m.momentum == 0.3 for m in model.modules() if isinstance(m, _BatchNorm))
+    assert all(m.training is training for m in model.modules())

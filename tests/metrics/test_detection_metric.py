@@ -7,13 +7,14 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
 import torch
 
 from mflag_monai.metrics import DetectionMAPMetric, detection_output_transform, detection_report
-from mflag_monai.metrics.detection import box_iou_float64, iou_thresholds
+from mflag_monai.metrics.detection import IOU_RANGE, iou_thresholds
 
 THRESHOLDS = [0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75]
 
@@ -103,7 +104,7 @@ def one_box_case(iou_width: int) -> tuple[list[dict], list[dict]]:
 def test_iou_equal_to_the_threshold_matches(width: int) -> None:
     """COCO matches at IoU >= threshold; float32 IoU (with an epsilon in the union) put these just below it."""
     preds, targets = one_box_case(width)
-    assert box_iou_float64(np.array(preds[0]["boxes"]), np.array(targets[0]["boxes"]))[0, 0] == width / 20
+    assert reference_box_iou(np.array(preds[0]["boxes"]), np.array(targets[0]["boxes"]))[0, 0] == width / 20
     aps = detection_report(preds, targets)["ap_per_iou"]
     for threshold, ap in aps.items():  # 1 - 1e-16: COCO's precision tp / (tp + fp + eps) of a single detection
         assert ap == pytest.approx(1.0 if float(threshold) <= width / 20 else 0.0, abs=1e-12), threshold
@@ -278,49 +279,222 @@ def test_default_map_equals_coco_ap_from_its_definition() -> None:
     assert worst <= 1e-9
 
 
-def test_default_map_equals_pycocotools() -> None:
-    """pycocotools' COCOeval itself (area range 'all', maxDets 100, the protocol's IoU thresholds)."""
-    pytest.importorskip("pycocotools")
+def pycocotools_precision(
+    preds: list[dict], targets: list[dict], thresholds: Sequence[float], max_det: int = 100
+) -> np.ndarray:
+    """pycocotools' ``COCOeval`` precision table ``[T, 101, K]`` (K: the classes with a true box), built in memory as
+    a user of pycocotools would: ``[x, y, w, h]`` boxes, image ids in input order, annotation ids from 1 (0 means
+    unmatched to ``accumulate``), area range "all" as ``[-inf, inf]`` (no box is ignored, whatever its area), one
+    ``maxDets``."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    def coco(images: list[dict], anns: list[dict], categories: list[dict]) -> COCO:
-        data = COCO()
-        data.dataset = {"images": images, "annotations": anns, "categories": categories}
-        with contextlib.redirect_stdout(io.StringIO()):
-            data.createIndex()
-        return data
+    def anns(items: list[dict], with_scores: bool) -> list[dict]:
+        out = []
+        for i, item in enumerate(items):
+            boxes = np.asarray(item["boxes"], dtype=np.float64).reshape(-1, 4)
+            for j, (b, c) in enumerate(zip(boxes.tolist(), item["labels"])):
+                w, h = b[2] - b[0], b[3] - b[1]
+                ann = {"id": len(out) + 1, "image_id": i, "category_id": int(c), "bbox": [b[0], b[1], w, h]}
+                ann.update(area=w * h, iscrowd=0)
+                if with_scores:
+                    ann["score"] = float(item["scores"][j])
+                out.append(ann)
+        return out
 
+    images = [{"id": i} for i in range(len(preds))]
+    categories = [{"id": c} for c in sorted({int(c) for t in targets for c in t["labels"]})]
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt, coco_dt = COCO(), COCO()
+        coco_gt.dataset = {"images": images, "annotations": anns(targets, False), "categories": categories}
+        coco_dt.dataset = {"images": images, "annotations": anns(preds, True), "categories": categories}
+        coco_gt.createIndex()
+        coco_dt.createIndex()
+        evaluation = COCOeval(coco_gt, coco_dt, "bbox")
+        evaluation.params.iouThrs = np.asarray(thresholds, dtype=np.float64)
+        evaluation.params.maxDets = [max_det]
+        evaluation.params.areaRng, evaluation.params.areaRngLbl = [[-np.inf, np.inf]], ["all"]
+        evaluation.evaluate()
+        evaluation.accumulate()
+    return evaluation.eval["precision"][:, :, :, 0, 0]
+
+
+def mean_defined(values: np.ndarray) -> float:
+    """COCO's mean over the entries > -1 (NaN without any)."""
+    defined = values[values > -1]
+    return float(np.mean(defined)) if defined.size else math.nan
+
+
+def same(a: float, b: float) -> bool:
+    """Equal, or both NaN."""
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def test_default_map_equals_pycocotools() -> None:
+    """pycocotools' COCOeval itself (area range 'all', maxDets 100, the protocol's IoU thresholds), exactly."""
     for n, (preds, targets) in enumerate(cases(seed=21, n=150)):
-        images = [{"id": i} for i in range(len(preds))]
-        labels = {int(c) for item in preds + targets for c in item["labels"]}
-        categories = [{"id": c} for c in sorted(labels)]
+        report = detection_report(preds, targets)
+        precision = pycocotools_precision(preds, targets, THRESHOLDS)
+        assert same(report["mAP"], mean_defined(precision)), f"case {n}"
+        for ap, table in zip(report["ap_per_iou"].values(), precision):
+            assert same(ap, mean_defined(table)), f"case {n}"
 
-        def anns(items: list[dict], with_scores: bool) -> list[dict]:
-            out = []
-            for i, item in enumerate(items):
-                for j, (b, c) in enumerate(zip(item["boxes"], item["labels"])):
-                    w, h = b[2] - b[0], b[3] - b[1]
-                    ann = {"id": len(out) + 1, "image_id": i, "category_id": int(c), "bbox": [b[0], b[1], w, h]}
-                    ann.update(area=w * h, iscrowd=0)
-                    if with_scores:
-                        ann["score"] = float(item["scores"][j])
-                    out.append(ann)
-            return out
 
-        evaluation = COCOeval(
-            coco(images, anns(targets, False), categories), coco(images, anns(preds, True), categories), "bbox"
-        )
-        evaluation.params.iouThrs = np.asarray(THRESHOLDS)
-        evaluation.params.maxDets = [100]
-        evaluation.params.areaRng, evaluation.params.areaRngLbl = [[0, 1e10]], ["all"]
-        with contextlib.redirect_stdout(io.StringIO()):
-            evaluation.evaluate()
-            evaluation.accumulate()
-        precision = evaluation.eval["precision"][:, :, :, 0, 0]
-        defined = precision[precision > -1]
-        expected = float(np.mean(defined)) if defined.size else math.nan
-        assert_close(detection_report(preds, targets)["mAP"], expected, 1e-12, f"case {n}")
+# --------------------------------------------------- the hand-written COCO AP the standard protocol used to compute
+
+
+def reference_box_iou(boxes1: np.ndarray, boxes2: np.ndarray) -> np.ndarray:
+    """Pairwise float64 IoU ``[N, M]`` of ``[x1, y1, x2, y2]`` boxes: 0 without overlap, no epsilon in the union."""
+    a = np.asarray(boxes1, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(boxes2, dtype=np.float64).reshape(-1, 4)
+    wh = np.minimum(a[:, None, 2:], b[None, :, 2:]) - np.maximum(a[:, None, :2], b[None, :, :2])
+    overlap = (wh[..., 0] > 0) & (wh[..., 1] > 0)
+    inter = np.where(overlap, wh[..., 0] * wh[..., 1], 0.0)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=overlap)
+
+
+def reference_coco_precision(
+    preds: list[dict], targets: list[dict], thresholds: Sequence[float], max_det: int = 100
+) -> np.ndarray:
+    """The package's hand-written COCO AP before the standard protocol delegated to pycocotools: MONAI's greedy
+    matcher (``matching_batch``, pycocotools' loop) on :func:`reference_box_iou`, then pycocotools' ``accumulate``
+    written out in float64. Precision ``[T, 101, K]`` over the classes with a true box, -1 where a class has none."""
+    from monai.apps.detection.metrics.matching import matching_batch
+
+    def arrays(items: list[dict], key: str, shape: tuple[int, ...], dtype: type) -> list[np.ndarray]:
+        return [np.asarray(item[key], dtype=dtype).reshape(shape) for item in items]
+
+    true_labels = arrays(targets, "labels", (-1,), np.int64)
+    classes = sorted({int(c) for labels in true_labels for c in labels.tolist()})
+    matches = matching_batch(
+        iou_fn=reference_box_iou,
+        iou_thresholds=list(thresholds),
+        pred_boxes=arrays(preds, "boxes", (-1, 4), np.float64),
+        pred_classes=arrays(preds, "labels", (-1,), np.int64),
+        pred_scores=arrays(preds, "scores", (-1,), np.float64),
+        gt_boxes=arrays(targets, "boxes", (-1, 4), np.float64),
+        gt_classes=true_labels,
+        max_detections=max_det,
+    )
+    points = np.linspace(0.0, 1.0, 101, endpoint=True)
+    precision = -np.ones((len(thresholds), len(points), len(classes)))
+    for k, c in enumerate(classes):
+        results = [r[c] for r in matches if c in r]
+        if not results:
+            continue
+        scores = np.concatenate([r["dtScores"][:max_det] for r in results])
+        order = np.argsort(-scores, kind="mergesort")
+        dt_matches = np.concatenate([r["dtMatches"][:, :max_det] for r in results], axis=1)[:, order] > 0
+        dt_ignore = np.concatenate([r["dtIgnore"][:, :max_det] for r in results], axis=1)[:, order] > 0
+        num_gt = int(np.count_nonzero(np.concatenate([r["gtIgnore"] for r in results]) == 0))
+        if num_gt == 0:
+            continue
+        tp_sum = np.cumsum(dt_matches & ~dt_ignore, axis=1).astype(np.float64)
+        fp_sum = np.cumsum(~dt_matches & ~dt_ignore, axis=1).astype(np.float64)
+        for t in range(len(thresholds)):
+            tp, fp = tp_sum[t], fp_sum[t]
+            recall = tp / num_gt
+            prec = np.maximum.accumulate((tp / (fp + tp + np.spacing(1)))[::-1])[::-1]
+            idx = np.searchsorted(recall, points, side="left")
+            reached = idx < len(prec)
+            precision[t, :, k] = 0.0
+            precision[t, reached, k] = prec[idx[reached]]
+    return precision
+
+
+def float_case(rng: np.random.Generator) -> tuple[list[dict], list[dict]]:
+    """Up to 7 images with a detector's float32 boxes and scores (not on the pixel grid): detections jittered around
+    the true boxes by 0.01 to 5 pixels or anywhere, some clipped at 0, tied scores in half the cases, two classes,
+    and a fifth of the true boxes made degenerate (zero or negative width or height)."""
+    preds, targets = [], []
+    for _ in range(int(rng.integers(1, 8))):
+        num_gt, num_det = int(rng.integers(0, 4)), int(rng.integers(0, 12))
+        gt = rng.random((num_gt, 4)) * 200
+        gt[:, 2:] = gt[:, :2] + rng.random((num_gt, 2)) * 60 - np.where(rng.random((num_gt, 1)) < 0.2, 60, 0)
+        gt = gt.astype(np.float32)
+        det = []
+        for _ in range(num_det):
+            if num_gt and rng.random() < 0.7:
+                det.append(gt[int(rng.integers(num_gt))] + rng.normal(0, rng.choice([0.01, 1, 5]), 4))
+            else:
+                xy = rng.random(2) * 200
+                det.append(np.r_[xy, xy + rng.random(2) * 60])
+        boxes = np.asarray(det, dtype=np.float32).reshape(-1, 4)
+        if rng.random() < 0.3:
+            boxes = np.clip(boxes, 0, None)
+        scores = rng.random(num_det).astype(np.float32)
+        if rng.random() < 0.5:
+            scores = np.round(scores, 1).astype(np.float32)
+        preds.append({"boxes": boxes, "scores": scores.astype(np.float64), "labels": rng.integers(0, 2, num_det)})
+        targets.append({"boxes": gt, "labels": rng.integers(0, 2, num_gt)})
+    return preds, targets
+
+
+def edge_cases() -> dict[str, tuple[list[dict], list[dict]]]:
+    """Named cases at the edges of the definition."""
+    none = {"boxes": [], "scores": [], "labels": []}
+    box = [[0, 0, 10, 10]]
+    perfect = [{**t, "scores": [1.0] * len(t["labels"])} for t in TARGETS]
+    return {
+        "hand-made": (PREDS, TARGETS),
+        "perfect": (perfect, TARGETS),
+        "no detection": ([none, none], TARGETS),
+        "detections only on images without true box": (
+            [none, {"boxes": box, "scores": [0.9], "labels": [0]}],
+            [{"boxes": box, "labels": [0]}, {"boxes": [], "labels": []}],
+        ),
+        "all images empty but one": (
+            [none] * 4 + [{"boxes": box, "scores": [0.3], "labels": [0]}],
+            [{"boxes": [], "labels": []}] * 4 + [{"boxes": box, "labels": [0]}],
+        ),
+        "tied scores within and across images": (
+            [{"boxes": [[0, 0, 10, 10], [50, 50, 60, 60]], "scores": [0.5, 0.5], "labels": [0, 0]}] * 3,
+            [{"boxes": box, "labels": [0]}] * 3,
+        ),
+        "identical detections on one true box": (
+            [{"boxes": box * 3, "scores": [0.7] * 3, "labels": [0] * 3}],
+            [{"boxes": box, "labels": [0]}],
+        ),
+        "a class only in the predictions": (
+            [{"boxes": box * 2, "scores": [0.9, 0.8], "labels": [0, 3]}],
+            [{"boxes": box, "labels": [0]}],
+        ),
+        "a class without detection": (
+            [{"boxes": box, "scores": [0.9], "labels": [0]}],
+            [{"boxes": box * 2, "labels": [0, 1]}],
+        ),
+        "zero-area boxes": (
+            [{"boxes": [[5, 5, 5, 9], [0, 0, 10, 10]], "scores": [0.9, 0.8], "labels": [0, 0]}],
+            [{"boxes": [[5, 5, 5, 9], [0, 0, 10, 10]], "labels": [0, 0]}],
+        ),
+        **{f"IoU exactly {w / 20:.2f}": one_box_case(w) for w in (8, 9, 13, 14, 15)},
+    }
+
+
+def test_pycocotools_equals_the_hand_written_coco_ap_exactly() -> None:
+    """The standard protocol's mAP and APs per threshold against pycocotools and against the hand-written COCO AP it
+    replaced: every precision entry equal (``np.array_equal``), and the reported means equal with ``==``, on edge
+    cases, integer boxes (ties, > 100 detections, IoU on the thresholds), float32 boxes, 3 detections per image, and
+    the thresholds 0.50:0.05:0.95."""
+    rng = np.random.default_rng(24)
+    named = list(edge_cases().items())
+    named += [(f"integer case {n}", case) for n, case in enumerate(cases(seed=25, n=60))]
+    named += [(f"float32 case {n}", float_case(rng)) for n in range(60)]
+    for name, (preds, targets) in named:
+        for iou_range, max_det in ((IOU_RANGE, 100), (IOU_RANGE, 3), ((0.5, 0.95, 0.05), 100)):
+            thresholds = iou_thresholds(iou_range).tolist()
+            report = detection_report(preds, targets, iou_range=iou_range, max_detections=max_det)
+            if not any(len(t["labels"]) for t in targets):
+                assert math.isnan(report["mAP"]), name  # no true box: undefined, pycocotools is not asked
+                continue
+            expected = reference_coco_precision(preds, targets, thresholds, max_det)
+            assert np.array_equal(pycocotools_precision(preds, targets, thresholds, max_det), expected), name
+            assert same(report["mAP"], mean_defined(expected)), (name, report["mAP"], mean_defined(expected))
+            for ap, table in zip(report["ap_per_iou"].values(), expected):
+                assert same(ap, mean_defined(table)), name
 
 
 # ------------------------------------------------------------------------------------------------ mgca protocol

@@ -202,3 +202,82 @@ def test_protocols_in_a_supervised_evaluator(protocol: str) -> None:
 def test_protocol_is_checked() -> None:
     with pytest.raises(ValueError, match="protocol"):
         PerImageDiceMetric(protocol="batch")
+
+
+# ------------------------------------------------------------------------------------------------ MONAI's DiceMetric
+
+
+def reference_per_image_dice(pred: torch.Tensor, target: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """The package's hand-written per-image Dice before it delegated to MONAI's ``DiceMetric`` (``[B, 1, H, W]`` or
+    ``[B, H, W]`` in, float32 ``[B]`` out), kept as the reference the library must reproduce bit for bit."""
+    p = (pred.reshape(len(pred), -1) > threshold).flatten(1)
+    t = (target.reshape(len(target), -1) > 0.5).flatten(1)
+    intersection = (p & t).sum(1).float()
+    total = p.sum(1).float() + t.sum(1).float()
+    return torch.where(total > 0, 2.0 * intersection / total.clamp_min(1.0), torch.ones_like(total))
+
+
+def monai_dice(pred: torch.Tensor, target: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """MONAI's ``DiceMetric`` on the binarised masks, per image (``[B]``)."""
+    from monai.metrics import DiceMetric
+
+    metric = DiceMetric(include_background=True, ignore_empty=False, reduction="none")
+    p = (pred.reshape(len(pred), 1, *pred.shape[-2:]) > threshold).float()
+    t = (target.reshape(len(target), 1, *target.shape[-2:]) > 0.5).float()
+    return metric(p, t)[:, 0]
+
+
+def edge_batches() -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """Named edge cases: all empty, empty truth with/without prediction, ties at the threshold, one pixel, one image,
+    full masks, 0/255 truths, a probability one float32 step above 0.5."""
+    above = torch.nextafter(torch.tensor(0.5), torch.tensor(1.0)).item()
+    one = torch.ones(1, 1, 3, 3)
+    return [
+        ("all empty", torch.zeros(3, 1, 4, 4), torch.zeros(3, 1, 4, 4)),
+        ("empty truth, prediction", torch.full((2, 1, 4, 4), 0.9), torch.zeros(2, 1, 4, 4)),
+        ("truth, no prediction", torch.zeros(2, 1, 4, 4), torch.ones(2, 1, 4, 4)),
+        ("ties at 0.5", torch.full((2, 1, 4, 4), 0.5), torch.ones(2, 1, 4, 4)),
+        ("one float32 step above 0.5", torch.full((1, 1, 2, 2), above), torch.ones(1, 1, 2, 2)),
+        ("one pixel", torch.ones(1, 1, 1, 1), torch.ones(1, 1, 1, 1)),
+        ("one pixel missed", torch.zeros(1, 1, 1, 1), torch.ones(1, 1, 1, 1)),
+        ("full masks", one, one),
+        ("0/255 truth", torch.full((1, 1, 3, 3), 0.7), 255 * one),
+        ("hand-made", *batch()),
+    ]
+
+
+def test_monai_dice_metric_equals_the_hand_written_dice_exactly() -> None:
+    """``DiceMetric(include_background=True, ignore_empty=False, reduction="none")`` on the masks binarised at the
+    threshold gives the same float32 per-image values as the rule written out, on edge cases and seeded batches (the
+    counts are integers, and both divide ``2 |P ∩ T|`` by ``|P| + |T|`` once in float32)."""
+    for name, pred, target in edge_batches():
+        expected = reference_per_image_dice(pred, target)
+        assert torch.equal(monai_dice(pred, target), expected), name
+        assert torch.equal(per_image_dice(pred, target), expected), name
+    rng = np.random.default_rng(22)
+    for _ in range(300):
+        pred, target = random_batch(rng, int(rng.integers(1, 9)), side=int(rng.integers(1, 40)))
+        threshold = float(rng.choice([0.5, 0.3, 0.9]))
+        expected = reference_per_image_dice(pred, target, threshold)
+        assert torch.equal(monai_dice(pred, target, threshold), expected)
+        got = per_image_dice(pred, target, threshold)
+        assert got.dtype == torch.float32 and torch.equal(got, expected)
+        assert torch.equal(per_image_dice(list(pred), list(target), threshold), expected)  # decollated items
+
+
+@pytest.mark.parametrize("protocol", ["standard", "mgca"])
+def test_metric_buffer_equals_the_hand_written_dice_exactly(protocol: str) -> None:
+    """The cumulative metric's buffer and aggregate, batch by batch, against the rule written out."""
+    rng = np.random.default_rng(23)
+    metric = PerImageDiceMetric(protocol=protocol)
+    batches = [random_batch(rng, n) for n in (8, 8, 3, 1)]
+    for pred, target in batches:
+        metric(pred, target)
+    expected = torch.cat([reference_per_image_dice(p, t) for p, t in batches])
+    assert torch.equal(metric.get_buffer().flatten(), expected)
+    if protocol == "standard":
+        assert torch.equal(metric.aggregate(), expected.mean())
+    else:
+        positive = [(t > 0.5).flatten(1).any(1) for _, t in batches]
+        means = [torch.cat([d[k], d[~k]]).mean().item() for d, k in zip(expected.split([8, 8, 3, 1]), positive)]
+        assert metric.aggregate().item() == float(np.array(means).mean())
