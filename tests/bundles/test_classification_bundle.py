@@ -125,6 +125,7 @@ def test_mlflow_tracking_records_params_and_validation_metrics(ws) -> None:
     assert run["params"]["freeze_encoder"] == "True" and run["params"]["dataset"] == "chexpert"
     assert {"train_loss", "val_auroc"} <= set(run["metrics"])
     assert "validation_history.json" in run["artifacts"]
+    assert {"model.pt", "model.pt.sha256", "model.json"} <= set(run["artifacts"])  # the trained model and its record
 
 
 @pytest.mark.slow

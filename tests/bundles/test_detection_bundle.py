@@ -58,6 +58,7 @@ def test_mlflow_tracking_records_params_losses_and_validation_map(trained) -> No
     assert run["params"]["nms_threshold"] == "0.5" and run["params"]["fpn_channels"] == "16"
     assert {"val_map", "loss"} <= set(run["metrics"])
     assert "validation_history.json" in run["artifacts"]
+    assert {"model.pt", "model.pt.sha256", "model.json"} <= set(run["artifacts"])  # the trained model and its record
 
 
 @pytest.mark.slow

@@ -72,6 +72,7 @@ def test_mlflow_tracking_records_params_and_validation_metrics(trained) -> None:
     assert run["params"]["learning_rate"] == "0.0005" and run["params"]["encoder_depth"] == "18"
     assert {"train_loss", "val_dice"} <= set(run["metrics"])
     assert "validation_history.json" in run["artifacts"]
+    assert {"model.pt", "model.pt.sha256", "model.json"} <= set(run["artifacts"])  # the trained model and its record
 
 
 @pytest.mark.slow
