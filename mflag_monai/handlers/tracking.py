@@ -87,6 +87,8 @@ class TrackingExtras:
             trainer (``monai.engines.Trainer``) only, :data:`MODEL_FILES` in the folder ``--tracking`` saved the
             executed config to: the bundle's ``output_dir`` (``models/``), where the bundles write ``model.pt``.
             An empty list logs none.
+        close_run: end the MLflow run when this engine completes (an evaluation run: MONAI's ``--tracking mlflow``
+            settings close the trainer's run only, so an evaluation's would stay RUNNING).
     """
 
     def __init__(
@@ -95,7 +97,9 @@ class TrackingExtras:
         params: Mapping[str, Any] | None = None,
         iteration_output_transform: Callable[[Any], Any] | None = None,
         model_files: Iterable[str | os.PathLike] | None = None,
+        close_run: bool = False,
     ) -> None:
+        self.close_run = bool(close_run)
         self.artifacts = [str(a) for a in artifacts]
         self.params = dict(params or {})
         self.iteration_output_transform = iteration_output_transform
@@ -116,6 +120,10 @@ class TrackingExtras:
             handler.artifacts = tuple(dict.fromkeys(a for a in (*handler.artifacts, *self.artifacts, *models) if a))
             if self.iteration_output_transform is not None:
                 handler.output_transform = self.iteration_output_transform
+            if self.close_run and not engine.has_event_handler(handler.close, Events.COMPLETED):
+                # registered now, after the handler's own COMPLETED step (which logs the artifacts): the run ends
+                # FINISHED instead of staying RUNNING (MONAI's settings close only the trainer's run)
+                engine.add_event_handler(Events.COMPLETED, handler.close)
 
     def _model_files(self, engine: Engine, executed_config: Path | None) -> list[str]:
         """The model files this engine's run logs (see ``model_files``)."""

@@ -78,11 +78,15 @@ def test_mlflow_tracking_records_params_and_validation_metrics(trained) -> None:
 @pytest.mark.slow
 def test_evaluate_writes_metrics_and_overlays(trained) -> None:
     configs = [str(CONFIGS / "train.yaml"), str(CONFIGS / "evaluate.yaml")]
-    result = bundle("evaluating", configs, trained["bundle"], "--dataset_dir", str(trained["siim"]), *TINY)
+    result = bundle("evaluating", configs, trained["bundle"], "--dataset_dir", str(trained["siim"]), *TINY,
+                    "--tracking", "mlflow")  # fmt: skip
     assert result.returncode == 0, result.stderr[-5000:]
     metrics = json.loads((trained["bundle"] / "eval" / "metrics.json").read_text())
     assert metrics["split"] == "test" and 0.0 <= metrics["metrics"]["val_dice"] <= 1.0
     assert (trained["bundle"] / "eval" / "overlays.png").stat().st_size > 1000
+    # the evaluation's MLflow run holds its results and is closed, not left RUNNING
+    (run,) = [r for r in tracked_runs(trained["bundle"]) if "metrics.json" in r["artifacts"]]
+    assert run["status"] == "FINISHED" and "val_dice" in run["metrics"]
 
 
 @pytest.mark.slow
