@@ -10,18 +10,23 @@ is downloaded: no model zoo, no SAM. Settings (``--conf KEY VALUE``):
 - ``image_size``, ``encoder_depth``: the values the served models were trained with, when not the bundles' defaults.
 - ``skip_trainers``: ``true`` leaves out the segmentation trainer.
 - ``preload``: ``true`` loads the networks at start.
+- ``modalities``: with ``--studies http(s)://.../dicom-web``, the Modality values listed (default ``CR,DX,DR``;
+  ``all`` lists every image series).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
 
 from lib import bundle_overrides
+from lib.datastore import RadiographDICOMwebDatastore, parse_modalities
 from lib.infers import ClassificationInfer, SegmentationInfer
 from lib.trainers import SegmentationTrain
 from monailabel.config import settings
+from monailabel.datastore.dicom import DICOMwebClientX
 from monailabel.datastore.local import LocalDatastore
 from monailabel.interfaces.app import MONAILabelApp
 from monailabel.interfaces.datastore import Datastore
@@ -69,15 +74,67 @@ class MFLAGApp(MONAILabelApp):
         )
 
     def init_datastore(self) -> Datastore:
-        """A local datastore that also lists DICOM files (remote datastores as MONAI Label makes them)."""
+        """A local datastore that also lists DICOM files, or a DICOMweb datastore of radiographs (XNAT and DSA as
+        MONAI Label makes them)."""
         if self.studies.startswith(("http://", "https://")):
-            return super().init_datastore()
+            if settings.MONAI_LABEL_DATASTORE.lower() in ("xnat", "dsa"):
+                return super().init_datastore()
+            self.studies = self.studies.strip().rstrip("/")
+            return self._dicomweb_datastore()
         return LocalDatastore(
             self.studies,
             extensions=datastore_extensions(list(settings.MONAI_LABEL_DATASTORE_FILE_EXT)),
             auto_reload=settings.MONAI_LABEL_DATASTORE_AUTO_RELOAD,
             read_only=settings.MONAI_LABEL_DATASTORE_READ_ONLY,
         )
+
+    def _dicomweb_datastore(self) -> Datastore:
+        """MONAI Label's DICOMweb client and cache settings, without its start-up download of dcmqi (the SEG is
+        written with highdicom here) and with a search for radiographs (``--conf modalities``)."""
+        session = None
+        if "googleapis.com" in self.studies:
+            from dicomweb_client import DICOMwebClient
+            from dicomweb_client.ext.gcp.session_utils import create_session_from_gcp_credentials
+
+            client = DICOMwebClient(url=self.studies, session=create_session_from_gcp_credentials())
+        else:
+            username = settings.MONAI_LABEL_DATASTORE_USERNAME or settings.MONAI_LABEL_DICOMWEB_USERNAME
+            password = settings.MONAI_LABEL_DATASTORE_PASSWORD or settings.MONAI_LABEL_DICOMWEB_PASSWORD
+            if username and password:
+                from dicomweb_client.session_utils import create_session_from_user_pass
+
+                session = create_session_from_user_pass(username, password)
+            client = DICOMwebClientX(
+                url=self.studies,
+                session=session,
+                qido_url_prefix=settings.MONAI_LABEL_QIDO_PREFIX,
+                wado_url_prefix=settings.MONAI_LABEL_WADO_PREFIX,
+                stow_url_prefix=settings.MONAI_LABEL_STOW_PREFIX,
+            )
+        cache = (settings.MONAI_LABEL_DATASTORE_CACHE_PATH or settings.MONAI_LABEL_DICOMWEB_CACHE_PATH or "").strip()
+        return RadiographDICOMwebDatastore(
+            client,
+            modalities=parse_modalities(self.conf.get("modalities")),
+            search_filter=settings.MONAI_LABEL_DICOMWEB_SEARCH_FILTER,  # its Modality (CT) is replaced
+            label_names=self._segmentation_labels(),
+            algorithm=("mflag-monai segmentation", self._bundle_version("segmentation")),
+            cache_path=cache or None,
+            fetch_by_frame=settings.MONAI_LABEL_DICOMWEB_FETCH_BY_FRAME,
+            convert_to_nifti=settings.MONAI_LABEL_DICOMWEB_CONVERT_TO_NIFTI,
+        )
+
+    def _metadata(self, name: str) -> dict:
+        path = self.bundles_dir / name / "configs" / "metadata.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def _segmentation_labels(self) -> dict[int, str]:
+        """``{value: name}`` of the segmentation bundle's labels, read as MONAI Label reads them (``channel_def``
+        without ``background``): the names of a saved label's segments."""
+        pred = self._metadata("segmentation").get("network_data_format", {}).get("outputs", {}).get("pred", {})
+        return {int(k): str(v) for k, v in pred.get("channel_def", {}).items() if str(v).lower() != "background"}
+
+    def _bundle_version(self, name: str) -> str:
+        return str(self._metadata(name).get("version", "0"))
 
     def init_infers(self) -> dict[str, InferTask]:
         """One infer task per served bundle that has a trained ``models/model.pt``."""

@@ -9,16 +9,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,31 +21,12 @@ from helpers.bundles import APP, TINY, load_script, require_monailabel  # noqa: 
 
 require_monailabel()
 
+from helpers.monailabel_server import get as _get  # noqa: E402
+from helpers.monailabel_server import infer as _infer  # noqa: E402
+from helpers.monailabel_server import run_monailabel  # noqa: E402
 from mflag_monai.transforms.io import read_cxr  # noqa: E402
 
 make_demo_studies = load_script(APP / "demo_studies.py").make_demo_studies
-
-START_TIMEOUT = 90.0  # seconds; about 10-20 s on 2 busy CPU cores
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url: str, timeout: float = 30.0) -> bytes:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return response.read()
-
-
-def _infer(base: str, model: str, image: str, output: str, params: dict) -> bytes:
-    """``POST /infer/<model>?image=<id>&output=...`` with the ``params`` form field, as the viewers send it."""
-    query = urllib.parse.urlencode({"image": image, "output": output})
-    body = urllib.parse.urlencode({"params": json.dumps(params)}).encode()
-    request = urllib.request.Request(f"{base}/infer/{model}?{query}", data=body, method="POST")
-    with urllib.request.urlopen(request, timeout=120) as response:
-        return response.read()
 
 
 @pytest.fixture(scope="module")
@@ -74,60 +45,9 @@ def studies(tmp_path_factory: pytest.TempPathFactory, small_demo: Path) -> dict[
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, tiny_bundles: Path, studies: dict[str, str]) -> Iterator[str]:
     """``monailabel start_server`` with the app copied out of the repository (the server writes into its app folder)."""
-    root = tmp_path_factory.mktemp("monailabel")
-    app = root / "app"
-    shutil.copytree(APP, app, ignore=shutil.ignore_patterns("__pycache__", "model", "logs", "bin"))
-    port = _free_port()
     conf = {"bundles_dir": str(tiny_bundles), "skip_trainers": "true", **{k: str(v) for k, v in TINY.items()}}
-    cmd = [
-        sys.executable,
-        "-m",
-        "monailabel.main",
-        "start_server",
-        "--app",
-        str(app),
-        "--studies",
-        studies["folder"],
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    for key, value in conf.items():
-        cmd += ["--conf", key, value]
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "MONAI_LABEL_SESSIONS": "false",
-        "MONAI_LABEL_DATASTORE_AUTO_RELOAD": "false",
-    }
-    log = (root / "server.log").open("w")
-    # its own process group: uvicorn may start children, and all of them must go when the test ends
-    process = subprocess.Popen(cmd, cwd=root, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"server exited with {process.returncode}:\n{(root / 'server.log').read_text()[-5000:]}")
-            try:
-                _get(f"{base}/info/", timeout=5)
-                break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                if time.monotonic() > deadline:
-                    pytest.fail(f"server not up after {START_TIMEOUT} s:\n{(root / 'server.log').read_text()[-5000:]}")
-                time.sleep(0.5)
+    with run_monailabel(tmp_path_factory.mktemp("monailabel"), studies["folder"], conf) as base:
         yield base
-    finally:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=15)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=15)
-        log.close()
 
 
 @pytest.mark.slow
@@ -142,7 +62,9 @@ def test_info_lists_both_2d_models_and_the_dicom_studies(server: str, studies: d
 
 
 @pytest.mark.slow
-def test_segmentation_mask_has_the_input_size(server: str, studies: dict[str, str]) -> None:
+def test_segmentation_mask_has_the_input_size(server: str, studies: dict[str, str], tiny_bundles: Path) -> None:
+    eval_dir = tiny_bundles / "segmentation" / "eval"
+    written_before = sorted(eval_dir.rglob("*")) if eval_dir.exists() else []
     png = _infer(server, "segmentation", studies["png"], "image", {"result_dtype": "uint8"})
     mask = np.asarray(Image.open(io.BytesIO(png)))
     assert mask.shape == (50, 60) and mask.dtype == np.uint8  # rows x columns of export.png
@@ -154,6 +76,8 @@ def test_segmentation_mask_has_the_input_size(server: str, studies: dict[str, st
     assert label.shape == image.shape[::-1]  # x = columns, y = rows
     assert np.allclose(label.header.get_zooms()[:2], meta["pixel_spacing"][::-1], rtol=1e-4)
     assert set(np.unique(np.asarray(label.dataobj))) <= {0, 1}
+    # the bundle's own writers (SaveMaskd) are left out of server inference: nothing lands in the bundle's eval/
+    assert (sorted(eval_dir.rglob("*")) if eval_dir.exists() else []) == written_before
 
 
 @pytest.mark.slow
