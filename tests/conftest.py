@@ -12,6 +12,12 @@ import pytest
 if TYPE_CHECKING:
     from helpers.orthanc import OrthancServer
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one of the suite's worker processes (pyproject: -n 2, one per core): one compute thread each, inherited by the
+    # bundles it starts, instead of every process spreading over both cores and the two workers contending
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -95,3 +101,11 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]
     require_orthanc()
     with start_orthanc(tmp_path_factory.mktemp("orthanc")) as server:
         yield server
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In a worker process, torch too computes on one thread (it may be imported before OMP_NUM_THREADS is read)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +30,10 @@ def test_torchrun_two_processes(demo_data, tmp_path: Path, tiny_bert_dir: Path) 
         'train#trainer#train_handlers: "$(@train#handlers[:1] if dist.get_rank() > 0 else @train#handlers) + [@sample_recorder]"\n'
     )
     configs = [str(CONFIGS / "train.yaml"), str(CONFIGS / "multi_gpu_train.yaml"), str(record)]
-    launcher = ["-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533"]
+    with socket.socket() as free:  # a free port: another test process may run a rendezvous at the same time
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    launcher = ["-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}"]
     cmd = [
         sys.executable,
         *launcher,
