@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "bundle_root",
     "bundle_version",
+    "RENAMED_SETTINGS",
+    "refuse_renamed",
     "check_settings",
     "downstream_datalist",
     "flag",
@@ -182,6 +184,25 @@ def _bundle_config(configs_dir: str | os.PathLike, name: str) -> Path | None:
     command_configs = _command_line_config_root()
     candidates = [c / name for c in (command_configs, Path(configs_dir)) if c is not None]
     return next((c for c in candidates if c.is_file()), None)
+
+
+#: Settings renamed, old name → new name: a value under the old name is refused (it would otherwise be a new, unused
+#: config key, silently ignored).
+RENAMED_SETTINGS = {"encoder_depth": "image_depth"}
+
+
+def refuse_renamed(**given: object) -> None:
+    """Refuse a value passed under a renamed setting's old name (``--encoder_depth 18``), naming the new one.
+
+    The bundles declare each old name with the value ``null`` and call this with it; python-fire passes ``None``
+    through, so only a value the user gave is refused.
+    """
+    from .utils.errors import InputError
+
+    for old, value in given.items():
+        if value is not None and str(value).lower() not in ("none", "null"):
+            new = RENAMED_SETTINGS.get(old, "?")
+            raise InputError(f"renamed: use --{new} {value} (one name for the encoder depth everywhere)", f"--{old}")
 
 
 def bundle_version(configs_dir: str | os.PathLike) -> str:

@@ -35,7 +35,7 @@ PRETRAIN_PROTOCOL: dict[str, object] = {
 #: Downstream bundle settings of MGCA's protocol, per task.
 DOWNSTREAM_PROTOCOL: dict[str, dict[str, object]] = {
     "classification": {
-        "encoder_depth": 50,
+        "image_depth": 50,
         "image_size": 224,
         "batch_size": 48,
         "epochs": 50,
@@ -45,7 +45,7 @@ DOWNSTREAM_PROTOCOL: dict[str, dict[str, object]] = {
         "select_on": "val_loss",  # MGCA's checkpoint callback and early stopping monitor val_loss
     },
     "segmentation": {
-        "encoder_depth": 50,
+        "image_depth": 50,
         "image_size": 224,
         "batch_size": 8,
         "epochs": 50,
@@ -55,7 +55,7 @@ DOWNSTREAM_PROTOCOL: dict[str, dict[str, object]] = {
         "select_on": "val_loss",
     },
     "detection": {
-        "encoder_depth": 50,
+        "image_depth": 50,
         "image_size": 224,
         "batch_size": 16,
         "epochs": 50,

@@ -130,7 +130,7 @@ class Design:
     def downstream_settings(self, task: str, fraction: float) -> dict[str, object]:
         """The downstream bundle's settings of ``task`` at ``fraction`` of the labels."""
         extra = self.downstream_at_1pct.get(task, {}) if fraction <= 0.01 else {}
-        return {"encoder_depth": self.depth, **self.downstream.get(task, {}), **extra}
+        return {"image_depth": self.depth, **self.downstream.get(task, {}), **extra}
 
 
 def cli_options(settings: dict[str, object]) -> list[str]:
@@ -209,7 +209,7 @@ def protocol_design(pretrained_image_weights: str, text_model: str) -> Design:
         pretrain_epochs=int(PRETRAIN_PROTOCOL["epochs"]),
         learning_rates={"mflag": float(PRETRAIN_PROTOCOL["learning_rate"]), "infonce": 2e-5},
         pretrain={**pretrain, "text_model": text_model, "pretrained_image_weights": pretrained_image_weights},
-        downstream={task: {k: v for k, v in DOWNSTREAM_PROTOCOL[task].items() if k != "encoder_depth"}
+        downstream={task: {k: v for k, v in DOWNSTREAM_PROTOCOL[task].items() if k != "image_depth"}
                     for task in ("segmentation", "detection")},
         downstream_at_1pct={"detection": {"batch_size": 8, "learning_rate": 2e-4}},
         text_model=text_model,

@@ -29,7 +29,7 @@ Usage::
 
     python scripts/check_bundles.py                                   # all bundles, their default (demo) settings
     python scripts/check_bundles.py --bundles segmentation --json conformance.json
-    python scripts/check_bundles.py --set encoder_depth=18 --set image_size=64   # overrides for every workflow
+    python scripts/check_bundles.py --set image_depth=18 --set image_size=64   # overrides for every workflow
     python scripts/check_bundles.py --set segmentation:dataset_dir=/data/siim      # for one bundle only
 
 The property checks parse the training configs, which prepares the datalists (the demo data is generated on first

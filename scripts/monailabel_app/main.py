@@ -7,7 +7,7 @@ is downloaded: no model zoo, no SAM. Settings (``--conf KEY VALUE``):
 
 - ``bundles_dir``: folder holding ``segmentation/`` and ``classification/`` (default: the repository's ``bundles/``).
 - ``models``: comma-separated bundles to serve (default ``segmentation,classification``).
-- ``image_size``, ``encoder_depth``: the values the served models were trained with, when not the bundles' defaults.
+- ``image_size``, ``image_depth``: the values the served models were trained with, when not the bundles' defaults.
 - ``skip_trainers``: ``true`` leaves out the segmentation trainer.
 - ``preload``: ``true`` loads the networks at start.
 - ``modalities``: with ``--studies http(s)://.../dicom-web``, the Modality values listed (default ``CR,DX,DR``;

@@ -16,7 +16,7 @@ from mflag_monai.data import get_preparer
 REPO = Path(__file__).resolve().parents[2]
 PRE = REPO / "bundles" / "pretrain" / "configs" / "train.yaml"
 CLS = REPO / "bundles" / "classification" / "configs" / "train.yaml"
-TINY_CLS = ["--encoder_depth", "18", "--image_size", "64", "--batch_size", "2", "--epochs", "1", "--num_workers", "0",
+TINY_CLS = ["--image_depth", "18", "--image_size", "64", "--batch_size", "2", "--epochs", "1", "--num_workers", "0",
             "--pretrained_encoder", "null"]  # fmt: skip
 
 

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 CLS = REPO / "bundles" / "classification" / "configs"
 PRE = REPO / "bundles" / "pretrain" / "configs"
 TINY = [
-    "--encoder_depth",
+    "--image_depth",
     "18",
     "--image_size",
     "64",
@@ -137,7 +137,7 @@ def test_inference_writes_a_csv(ws) -> None:
         ws["cls"],
         "--input_path",
         str(images),
-        "--encoder_depth",
+        "--image_depth",
         "18",
         "--image_size",
         "64",
@@ -155,7 +155,7 @@ def test_inference_writes_a_csv(ws) -> None:
         ws["cls"],
         "--input_path",
         str(images),
-        "--encoder_depth",
+        "--image_depth",
         "18",
         "--image_size",
         "64",

@@ -18,7 +18,7 @@ from mflag_monai.networks import build_retinanet
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "bundles" / "detection" / "configs"
-NET = ["--encoder_depth", "18", "--image_size", "64", "--fpn_channels", "16"]
+NET = ["--image_depth", "18", "--image_size", "64", "--fpn_channels", "16"]
 TINY = [*NET, "--batch_size", "4", "--epochs", "2", "--num_workers", "0", "--fraction", "1.0"]
 
 
@@ -101,7 +101,7 @@ def test_inference_writes_boxes_in_the_input_pixels(trained) -> None:
     for image in dicoms:
         (folder / image.name).symlink_to(image)
     Image.fromarray(np.full((70, 90), 100, np.uint8)).save(folder / "export.png")  # a non-square PNG export
-    # no --image_size/--encoder_depth/--fpn_channels: the model's record (models/model.json) gives them
+    # no --image_size/--image_depth/--fpn_channels: the model's record (models/model.json) gives them
     args = ["--input_path", str(folder), "--score_threshold", "0.0"]  # low threshold: boxes to check
     result = bundle("run", [str(CONFIGS / "inference.yaml")], trained["bundle"], *args)
     assert result.returncode == 0, result.stderr[-5000:]
@@ -143,7 +143,7 @@ def test_default_encoder_path_missing_or_null_on_purpose(workspace, tmp_path: Pa
     def network(**override: object) -> object:
         workflow = ConfigWorkflow(
             config_file=str(CONFIGS / "train.yaml"), meta_file=str(CONFIGS / "metadata.json"), logging_file=False,
-            workflow_type="train", bundle_root=str(tmp_path / "b"), encoder_depth=18, fpn_channels=16, **override,
+            workflow_type="train", bundle_root=str(tmp_path / "b"), image_depth=18, fpn_channels=16, **override,
         )  # fmt: skip
         return workflow.parser.get_parsed_content("network_def")
 

@@ -38,7 +38,7 @@ def siim(small_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
 @pytest.fixture
 def bundle(tmp_path: Path) -> Path:
     """A segmentation bundle folder (the repository's configs) next to a tiny pre-trained encoder."""
-    make_tiny_encoder(tmp_path / "bundles" / "pretrain" / "models" / "encoder.pt", TINY["encoder_depth"])
+    make_tiny_encoder(tmp_path / "bundles" / "pretrain" / "models" / "encoder.pt", TINY["image_depth"])
     return bundle_copy(tmp_path / "bundles", "segmentation")
 
 
@@ -61,7 +61,7 @@ def test_trains_on_the_datastore_pairs_with_the_trainer_overrides(bundle: Path, 
     )  # the bundle's list; no model to load yet
     model = bundle / "models" / "model.pt"
     state = torch.load(model, weights_only=True)
-    build_segmentation_unet(depth=TINY["encoder_depth"]).load_state_dict(state)  # the validation-selected model
+    build_segmentation_unet(depth=TINY["image_depth"]).load_state_dict(state)  # the validation-selected model
     # the datalist override replaced the bundle's own: nothing was prepared (the default dataset_dir is the demo)
     assert not list((bundle / "models").glob("datalist_*.json"))
 
@@ -74,7 +74,7 @@ def test_trains_on_the_datastore_pairs_with_the_trainer_overrides(bundle: Path, 
 def test_the_network_override_is_what_trains(bundle: Path, siim: dict) -> None:
     encoder = torch.load(bundle.parent / "pretrain" / "models" / "encoder.pt", weights_only=True)
     network = (
-        "$mflag_monai.networks.build_segmentation_unet(depth=@encoder_depth, out_channels=1, "
+        "$mflag_monai.networks.build_segmentation_unet(depth=@image_depth, out_channels=1, "
         "pretrained_encoder=@pretrained_encoder, freeze_encoder=False).to(@device)"
     )
     _train(bundle, siim, network=network)
@@ -96,6 +96,6 @@ def test_monailabel_bundle_train_task_runs_the_bundle(bundle: Path, siim: dict) 
     assert task.is_valid()
     request = {"model": "segmentation", "max_epochs": 1, "val_split": 0.34, "device": "cpu", "multi_gpu": False}
     assert task(request, Datastore()) == {}
-    build_segmentation_unet(depth=TINY["encoder_depth"]).load_state_dict(
+    build_segmentation_unet(depth=TINY["image_depth"]).load_state_dict(
         torch.load(bundle / "models" / "model.pt", weights_only=True)
     )

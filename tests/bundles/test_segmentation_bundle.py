@@ -21,7 +21,7 @@ from mflag_monai.networks import build_segmentation_unet
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "bundles" / "segmentation" / "configs"
 TINY = [
-    "--encoder_depth",
+    "--image_depth",
     "18",
     "--image_size",
     "64",
@@ -69,7 +69,7 @@ def test_train_selects_a_model_with_the_frozen_pretrained_encoder(trained) -> No
 def test_mlflow_tracking_records_params_and_validation_metrics(trained) -> None:
     (run,) = tracked_runs(trained["bundle"])
     assert run["experiment"] == "mflag_segmentation" and run["status"] == "FINISHED"
-    assert run["params"]["learning_rate"] == "0.0005" and run["params"]["encoder_depth"] == "18"
+    assert run["params"]["learning_rate"] == "0.0005" and run["params"]["image_depth"] == "18"
     assert {"train_loss", "val_dice"} <= set(run["metrics"])
     assert "validation_history.json" in run["artifacts"]
     assert {"model.pt", "model.pt.sha256", "model.json"} <= set(run["artifacts"])  # the trained model and its record
@@ -111,10 +111,10 @@ def test_inference_writes_masks_of_the_input_size(trained) -> None:
         (folder / image.name).symlink_to(image)
     png = folder / "export.png"
     Image.fromarray(np.zeros((70, 90), np.uint8)).save(png)  # a non-square PNG export
-    # no --image_size / --encoder_depth: the model's record (models/model.json) says it is a 64-px ResNet-18 model
+    # no --image_size / --image_depth: the model's record (models/model.json) says it is a 64-px ResNet-18 model
     result = bundle("run", [str(CONFIGS / "inference.yaml")], trained["bundle"], "--input_path", str(folder))
     assert result.returncode == 0, result.stderr[-5000:]
-    assert json.loads((trained["bundle"] / "models" / "model.json").read_text())["encoder_depth"] == 18
+    assert json.loads((trained["bundle"] / "models" / "model.json").read_text())["image_depth"] == 18
     out = trained["bundle"] / "eval" / "inference"
     assert len(list(out.glob("*_mask.png"))) == 4
     mask = Image.open(out / "export_mask.png")
@@ -150,7 +150,7 @@ def test_a_copy_outside_the_repository_runs_inference_from_its_own_folder(traine
     (copy / "models").mkdir()
     shutil.copy(trained["bundle"] / "models" / "model.pt", copy / "models" / "model.pt")
     image = sorted(trained["siim"].rglob("*.dcm"))[0]
-    options = ["--input_path", str(image), "--encoder_depth", "18", "--image_size", "64"]
+    options = ["--input_path", str(image), "--image_depth", "18", "--image_size", "64"]
     for run in ("inference", "inference_2"):
         result = bundle(None, ["configs/inference.yaml"], None, *options, cwd=copy)  # from the bundle folder
         assert result.returncode == 0, result.stderr[-5000:]

@@ -69,6 +69,29 @@ def test_a_bad_setting_through_the_cli_exits_2_in_one_line(tmp_path: Path) -> No
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(("bundle", "config"), [("classification", "train.yaml"), ("detection", "inference.yaml")])
+def test_the_renamed_depth_setting_is_refused_naming_the_new_one(tmp_path: Path, bundle: str, config: str) -> None:
+    """``--encoder_depth`` (renamed ``image_depth``) would otherwise be a new, unused key: a silently wrong depth."""
+    configs = [str(REPO / "bundles" / bundle / "configs" / config)]
+    result = run_bundle_cli("training" if config == "train.yaml" else None, configs, tmp_path / "b",
+                            "--encoder_depth", "18")  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: renamed: use --image_depth 18") and "(--encoder_depth)" in last
+
+
+def test_renamed_settings_pass_when_not_given() -> None:
+    from mflag_monai.bundle import refuse_renamed
+    from mflag_monai.utils.errors import InputError
+
+    refuse_renamed(encoder_depth=None)
+    refuse_renamed(encoder_depth="null")
+    with pytest.raises(InputError, match="--image_depth 50"):
+        refuse_renamed(encoder_depth=50)
+
+
+@pytest.mark.slow
 def test_a_second_run_into_a_busy_bundle_folder_stops(tmp_path: Path) -> None:
     root = tmp_path / "b"
     root.mkdir()

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 # The MONAI Label app; not named ``monailabel``, so it cannot shadow the package.
 APP = REPO / "scripts" / "monailabel_app"
 # What the tiny models are trained with; the MONAI Label app gets the same values as --conf pairs.
-TINY = {"encoder_depth": 18, "image_size": 64}
+TINY = {"image_depth": 18, "image_size": 64}
 # Settings of ours, not MONAI Label's, that keep a CPU run short.
 FAST = {"batch_size": 2, "num_workers": 0, "fraction": 1.0}
 
@@ -172,7 +172,7 @@ def make_tiny_bundles(root: Path, demo: Path) -> Path:
     """``root/bundles`` with a tiny encoder, a segmentation model trained through MONAI Label's trainer overrides
     and a classification model trained by its bundle, each for one epoch on the small demo data."""
     bundles = root / "bundles"
-    make_tiny_encoder(bundles / "pretrain" / "models" / "encoder.pt", TINY["encoder_depth"])
+    make_tiny_encoder(bundles / "pretrain" / "models" / "encoder.pt", TINY["image_depth"])
 
     seg = bundle_copy(bundles, "segmentation")
     data = segmentation_datalist(demo / "siim-pneumothorax", root)

@@ -134,7 +134,7 @@ def test_downstream_settings_add_the_1pct_extras_only_at_1pct(tmp_path: Path) ->
         design.downstream_settings("detection", 0.1)["learning_rate"]
         == DOWNSTREAM_PROTOCOL["detection"]["learning_rate"]
     )
-    assert design.downstream_settings("segmentation", 0.1)["encoder_depth"] == 50
+    assert design.downstream_settings("segmentation", 0.1)["image_depth"] == 50
 
 
 def test_curves_plot_is_written(tmp_path: Path) -> None:

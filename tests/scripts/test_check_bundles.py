@@ -42,7 +42,7 @@ def _random_weights(bundle_root: Path, config: str, net_id: str, overrides: dict
 @pytest.mark.slow
 def test_every_bundle_passes_or_needs_weights(demo: Path, tiny_bert_dir: Path, tmp_path: Path) -> None:
     overrides = {
-        "encoder_depth": 18, "image_depth": 18, "image_size": 64, "num_workers": 0, "pretrained_encoder": None,
+        "image_depth": 18, "image_size": 64, "num_workers": 0, "pretrained_encoder": None,
         "text_model": str(tiny_bert_dir), "input_path": str(demo / "chexpert" / "CheXpert-v1.0-small" / "valid"),
         "pretrain:dataset_dir": str(demo / "mimic-cxr"), "segmentation:dataset_dir": str(demo / "siim-pneumothorax"),
         "classification:dataset_dir": str(demo / "chexpert"), "detection:dataset_dir": str(demo / "rsna-pneumonia"),
@@ -59,7 +59,7 @@ def test_every_bundle_passes_or_needs_weights(demo: Path, tiny_bert_dir: Path, t
         tmp_path / "segmentation",
         REPO / "bundles/segmentation/configs/inference.yaml",
         "network_def",
-        {"encoder_depth": 18},
+        {"image_depth": 18},
     )
     out = tmp_path / "conformance.json"
     args = [f"--set={k}={v!r}" for k, v in overrides.items()]

@@ -8,11 +8,13 @@ from typing import Any
 
 # Bundle settings a server start may override (``--conf image_size 224``): the served model must have been
 # trained with the same values, and MONAI Label reads the bundle's inference.yaml as it is.
-BUNDLE_CONF_KEYS = ("image_size", "encoder_depth")
+BUNDLE_CONF_KEYS = ("image_size", "image_depth")
 
 
 def bundle_overrides(conf: Mapping[str, str]) -> dict[str, Any]:
     """The bundle config overrides named in the app's ``--conf`` pairs, with JSON types (``"224"`` -> ``224``)."""
+    if conf.get("encoder_depth"):  # renamed: without this, the old key would be silently ignored
+        raise ValueError("--conf encoder_depth is renamed: use --conf image_depth")
     overrides = {}
     for key in BUNDLE_CONF_KEYS:
         value = conf.get(key)

@@ -16,7 +16,7 @@ from monailabel.tasks.train.bundle import BundleTrainTask
 
 
 class SegmentationTrain(BundleTrainTask):
-    """:class:`BundleTrainTask` with the app's bundle overrides (``image_size``, ``encoder_depth``) added.
+    """:class:`BundleTrainTask` with the app's bundle overrides (``image_size``, ``image_depth``) added.
 
     Args:
         path: the bundle folder.
