@@ -221,15 +221,14 @@ def bundle_version(configs_dir: str | os.PathLike) -> str:
 class TrainedSettings(dict):
     """:func:`trained_settings`' answer: a ``dict`` whose missing key is refused in one line that says what to pass."""
 
-    def __init__(self, values: Mapping[str, Any], missing_reason: str) -> None:
+    def __init__(self, values: Mapping[str, Any], reason: str, hint: str = "") -> None:
         super().__init__(values)
-        self.missing_reason = missing_reason
+        self.reason, self.hint = reason, hint
 
     def __missing__(self, key: str) -> Any:
         from .utils.errors import InputError
 
-        reason, _, hint = self.missing_reason.partition(" (or ")
-        raise InputError(f"{reason}; pass --{key}" + (f" (or {hint}" if hint else ""), key)
+        raise InputError(f"{self.reason}; pass --{key}{self.hint}", key)
 
 
 def trained_settings(
@@ -279,7 +278,7 @@ def trained_settings(
             settings[key] = defaults[key]
     where = str(train_yaml or Path(configs_dir) / "train.yaml")
     hint = " (or --configs_dir, the folder of the bundle's train.yaml)" if train_yaml is None else ""
-    return TrainedSettings(settings, f"neither {sidecar} nor {where} gives this setting{hint}")
+    return TrainedSettings(settings, f"neither {sidecar} nor {where} gives this setting", hint)
 
 
 def local_tracking_uri(log_dir: str | os.PathLike) -> str:

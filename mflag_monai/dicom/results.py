@@ -43,8 +43,11 @@ class DicomResults:
         self.written: list[Path] = []
         self.refused: list[str] = []
 
-    def _write(self, kind: str, source: str, output: Path, write: Any, payload: Any) -> Path | None:
-        if not self.enabled or not _is_dicom(source):
+    def _write(
+        self, kind: str, source: str, sop_instance_uid: str, output: Path, write: Any, payload: Any
+    ) -> Path | None:
+        # the callers know the input's identifiers already: an empty SOP Instance UID is a PNG/JPG input
+        if not self.enabled or not sop_instance_uid:
             return None
         try:
             path = write(
@@ -62,24 +65,30 @@ class DicomResults:
         self.written.append(Path(path))
         return Path(path)
 
-    def segmentation(self, source: str, masks: Mapping[str, np.ndarray], output: str | os.PathLike) -> Path | None:
-        """A DICOM SEG of ``masks`` (``{finding: [Rows, Columns] bool}``) on ``source``; ``None`` for a non-DICOM
-        source or when disabled."""
+    def segmentation(
+        self, source: str, sop_instance_uid: str, masks: Mapping[str, np.ndarray], output: str | os.PathLike
+    ) -> Path | None:
+        """A DICOM SEG of ``masks`` (``{finding: [Rows, Columns] bool}``) on ``source`` (its SOP Instance UID, empty
+        for a non-DICOM input); ``None`` for a non-DICOM source or when disabled."""
         from .seg import write_seg
 
-        return self._write("SEG", source, Path(output), write_seg, masks)
+        return self._write("SEG", source, sop_instance_uid, Path(output), write_seg, masks)
 
-    def classification(self, source: str, findings: Sequence[Mapping], output: str | os.PathLike) -> Path | None:
+    def classification(
+        self, source: str, sop_instance_uid: str, findings: Sequence[Mapping], output: str | os.PathLike
+    ) -> Path | None:
         """A DICOM SR of ``[{label, probability, threshold}]`` on ``source``; ``None`` for a non-DICOM source."""
         from .sr import write_classification_sr
 
-        return self._write("SR", source, Path(output), write_classification_sr, findings)
+        return self._write("SR", source, sop_instance_uid, Path(output), write_classification_sr, findings)
 
-    def detection(self, source: str, boxes: Sequence[Mapping], output: str | os.PathLike) -> Path | None:
+    def detection(
+        self, source: str, sop_instance_uid: str, boxes: Sequence[Mapping], output: str | os.PathLike
+    ) -> Path | None:
         """A DICOM SR of ``[{label, score, box}]`` (original pixels) on ``source``; ``None`` for a non-DICOM source."""
         from .sr import write_detection_sr
 
-        return self._write("SR", source, Path(output), write_detection_sr, boxes)
+        return self._write("SR", source, sop_instance_uid, Path(output), write_detection_sr, boxes)
 
     def summary(self) -> str:
         """One line: how many results were written, in which series, and how many inputs could not carry one."""
@@ -92,7 +101,7 @@ class DicomResults:
         Returns:
             the number of files stored.
         """
-        if self.written:
+        if self.written or self.refused:
             logger.info("%s", self.summary())
         if not url or str(url).lower() in ("none", "null"):
             return 0
@@ -101,12 +110,6 @@ class DicomResults:
         store_instances(str(url), self.written)
         logger.info("Stored %d DICOM result(s) at %s", len(self.written), url)
         return len(self.written)
-
-
-def _is_dicom(source: str) -> bool:
-    from ..utils.dicom import dicom_identifiers
-
-    return bool(dicom_identifiers(source)["SOPInstanceUID"])
 
 
 def fetch_inputs(

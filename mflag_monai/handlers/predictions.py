@@ -92,7 +92,8 @@ class PredictionCSVWriter(ReportWriter):
                 for name, p in zip(self.names, probs)
             ]
             stem = _unique_name(Path(source).stem, taken)
-            self.dicom.classification(source, findings, self.filepath.parent / f"{stem}_sr.dcm")
+            sop_instance = str(row[DICOM_UIDS.index("SOPInstanceUID") + 1])  # empty for PNG/JPG
+            self.dicom.classification(source, sop_instance, findings, self.filepath.parent / f"{stem}_sr.dcm")
 
 
 def _unique_name(stem: str, taken: set[str]) -> str:

@@ -143,12 +143,13 @@ class SaveBoxesd(MapTransform):
                 }
                 for box, score, label in zip(boxes.tolist(), scores.tolist(), labels.tolist())
             ]
-            record = {"image": source, **dicom_identifiers(d[self.ref_key]), "rows": rows, "columns": cols}
+            ids = dicom_identifiers(d[self.ref_key])
+            record = {"image": source, **ids, "rows": rows, "columns": cols}
             record.update({"convention": BOX_CONVENTION, "boxes": objects})
             written = [str(atomic_write_json(record, self.output_dir / f"{stem}_boxes.json"))]
             if self.dicom is not None:
                 boxes_sr = [{"label": o["label_name"], "score": o["score"], "box": o["box"]} for o in objects]
-                sr = self.dicom.detection(source, boxes_sr, self.output_dir / f"{stem}_sr.dcm")
+                sr = self.dicom.detection(source, ids["SOPInstanceUID"], boxes_sr, self.output_dir / f"{stem}_sr.dcm")
                 if sr is not None:
                     written.append(str(sr))
             if self.overlay:

@@ -89,6 +89,7 @@ class SaveMaskd(MapTransform):
         stem = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else Path(name).stem  # SIIM ids contain dots
         spacing = [float(s) for s in meta.get("pixel_spacing", [1.0, 1.0])]
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        ids = dicom_identifiers(d[self.ref_key])  # one header read for the JSON and the SEG
         for key in self.key_iterator(d):
             mask = (torch.as_tensor(d[key])[0].cpu().numpy() > 0.5).astype(np.uint8)
             written = []
@@ -104,6 +105,7 @@ class SaveMaskd(MapTransform):
             if self.dicom is not None:
                 seg = self.dicom.segmentation(
                     str(meta["filename_or_obj"]),
+                    ids["SOPInstanceUID"],
                     {self.label_names[0]: mask.astype(bool)},
                     self.output_dir / f"{stem}_seg.dcm",
                 )
@@ -112,7 +114,7 @@ class SaveMaskd(MapTransform):
             # the masks' link to the study they belong to (file names alone do not carry it)
             record = {
                 "image": str(Path(str(meta["filename_or_obj"])).resolve()),
-                **dicom_identifiers(d[self.ref_key]),
+                **ids,
                 "files": [Path(f).name for f in written],  # beside this JSON: valid wherever the folder is moved
             }
             written.append(str(atomic_write_json(record, self.output_dir / f"{stem}_mask.json")))
